@@ -77,10 +77,19 @@ def run_testbench(sources: list[Path], toplevel: str, test_module: str, build_di
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, timescale=TIMESCALE, waves=waves, always=False)
     extra_env = {PARAMS_ENV: json.dumps(params or {})}
-    xml = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
-                      test_dir=build_dir, extra_env=extra_env, seed=seed, waves=waves,
-                      testcase=testcase, timescale=TIMESCALE)
-    tests, failed = get_results(xml)
+    xml = build_dir / "results.xml"
+    try:
+        runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
+                    test_dir=build_dir, extra_env=extra_env, seed=seed, waves=waves,
+                    testcase=testcase, timescale=TIMESCALE, results_xml=str(xml))
+    except SystemExit as exc:
+        # Under pytest the cocotb runner exits on a failing test; we report it ourselves.
+        log.debug("cocotb runner exited with %s", exc.code)
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        raise SimulationFailed(f"{test_module} on {toplevel} ({simulator}, seed {seed}): "
+                               f"the simulation ended abnormally (no {xml})") from None
     result = SimResult(tests=tests, failed=failed, seed=seed, results_xml=Path(xml), build_dir=build_dir)
     if tests == 0 or failed:
         raise SimulationFailed(f"{test_module} on {toplevel} ({simulator}, seed {seed}): "

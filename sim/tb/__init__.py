@@ -1,0 +1,1 @@
+"""cocotb testbench modules (run through sim.runner)."""
