@@ -1,0 +1,36 @@
+"""Build an hw component to Verilog and run its cocotb testbench, with one cached build per
+parameter set under sim_build/ (rebuilt only when the generated Verilog changes)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from sim.runner import run_testbench
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_BUILD = ROOT / "sim_build"
+
+
+def build_key(name: str, config: dict) -> str:
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
+def write_if_changed(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def run_component(component, name: str, test_module: str, params: dict, config: dict,
+                  simulator: str = "verilator", seed: int | None = None):
+    """`config` identifies the hardware (the build is cached on it); `params` go to the TB."""
+    key = build_key(name, config)
+    base = SIM_BUILD / simulator / key
+    source = write_if_changed(base / f"{name}.v", verilog.convert(component, name=name, emit_src=False))
+    return run_testbench([source], name, test_module, base / "build", params=params,
+                         simulator=simulator, seed=seed)

@@ -1,0 +1,152 @@
+"""Shared testbench parts: clock/reset, stream sources with random idle cycles and stream
+sinks with random back-pressure, all advanced together once per clock cycle.
+
+Inputs are driven on the falling edge; handshakes are read in the ReadOnly phase of the
+same half cycle, i.e. exactly what the DUT samples on the next rising edge.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+
+import cocotb
+from amaranth.hdl import Shape
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from sim.runner import tb_params
+
+log = logging.getLogger("tern.tb")
+
+
+def pack(layout, values: dict) -> int:
+    """Struct payload fields (ints, already in two's complement range) -> one integer."""
+    word = 0
+    for name, field in layout:
+        width = field.width
+        word |= (int(values.get(name, 0)) & ((1 << width) - 1)) << field.offset
+    return word
+
+
+def unpack(layout, word: int) -> dict:
+    out = {}
+    for name, field in layout:
+        raw = (word >> field.offset) & ((1 << field.width) - 1)
+        out[name] = to_signed(raw, field.width) if Shape.cast(field.shape).signed else raw
+    return out
+
+
+def to_signed(raw: int, width: int) -> int:
+    return raw - (1 << width) if raw >> (width - 1) & 1 else raw
+
+
+def signal(dut, name):
+    return getattr(dut, name)
+
+
+class Source:
+    """Drives `<prefix>__valid/__payload`, holding each beat until `__ready`."""
+
+    def __init__(self, dut, prefix: str, rng: random.Random, idle: float = 0.0):
+        self.valid = signal(dut, f"{prefix}__valid")
+        self.payload = signal(dut, f"{prefix}__payload")
+        self.ready = signal(dut, f"{prefix}__ready")
+        self.rng, self.idle = rng, idle
+        self.queue: deque[int] = deque()
+        self.current = None
+        self.sent = 0
+        self.valid.value = 0
+
+    def send(self, word: int):
+        self.queue.append(word)
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None or bool(self.queue)
+
+    def drive(self):
+        if self.current is None and self.queue and (self.idle == 0 or self.rng.random() >= self.idle):
+            self.current = self.queue.popleft()
+            self.payload.value = self.current
+        self.valid.value = 1 if self.current is not None else 0
+
+    def sample(self):
+        if self.current is not None and int(self.ready.value):
+            self.current = None
+            self.sent += 1
+
+
+class Sink:
+    """Drives `<prefix>__ready` (high with probability 1 - backpressure), collects beats."""
+
+    def __init__(self, dut, prefix: str, rng: random.Random, backpressure: float = 0.0):
+        self.valid = signal(dut, f"{prefix}__valid")
+        self.payload = signal(dut, f"{prefix}__payload")
+        self.ready = signal(dut, f"{prefix}__ready")
+        self.rng, self.backpressure = rng, backpressure
+        self.received: list[int] = []
+        self._ready = 0
+        self.ready.value = 0
+
+    def drive(self):
+        self._ready = 1 if self.backpressure == 0 or self.rng.random() >= self.backpressure else 0
+        self.ready.value = self._ready
+
+    def sample(self):
+        if self._ready and int(self.valid.value):
+            self.received.append(int(self.payload.value))
+
+
+class Bench:
+    """Clock, reset and the per-cycle loop that advances every source and sink."""
+
+    def __init__(self, dut, period_ns: int = 10):
+        self.dut = dut
+        self.params = tb_params()
+        self.seed = cocotb.RANDOM_SEED
+        self.rng = random.Random(self.seed)
+        log.info("seed %d, params %s", self.seed, self.params)
+        self.sources: list[Source] = []
+        self.sinks: list[Sink] = []
+        self.cycle = 0
+        self.hooks = []   # called after each sample with the bench (e.g. cycle monitors)
+        cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+
+    def source(self, prefix, idle=0.0) -> Source:
+        self.sources.append(Source(self.dut, prefix, self.rng, idle))
+        return self.sources[-1]
+
+    def sink(self, prefix, backpressure=0.0) -> Sink:
+        self.sinks.append(Sink(self.dut, prefix, self.rng, backpressure))
+        return self.sinks[-1]
+
+    async def reset(self, cycles: int = 2):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        await FallingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def step(self):
+        await FallingEdge(self.dut.clk)
+        for s in self.sources:
+            s.drive()
+        for s in self.sinks:
+            s.drive()
+        await ReadOnly()
+        for s in self.sources:
+            s.sample()
+        for s in self.sinks:
+            s.sample()
+        for hook in self.hooks:
+            hook(self)
+        self.cycle += 1
+
+    async def run_until(self, done, max_cycles: int, what: str = "the DUT"):
+        start = self.cycle
+        while not done():
+            if self.cycle - start > max_cycles:
+                raise AssertionError(f"timeout after {max_cycles} cycles waiting for {what} "
+                                     f"(seed {self.seed})")
+            await self.step()
+        return self.cycle - start
