@@ -1,0 +1,312 @@
+"""The integer IR: what the compiler hands to the golden model and to the hardware generator.
+
+Integer-only frozen dataclasses (SPEC §3–4). Every array is a read-only numpy int64 array,
+so a `Network` cannot change after it was validated. Constructors check everything a later
+stage relies on (shapes, weight ranges, thresholds, topological order) and raise
+TypeError/ValueError with "<name> must be <rule>, not <value!r>".
+
+    Network(name, input_shape=(C,H,W), timesteps, wbits, layers=(Layer, ...))
+    Layer(name, kind, shape, projections, bias, neuron, theta_pos, theta_neg, leak_shift, scale_exp)
+    Projection(source, op, weight)           op: Conv2d(kernel, stride, padding, pad_value) | Dense() | Identity()
+
+The file format (`save`/`load`, a `<stem>.json` + `<stem>.npz` pair) is documented in docs/ir.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+LAYER_KINDS = ("encoding", "spiking", "readout")
+NEURONS = ("ternary", "binary")
+INPUT = "input"  # the source name of the raw uint8 pixels
+MAX_WBITS = 16  # weights wider than this have no place on the target; also keeps bounds in int64
+MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.bounds
+MAX_TIMESTEPS = 64
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    value = int(value)
+    if lo is not None and value < lo or hi is not None and value > hi:
+        rule = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be {rule}, not {value!r}")
+    return value
+
+
+def _check_shape(name: str, value) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or len(value) not in (1, 3):
+        raise ValueError(f"{name} must be (C, H, W) or (F,), not {value!r}")
+    return tuple(_check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(value))
+
+
+def int_array(name: str, value, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A read-only int64 copy of `value`; refuses floats, bools and anything that is not integral."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, not dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64")
+    array = np.array(array, dtype=np.int64, copy=True)
+    if shape is not None and array.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, not {array.shape}")
+    array.setflags(write=False)
+    return array
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    """2-D convolution, square kernel, PyTorch semantics (cross-correlation).
+
+    `pad_value`: the per-input-channel value the padding holds; () means zeros. Only the
+    encoding layer may pad with non-zero pixels (a folded mean/std normalisation, SPEC §2.3).
+    """
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    pad_value: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _check_int("kernel", self.kernel, 1)
+        _check_int("stride", self.stride, 1)
+        _check_int("padding", self.padding, 0)
+        if not isinstance(self.pad_value, tuple):
+            raise TypeError(f"pad_value must be a tuple of ints, not {self.pad_value!r}")
+        for i, v in enumerate(self.pad_value):
+            _check_int(f"pad_value[{i}]", v, 0, 255)
+
+    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        if len(in_shape) != 3:
+            raise ValueError(f"conv2d input must be (C, H, W), not {in_shape!r}")
+        _, h, w = in_shape
+        oh = (h + 2 * self.padding - self.kernel) // self.stride + 1
+        ow = (w + 2 * self.padding - self.kernel) // self.stride + 1
+        if oh < 1 or ow < 1:
+            raise ValueError(f"conv2d kernel {self.kernel} (padding {self.padding}) must fit the input {in_shape!r}")
+        return (out_channels, oh, ow)
+
+    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (out_channels, in_shape[0], self.kernel, self.kernel)
+
+    def to_json(self) -> dict:
+        return {"type": "conv2d", "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "pad_value": list(self.pad_value)}
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Fully connected: the source is flattened in row-major (C, H, W) order."""
+
+    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int]:
+        return (out_channels,)
+
+    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (out_channels, int(np.prod(in_shape)))
+
+    def to_json(self) -> dict:
+        return {"type": "dense"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A shortcut: neuron i of the source feeds neuron i of the layer with weight w[channel of i]."""
+
+    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(in_shape)
+
+    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (in_shape[0],)
+
+    def to_json(self) -> dict:
+        return {"type": "identity"}
+
+
+Op = Union[Conv2d, Dense, Identity]
+OPS = {"conv2d": Conv2d, "dense": Dense, "identity": Identity}
+
+
+def op_from_json(data: dict) -> Op:
+    if not isinstance(data, dict) or data.get("type") not in OPS:
+        raise ValueError(f"op type must be one of {sorted(OPS)}, not {data!r}")
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if "pad_value" in fields:
+        fields["pad_value"] = tuple(fields["pad_value"])
+    return OPS[data["type"]](**fields)
+
+
+# --------------------------------------------------------------------------- projections and layers
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Synapses from one source spike map (or the input pixels) into a layer."""
+    source: str
+    op: Op
+    weight: np.ndarray
+
+    def __post_init__(self):
+        if not isinstance(self.source, str) or not _NAME.match(self.source):
+            raise ValueError(f"source must be a name matching [A-Za-z0-9_]+, not {self.source!r}")
+        if not isinstance(self.op, (Conv2d, Dense, Identity)):
+            raise TypeError(f"op must be Conv2d, Dense or Identity, not {self.op!r}")
+        object.__setattr__(self, "weight", int_array("weight", self.weight))
+
+    def fan_in(self) -> int:
+        """Synapses into one neuron of the layer (before border clipping)."""
+        return 1 if isinstance(self.op, Identity) else int(np.prod(self.weight.shape[1:]))
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    projections: tuple[Projection, ...]
+    bias: np.ndarray
+    neuron: str | None = None
+    theta_pos: np.ndarray | None = None
+    theta_neg: np.ndarray | None = None
+    leak_shift: int = 0
+    scale_exp: np.ndarray | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME.match(self.name) or self.name == INPUT:
+            raise ValueError(f"layer name must match [A-Za-z0-9_]+ and not be {INPUT!r}, not {self.name!r}")
+        where = f"layer {self.name!r}: "
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"{where}kind must be one of {LAYER_KINDS}, not {self.kind!r}")
+        object.__setattr__(self, "shape", _check_shape(f"{where}shape", self.shape))
+        if not isinstance(self.projections, tuple) or not self.projections:
+            raise ValueError(f"{where}projections must be a non-empty tuple, not {self.projections!r}")
+        for p in self.projections:
+            if not isinstance(p, Projection):
+                raise TypeError(f"{where}projections must hold Projection objects, not {p!r}")
+        channels = self.shape[0]
+        object.__setattr__(self, "bias", int_array(f"{where}bias", self.bias, (channels,)))
+        _check_int(f"{where}leak_shift", self.leak_shift, 0, MAX_LEAK_SHIFT)
+        if self.scale_exp is None:
+            object.__setattr__(self, "scale_exp", int_array(f"{where}scale_exp", np.zeros(channels, np.int64)))
+        else:
+            object.__setattr__(self, "scale_exp", int_array(f"{where}scale_exp", self.scale_exp, (channels,)))
+        if self.kind == "readout":
+            for field in ("neuron", "theta_pos", "theta_neg"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{where}{field} must be None for a readout, not {getattr(self, field)!r}")
+            if len(set(self.scale_exp.tolist())) > 1:
+                raise ValueError(f"{where}scale_exp must be one common value for a readout "
+                                 f"(argmax needs one scale), not {self.scale_exp.tolist()!r}")
+            return
+        if self.neuron not in NEURONS:
+            raise ValueError(f"{where}neuron must be one of {NEURONS}, not {self.neuron!r}")
+        object.__setattr__(self, "theta_pos", int_array(f"{where}theta_pos", self.theta_pos, (channels,)))
+        if self.neuron == "binary":
+            if self.theta_neg is not None:
+                raise ValueError(f"{where}theta_neg must be None for a binary neuron, not {self.theta_neg!r}")
+        else:
+            object.__setattr__(self, "theta_neg", int_array(f"{where}theta_neg", self.theta_neg, (channels,)))
+            bad = np.flatnonzero(self.theta_neg >= self.theta_pos)
+            if bad.size:
+                c = int(bad[0])
+                raise ValueError(f"{where}theta_neg must be < theta_pos in every channel, not "
+                                 f"{int(self.theta_neg[c])} >= {int(self.theta_pos[c])} in channel {c}")
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    input_shape: tuple[int, int, int]
+    timesteps: int
+    wbits: int
+    layers: tuple[Layer, ...]
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, not {self.name!r}")
+        shape = _check_shape("input_shape", self.input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"input_shape must be (C, H, W), not {self.input_shape!r}")
+        object.__setattr__(self, "input_shape", shape)
+        _check_int("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
+        _check_int("wbits", self.wbits, 2, MAX_WBITS)
+        if not isinstance(self.layers, tuple) or len(self.layers) < 2:
+            raise ValueError(f"layers must be a tuple of at least 2 layers (encoding ... readout), not {self.layers!r}")
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers must hold Layer objects, not {layer!r}")
+        kinds = [layer.kind for layer in self.layers]
+        if kinds[0] != "encoding" or kinds[-1] != "readout" or any(k != "spiking" for k in kinds[1:-1]):
+            raise ValueError(f"layer kinds must be encoding, spiking..., readout, not {kinds!r}")
+        wmax = 2 ** (self.wbits - 1) - 1
+        shapes = {INPUT: shape}
+        for layer in self.layers:
+            if layer.name in shapes:
+                raise ValueError(f"layer names must be unique, not {layer.name!r} twice")
+            self._check_projections(layer, shapes, wmax)
+            shapes[layer.name] = layer.shape
+
+    def _check_projections(self, layer: Layer, shapes: dict, wmax: int) -> None:
+        where = f"layer {layer.name!r}: "
+        for i, p in enumerate(layer.projections):
+            pw = f"{where}projection {i} (from {p.source!r}): "
+            if layer.kind == "encoding" and p.source != INPUT:
+                raise ValueError(f"{pw}source must be {INPUT!r} for the encoding layer")
+            if layer.kind != "encoding" and p.source == INPUT:
+                raise ValueError(f"{pw}source must be an earlier layer: only the encoding layer sees the pixels")
+            if p.source not in shapes:
+                raise ValueError(f"{pw}source must name an earlier layer (topological order), "
+                                 f"one of {sorted(shapes)}, not {p.source!r}")
+            src = shapes[p.source]
+            expected = p.op.weight_shape(layer.channels, src)
+            if p.weight.shape != expected:
+                raise ValueError(f"{pw}weight must have shape {expected}, not {p.weight.shape}")
+            out = p.op.out_shape(layer.channels, src)
+            if tuple(out) != layer.shape:
+                raise ValueError(f"{pw}output shape must equal the layer shape {layer.shape}, not {tuple(out)}")
+            if isinstance(p.op, Conv2d) and p.op.pad_value:
+                if p.source != INPUT:
+                    raise ValueError(f"{pw}pad_value must be () except on the pixels, not {p.op.pad_value!r}")
+                if len(p.op.pad_value) != src[0]:
+                    raise ValueError(f"{pw}pad_value must have one value per input channel ({src[0]}), "
+                                     f"not {p.op.pad_value!r}")
+            if p.weight.size and int(np.abs(p.weight).max()) > wmax:
+                raise ValueError(f"{pw}weights must satisfy |W| <= {wmax} (wbits={self.wbits}), "
+                                 f"not {int(np.abs(p.weight).max())}")
+
+    # ---- lookups
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r}; layers are {[l.name for l in self.layers]}")
+
+    def source_shape(self, source: str) -> tuple[int, ...]:
+        return self.input_shape if source == INPUT else self.layer(source).shape
+
+    @property
+    def readout(self) -> Layer:
+        return self.layers[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.readout.shape[0]
+
+
+def replace(obj, **changes):
+    """dataclasses.replace, re-running validation."""
+    return dataclasses.replace(obj, **changes)
