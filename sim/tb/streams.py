@@ -11,7 +11,8 @@ import random
 from collections import deque
 
 import cocotb
-from amaranth.hdl import Shape
+from amaranth.hdl import Const
+from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
@@ -20,21 +21,22 @@ from sim.runner import tb_params
 log = logging.getLogger("tern.tb")
 
 
-def pack(layout, values: dict) -> int:
-    """Struct payload fields (ints, already in two's complement range) -> one integer."""
-    word = 0
-    for name, field in layout:
-        width = field.width
-        word |= (int(values.get(name, 0)) & ((1 << width) - 1)) << field.offset
-    return word
+def pack(layout, values) -> int:
+    """Payload (nested dicts/lists of ints, as amaranth's Layout.const takes) -> one integer."""
+    return Const.cast(layout.const(values)).value & ((1 << layout.size) - 1)
 
 
 def unpack(layout, word: int) -> dict:
-    out = {}
-    for name, field in layout:
-        raw = (word >> field.offset) & ((1 << field.width) - 1)
-        out[name] = to_signed(raw, field.width) if Shape.cast(field.shape).signed else raw
-    return out
+    """One integer -> nested dicts/lists of ints (signed fields sign-extended)."""
+    return to_python(layout, layout.from_bits(int(word)))
+
+
+def to_python(layout, value):
+    if isinstance(layout, data.StructLayout):
+        return {name: to_python(field.shape, getattr(value, name)) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        return [to_python(layout.elem_shape, value[i]) for i in range(layout.length)]
+    return int(value)
 
 
 def to_signed(raw: int, width: int) -> int:

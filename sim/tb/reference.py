@@ -1,0 +1,52 @@
+"""Small integer reference for the testbenches: SPEC §4 written directly in numpy/int.
+
+Kept deliberately tiny; gen.golden is the project's golden model (switch to it when it lands).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def lif_neuron(r_prev: int, current: int, t: int, theta_pos: int, theta_neg: int,
+               leak_shift: int, kind: str) -> tuple[int, int]:
+    """One neuron, one step: (spike in {-1, 0, 1}, R). `current` already includes the bias."""
+    shift = leak_shift * t
+    u = (0 if t == 0 else r_prev) + (current << shift)
+    if u >= theta_pos << shift:
+        s = 1
+    elif kind == "ternary" and u <= theta_neg << shift:
+        s = -1
+    else:
+        s = 0
+    return s, (u if s == 0 else 0)
+
+
+def project(geometry, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Σ W ⋆ s with zero padding (no bias), int64, output flat in [O,H,W] order."""
+    w = np.asarray(weights, dtype=np.int64)
+    s = np.asarray(spikes, dtype=np.int64).reshape(-1)
+    if not geometry.is_conv:
+        return w @ s
+    g = geometry
+    x = s.reshape(g.in_channels, g.in_height, g.in_width)
+    p = g.padding
+    xp = np.zeros((g.in_channels, g.in_height + 2 * p, g.in_width + 2 * p), dtype=np.int64)
+    xp[:, p:p + g.in_height, p:p + g.in_width] = x
+    out = np.zeros((g.out_channels, g.out_height, g.out_width), dtype=np.int64)
+    for ky in range(g.kernel):
+        for kx in range(g.kernel):
+            patch = xp[:, ky:ky + g.stride * g.out_height:g.stride, kx:kx + g.stride * g.out_width:g.stride]
+            out += np.einsum("oc,chw->ohw", w[:, :, ky, kx], patch)
+    return out.reshape(-1)
+
+
+def signed_range(width: int) -> tuple[int, int]:
+    return -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+
+def bits_signed(low: int, high: int) -> int:
+    """Smallest two's complement width holding every integer in [low, high]."""
+    width = 1
+    while not (-(1 << (width - 1)) <= low and high <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
