@@ -196,12 +196,17 @@ class _Builder:
 
 
 def random_checkpoint(rng=None, *, residual: bool | None = None, normalization: bool | None = None,
-                      pool: bool | None = None, neuron: str | None = None, timesteps: int | None = None) -> dict:
+                      pool: bool | None = None, neuron: str | None = None, timesteps: int | None = None,
+                      input_shape: tuple[int, int, int] | None = None) -> dict:
     """A random small checkpoint dict in the format of docs/checkpoint.md (untrained weights)."""
     rng = _rng(rng)
     b = _Builder(rng)
     c = int(rng.integers(1, 3))
     hw = int(rng.choice([6, 8]))
+    if input_shape is not None:
+        if input_shape[1] != input_shape[2]:
+            raise ValueError(f"input_shape must be square, not {input_shape!r}")
+        c, hw = int(input_shape[0]), int(input_shape[1])
     T = int(timesteps if timesteps is not None else rng.integers(1, 5))
     residual = bool(rng.random() < 0.5) if residual is None else residual
     normalization = bool(rng.random() < 0.5) if normalization is None else normalization

@@ -1,0 +1,137 @@
+"""`python -m gen inspect model.pt`: what the compiler makes of a model, layer by layer.
+
+Compiles the checkpoint (folds, quantisation), derives bounds and register widths, runs the
+golden model on N held-out MNIST images (images 8000+ of the t10k file) and prints per
+layer: type, shape, fan-in/out, weight range, θ, widths, events and SOPs per image, and the
+totals against the FLOPs of the equivalent ANN. `--json` prints the same as JSON;
+`--plots DIR` writes membrane-potential histograms and firing rates as PNGs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+PLOT_IMAGES = 100  # membrane recording keeps int64 [N, T, neurons] per layer: cap N for plots
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("inspect", help="per-layer table of a compiled model",
+                              description=__doc__.split("\n\n")[1])
+    p.add_argument("model", help="checkpoint (.pt) or IR file pair (.json)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--images", type=int, default=200, metavar="N",
+                   help="held-out MNIST images to measure activity on (default 200; 0 = none)")
+    p.add_argument("--wbits", type=int, default=8, help="weight bits (default 8)")
+    p.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
+    p.set_defaults(func=run)
+    return p
+
+
+def _load(path: str, wbits: int):
+    from .frontend import compile_checkpoint
+    from .irfile import load
+    if Path(path).suffix == ".json":
+        return load(path), None
+    compiled = compile_checkpoint(path, wbits=wbits)
+    return compiled.network, compiled
+
+
+def _images(net, n: int):
+    from snn.data import load_mnist
+    if net.input_shape != (1, 28, 28):
+        raise ValueError(f"--images must be 0 for a model whose input is {list(net.input_shape)}: "
+                         f"the held-out images are MNIST [1, 28, 28]")
+    return load_mnist(split="heldout", limit=n)
+
+
+def measure(net, compiled, n_images: int, plots: str | None, progress: bool = True) -> tuple[dict, object]:
+    from tqdm import tqdm
+
+    from .floatnet import run_float
+    from .golden import run
+    from .stats import network_stats
+
+    if n_images < 0:
+        raise ValueError(f"--images must be >= 0, not {n_images!r}")
+    if n_images == 0:
+        return network_stats(net), None
+    images, labels = _images(net, n_images)
+    with tqdm(total=len(images), desc="golden model", unit="img", disable=not progress, leave=False) as bar:
+        result = run(net, images, record=True, progress=bar.update)
+    stats = network_stats(net, result, labels)
+    if compiled is not None:
+        float_classes = run_float(compiled.float_net, images).logits.argmax(1)
+        stats["totals"]["float_accuracy"] = float((float_classes == labels).mean())
+        stats["totals"]["float_integer_agreement"] = float((float_classes == result.classes).mean())
+    if plots:
+        from .plots import write_plots
+        subset = images[:PLOT_IMAGES]
+        recorded = run(net, subset, record=True, record_membranes=True)
+        stats["plots"] = [str(p) for p in write_plots(net, recorded, plots)]
+    return stats, result
+
+
+def _fmt_range(lo, hi) -> str:
+    return f"{lo}..{hi}" if lo != hi else f"{lo}"
+
+
+def format_table(stats: dict) -> str:
+    header = ["layer", "kind", "neuron", "shape", "fan-in", "fan-out", "W", "θ⁺", "θ⁻", "k", "e",
+              "bits I/acc/U/logit", "events/img", "rate", "SOPs/img", "ANN FLOPs"]
+    rows = []
+    for l in stats["layers"]:
+        w = l["widths"]
+        bits = "/".join(str(w[k]) if w[k] is not None else "-" for k in ("current", "accumulator", "membrane", "logit"))
+        rows.append([
+            l["name"], l["kind"], l["neuron"] or "-", "×".join(map(str, l["shape"])), f"{l['fan_in']:g}",
+            f"{l['fan_out']:g}", _fmt_range(l["weight_min"], l["weight_max"]),
+            _fmt_range(*l["theta_pos"]) if l.get("theta_pos") else "-",
+            _fmt_range(*l["theta_neg"]) if l.get("theta_neg") else "-",
+            "-" if l["leak_shift"] is None else str(l["leak_shift"]),
+            _fmt_range(l["scale_exp_min"], l["scale_exp_max"]), bits,
+            f"{l['events_per_image']:.0f}" if "events_per_image" in l else "-",
+            f"{l['firing_rate']:.3f}" if "firing_rate" in l else "-",
+            f"{l['sops_per_image']:.0f}" if "sops_per_image" in l else "-",
+            f"{l['ann_flops']}",
+        ])
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    t = stats["totals"]
+    lines.append("")
+    lines.append(f"model {stats['name']}: input {stats['input_shape']}, T={stats['timesteps']}, "
+                 f"wbits={stats['wbits']}, {stats['classes']} classes, model_id 0x{stats['model_id']:08x}")
+    lines.append(f"equivalent ANN: {t['ann_flops']:,} FLOPs/image ≈ {t['ann_energy_uj']:.3f} µJ at "
+                 f"{stats['energy_model']['pj_per_flop']} pJ/FLOP")
+    if "snn_sops_per_image" in t:
+        lines.append(f"SNN on {t['images']} held-out images: {t['snn_flops_per_image']:,} FLOPs (encoding layer) + "
+                     f"{t['snn_sops_per_image']:,.0f} SOPs per image, {t['events_per_image']:,.0f} events ≈ "
+                     f"{t['snn_energy_uj']:.3f} µJ ({100 * t['energy_ratio_snn_to_ann']:.1f} % of the ANN; "
+                     f"{stats['energy_model']['pj_per_sop'] * 1000:g} fJ/SOP)")
+        acc = f"integer accuracy {100 * t['integer_accuracy']:.2f} %"
+        if "float_accuracy" in t:
+            acc += (f", float accuracy {100 * t['float_accuracy']:.2f} %, float/integer agreement "
+                    f"{100 * t['float_integer_agreement']:.2f} %")
+        lines.append(acc)
+    for p in stats.get("plots", []):
+        lines.append(f"wrote {p}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from .irfile import model_id
+    if args.images < 0:
+        raise ValueError(f"--images must be >= 0, not {args.images!r}")
+    net, compiled = _load(args.model, args.wbits)
+    stats, _ = measure(net, compiled, args.images, args.plots, progress=not args.json)
+    stats["model_id"] = model_id(net)
+    if compiled is not None:
+        stats["meta"] = compiled.meta
+    if args.json:
+        print(json.dumps(stats, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+    else:
+        print(format_table(stats))
+    return 0
