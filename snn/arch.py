@@ -1,0 +1,322 @@
+"""The architecture description (docs/checkpoint.md): validation, defaults, shapes.
+
+Pure Python, no torch: the compiler (`gen/`) reads every model through this module, so the
+rules that decide what a valid model is live in one place. `normalize_arch` returns a
+complete copy (every optional field filled in) that both sides read the same way;
+`expected_parameters` says which state_dict entries, of which shapes, an arch needs.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_]+")
+NEURONS = ("ternary", "binary")
+
+# type -> {field: default}; a field whose default is _REQUIRED must be given.
+_REQUIRED = object()
+LAYER_FIELDS: dict[str, dict[str, Any]] = {
+    "conv2d": {"in_channels": _REQUIRED, "out_channels": _REQUIRED, "kernel_size": _REQUIRED,
+               "stride": 1, "padding": 0, "bias": True},
+    "linear": {"in_features": _REQUIRED, "out_features": _REQUIRED, "bias": True},
+    "batchnorm2d": {"num_features": _REQUIRED, "eps": 1e-5},
+    "batchnorm1d": {"num_features": _REQUIRED, "eps": 1e-5},
+    "lif": {"neuron": "ternary", "tau_shift": 2, "v_threshold": 1.0, "amplitude": False,
+            "mpbn": False, "mpbn_eps": 1e-5},
+    "avgpool2d": {"kernel_size": _REQUIRED},
+    "flatten": {},
+    "residual": {"body": _REQUIRED},
+}
+SUPPORTED_LAYER_TYPES = tuple(LAYER_FIELDS)
+CURRENT_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d")
+MAX_TAU_SHIFT = 16  # tau = 2^-16 is already no leak worth modelling; bounds register widths
+
+
+class ArchError(ValueError):
+    """An architecture description that Tern cannot build."""
+
+
+def _where(layer: dict, field: str | None = None) -> str:
+    name = layer.get("name", "?") if isinstance(layer, dict) else "?"
+    return f"layer {name!r}" + (f" field {field!r}" if field else "")
+
+
+def _check_int(layer: dict, field: str, minimum: int) -> None:
+    value = layer[field]
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ArchError(f"{_where(layer, field)} must be an int >= {minimum}, not {value!r}")
+
+
+def _check_bool(layer: dict, field: str) -> None:
+    if not isinstance(layer[field], bool):
+        raise ArchError(f"{_where(layer, field)} must be a bool, not {layer[field]!r}")
+
+
+def _check_positive_float(layer: dict, field: str) -> None:
+    value = layer[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ArchError(f"{_where(layer, field)} must be a finite number > 0, not {value!r}")
+    layer[field] = float(value)
+
+
+def _normalize_layer(layer: Any, names: set[str]) -> dict:
+    if not isinstance(layer, dict):
+        raise ArchError(f"every layer must be a dict, not {layer!r}")
+    kind = layer.get("type")
+    if kind not in LAYER_FIELDS:
+        raise ArchError(f"{_where(layer)} has unknown type {kind!r}; "
+                        f"supported types: {', '.join(SUPPORTED_LAYER_TYPES)}")
+    name = layer.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ArchError(f"layer name must match [A-Za-z0-9_]+, not {name!r}")
+    if name in names:
+        raise ArchError(f"layer name must be unique, not {name!r} a second time")
+    names.add(name)
+    fields = LAYER_FIELDS[kind]
+    unknown = sorted(set(layer) - set(fields) - {"name", "type"})
+    if unknown:
+        raise ArchError(f"{_where(layer)} ({kind}) has unknown fields {unknown}; "
+                        f"its fields are {sorted(fields)}")
+    out = {"name": name, "type": kind}
+    for field, default in fields.items():
+        if field in layer:
+            out[field] = copy.deepcopy(layer[field])
+        elif default is _REQUIRED:
+            raise ArchError(f"{_where(layer)} ({kind}) needs field {field!r}")
+        else:
+            out[field] = default
+    _check_fields(out, names)
+    return out
+
+
+def _check_fields(layer: dict, names: set[str]) -> None:
+    kind = layer["type"]
+    if kind == "conv2d":
+        for field in ("in_channels", "out_channels", "kernel_size", "stride"):
+            _check_int(layer, field, 1)
+        _check_int(layer, "padding", 0)
+        _check_bool(layer, "bias")
+    elif kind == "linear":
+        _check_int(layer, "in_features", 1)
+        _check_int(layer, "out_features", 1)
+        _check_bool(layer, "bias")
+    elif kind in ("batchnorm2d", "batchnorm1d"):
+        _check_int(layer, "num_features", 1)
+        _check_positive_float(layer, "eps")
+    elif kind == "lif":
+        if layer["neuron"] not in NEURONS:
+            raise ArchError(f"{_where(layer, 'neuron')} must be one of {list(NEURONS)}, not {layer['neuron']!r}")
+        _check_int(layer, "tau_shift", 0)
+        if layer["tau_shift"] > MAX_TAU_SHIFT:
+            raise ArchError(f"{_where(layer, 'tau_shift')} must be <= {MAX_TAU_SHIFT}, not {layer['tau_shift']!r}")
+        _check_positive_float(layer, "v_threshold")
+        _check_bool(layer, "amplitude")
+        _check_bool(layer, "mpbn")
+        _check_positive_float(layer, "mpbn_eps")
+    elif kind == "avgpool2d":
+        _check_int(layer, "kernel_size", 1)
+    elif kind == "residual":
+        body = layer["body"]
+        if not isinstance(body, list) or not body:
+            raise ArchError(f"{_where(layer, 'body')} must be a non-empty list of layer dicts, not {body!r}")
+        layer["body"] = [_normalize_layer(inner, names) for inner in body]
+        if layer["body"][-1]["type"] not in CURRENT_LAYER_TYPES:
+            raise ArchError(f"{_where(layer, 'body')} must end in a current "
+                            f"({', '.join(CURRENT_LAYER_TYPES)}), not {layer['body'][-1]['type']!r}")
+        if any(inner["type"] == "residual" for inner in layer["body"]):
+            raise ArchError(f"{_where(layer, 'body')} must not contain another residual block")
+
+
+def _check_input_normalization(norm: Any, channels: int) -> None:
+    if norm is None:
+        return
+    if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
+        raise ArchError(f"input_normalization must be None or a dict with 'mean' and 'std', not {norm!r}")
+    for key in ("mean", "std"):
+        values = norm[key]
+        if (not isinstance(values, list) or len(values) != channels
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            raise ArchError(f"input_normalization[{key!r}] must be a list of {channels} finite numbers, not {values!r}")
+    if any(v <= 0 for v in norm["std"]):
+        raise ArchError(f"input_normalization['std'] must be > 0 everywhere, not {norm['std']!r}")
+
+
+def normalize_arch(arch: Any) -> dict:
+    """A validated, complete deep copy of `arch` (defaults filled in); raises ArchError."""
+    if not isinstance(arch, dict):
+        raise ArchError(f"arch must be a dict, not {type(arch).__name__}")
+    unknown = sorted(set(arch) - {"input_shape", "timesteps", "input_normalization", "layers"})
+    if unknown:
+        raise ArchError(f"arch has unknown keys {unknown}; its keys are "
+                        "['input_normalization', 'input_shape', 'layers', 'timesteps']")
+    shape = arch.get("input_shape")
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise ArchError(f"input_shape must be a list [C, H, W] of ints >= 1, not {shape!r}")
+    timesteps = arch.get("timesteps")
+    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
+        raise ArchError(f"timesteps must be an int >= 1, not {timesteps!r}")
+    norm = copy.deepcopy(arch.get("input_normalization"))
+    _check_input_normalization(norm, shape[0])
+    layers = arch.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ArchError(f"layers must be a non-empty list of layer dicts, not {layers!r}")
+    names: set[str] = set()
+    out = {"input_shape": list(shape), "timesteps": timesteps, "input_normalization": norm,
+           "layers": [_normalize_layer(layer, names) for layer in layers]}
+    infer_shapes(out, _normalized=True)
+    _check_structure(out["layers"])
+    return out
+
+
+def _check_structure(layers: list[dict]) -> None:
+    """Rules that make a model an SNN the hardware can run (docs/checkpoint.md)."""
+    if not any(layer["type"] == "lif" for layer in layers):
+        raise ArchError("layers must contain at least one 'lif' (a network without spikes is not an SNN)")
+    last = layers[-1]
+    readout = layers[-2] if last["type"] == "batchnorm1d" and len(layers) > 1 else last
+    if readout["type"] != "linear":
+        raise ArchError(f"the last layer must be the readout, a 'linear' (+ optional 'batchnorm1d') with no "
+                        f"'lif' after it, not {last['type']!r} ({last['name']!r})")
+    for i, layer in enumerate(layers):
+        if layer["type"] != "residual":
+            continue
+        if i == 0 or layers[i - 1]["type"] != "lif":
+            raise ArchError(f"{_where(layer)}: a residual block must take a spike map (follow a 'lif')")
+        if i + 1 >= len(layers) or layers[i + 1]["type"] != "lif":
+            raise ArchError(f"{_where(layer)}: a residual block must be followed by a 'lif'")
+
+
+def _layer_output_shape(layer: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
+    kind = layer["type"]
+    if kind in ("conv2d", "batchnorm2d", "avgpool2d", "flatten") and len(shape) != 3:
+        raise ArchError(f"{_where(layer)} ({kind}) needs a [C, H, W] input, not shape {list(shape)}")
+    if kind in ("linear", "batchnorm1d") and len(shape) != 1:
+        raise ArchError(f"{_where(layer)} ({kind}) needs a flat [F] input (add a 'flatten'), not shape {list(shape)}")
+    if kind == "conv2d":
+        c, h, w = shape
+        if layer["in_channels"] != c:
+            raise ArchError(f"{_where(layer, 'in_channels')} must be {c} (the input has {c} channels), "
+                            f"not {layer['in_channels']!r}")
+        k, s, p = layer["kernel_size"], layer["stride"], layer["padding"]
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if oh < 1 or ow < 1:
+            raise ArchError(f"{_where(layer)}: kernel {k} does not fit the {h}x{w} input with padding {p}")
+        return (layer["out_channels"], oh, ow)
+    if kind == "linear":
+        if layer["in_features"] != shape[0]:
+            raise ArchError(f"{_where(layer, 'in_features')} must be {shape[0]} (the input size), "
+                            f"not {layer['in_features']!r}")
+        return (layer["out_features"],)
+    if kind in ("batchnorm2d", "batchnorm1d"):
+        if layer["num_features"] != shape[0]:
+            raise ArchError(f"{_where(layer, 'num_features')} must be {shape[0]} (the input channels), "
+                            f"not {layer['num_features']!r}")
+        return shape
+    if kind == "avgpool2d":
+        c, h, w = shape
+        k = layer["kernel_size"]
+        if h < k or w < k:
+            raise ArchError(f"{_where(layer)}: pooling window {k} is larger than the {h}x{w} input")
+        return (c, h // k, w // k)
+    if kind == "flatten":
+        return (shape[0] * shape[1] * shape[2],)
+    if kind == "lif":
+        return shape
+    if kind == "residual":
+        inner = shape
+        for body_layer in layer["body"]:
+            inner = _layer_output_shape(body_layer, inner)
+        if inner != shape:
+            raise ArchError(f"{_where(layer)}: the body turns shape {list(shape)} into {list(inner)}; "
+                            "an identity shortcut needs them equal")
+        return shape
+    raise ArchError(f"{_where(layer)} has unknown type {kind!r}")  # unreachable after normalisation
+
+
+def infer_shapes(arch: dict, _normalized: bool = False) -> dict[str, tuple[int, ...]]:
+    """Output shape (per image, no T or batch) of every layer, body layers included."""
+    if not _normalized:
+        arch = normalize_arch(arch)
+    shapes: dict[str, tuple[int, ...]] = {}
+    shape = tuple(arch["input_shape"])
+    for layer in arch["layers"]:
+        if layer["type"] == "residual":
+            inner = shape
+            for body_layer in layer["body"]:
+                inner = _layer_output_shape(body_layer, inner)
+                shapes[body_layer["name"]] = inner
+        shape = _layer_output_shape(layer, shape)
+        shapes[layer["name"]] = shape
+    return shapes
+
+
+def iter_layers(arch: dict):
+    """Every layer dict in order, the layers of a residual body right after their block."""
+    for layer in arch["layers"]:
+        yield layer
+        if layer["type"] == "residual":
+            yield from layer["body"]
+
+
+def _input_shapes(arch: dict) -> dict[str, tuple[int, ...]]:
+    shapes = infer_shapes(arch, _normalized=True)
+    inputs: dict[str, tuple[int, ...]] = {}
+    shape = tuple(arch["input_shape"])
+    for layer in arch["layers"]:
+        inputs[layer["name"]] = shape
+        if layer["type"] == "residual":
+            inner = shape
+            for body_layer in layer["body"]:
+                inputs[body_layer["name"]] = inner
+                inner = shapes[body_layer["name"]]
+        shape = shapes[layer["name"]]
+    return inputs
+
+
+def expected_parameters(arch: dict) -> dict[str, tuple[int, ...]]:
+    """state_dict key -> shape that a normalised arch needs (docs/checkpoint.md)."""
+    inputs = _input_shapes(arch)
+    params: dict[str, tuple[int, ...]] = {}
+    for layer in iter_layers(arch):
+        name, kind = layer["name"], layer["type"]
+        if kind == "conv2d":
+            k = layer["kernel_size"]
+            params[f"{name}.weight"] = (layer["out_channels"], layer["in_channels"], k, k)
+            if layer["bias"]:
+                params[f"{name}.bias"] = (layer["out_channels"],)
+        elif kind == "linear":
+            params[f"{name}.weight"] = (layer["out_features"], layer["in_features"])
+            if layer["bias"]:
+                params[f"{name}.bias"] = (layer["out_features"],)
+        elif kind in ("batchnorm2d", "batchnorm1d"):
+            for param in ("weight", "bias", "running_mean", "running_var"):
+                params[f"{name}.{param}"] = (layer["num_features"],)
+        elif kind == "lif":
+            if layer["amplitude"]:
+                params[f"{name}.amplitude"] = ()
+            if layer["mpbn"]:
+                channels = inputs[name][0]
+                for param in ("weight", "bias", "running_mean", "running_var"):
+                    params[f"{name}.mpbn.{param}"] = (channels,)
+    return params
+
+
+# PyTorch's BatchNorm also keeps a step counter; Tern does not write it but tolerates it on read.
+OPTIONAL_PARAMETER_SUFFIXES = ("num_batches_tracked",)
+
+
+def is_optional_parameter(arch: dict, key: str) -> bool:
+    """True for a BatchNorm `num_batches_tracked` counter of a layer in `arch`."""
+    prefix, _, suffix = key.rpartition(".")
+    if suffix not in OPTIONAL_PARAMETER_SUFFIXES:
+        return False
+    bn_prefixes = set()
+    for layer in iter_layers(arch):
+        if layer["type"] in ("batchnorm2d", "batchnorm1d"):
+            bn_prefixes.add(layer["name"])
+        elif layer["type"] == "lif" and layer["mpbn"]:
+            bn_prefixes.add(f"{layer['name']}.mpbn")
+    return prefix in bn_prefixes

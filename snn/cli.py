@@ -1,0 +1,161 @@
+"""`python -m snn train|eval`: train the MNIST net, or measure a checkpoint on held-out images."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+import time
+
+from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE
+
+EPILOG = ("Training uses only images 0-7999 of the t10k file; every accuracy is measured on "
+          "images 8000-9999, which never influence training.")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, not {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m snn", description=__doc__, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train the zoo MNIST SNN and write a checkpoint",
+                           description="Train the zoo MNIST SNN (snn/zoo.py: 3 conv+BN+LIF layers with "
+                                       "strides 1,2,2 and a linear readout) on images 0-7999, log "
+                                       "held-out accuracy per epoch, write a checkpoint.", epilog=EPILOG)
+    train.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="directory with the MNIST t10k IDX files "
+                       "(default: %(default)s)")
+    train.add_argument("--timesteps", type=_positive_int, required=True, help="T, timesteps per image")
+    train.add_argument("--neuron", choices=["ternary", "binary"], required=True, help="spike alphabet")
+    train.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
+    train.add_argument("--epochs", type=_positive_int, default=12, help="default: %(default)s")
+    train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle "
+                       "schedule (AdamW; default: %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=128, help="default: %(default)s")
+    train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    train.add_argument("--width", type=_positive_int, default=32, help="channels of the first conv; the "
+                       "others have twice as many (default: %(default)s)")
+    train.add_argument("--weight-decay", type=float, default=5e-4, help="default: %(default)s")
+    train.add_argument("--label-smoothing", type=float, default=0.1, help="default: %(default)s")
+    train.add_argument("--no-amplitude", action="store_true", help="fixed spike amplitude 1 instead of a "
+                       "learned one per layer")
+    train.add_argument("--no-augment", action="store_true", help="train without random shifts/rotations/scaling")
+    train.add_argument("--surrogate", choices=["ste", "sigmoid", "atan"], default="ste",
+                       help="surrogate gradient (default: %(default)s, the released code's straight-through)")
+    train.add_argument("--train-limit", type=_positive_int, default=None,
+                       help="use only the first N training images (quick runs)")
+    train.add_argument("--heldout-limit", type=_positive_int, default=None,
+                       help="measure only the first N held-out images (quick runs)")
+    train.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    ev = sub.add_parser("eval", help="accuracy of a checkpoint on the held-out images 8000-9999",
+                        description="Load a checkpoint safely (weights only) and print its accuracy "
+                                    "on the held-out images 8000-9999.", epilog=EPILOG)
+    ev.add_argument("checkpoint", help="a Tern checkpoint (model.pt)")
+    ev.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="directory with the MNIST t10k IDX files "
+                    "(default: %(default)s)")
+    ev.add_argument("--limit", type=_positive_int, default=None, help="only the first N held-out images")
+    ev.add_argument("--batch-size", type=_positive_int, default=500, help="default: %(default)s")
+    ev.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    return parser
+
+
+def _train(args, argv) -> int:
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .train import TrainConfig, config_dict, train
+
+    config = TrainConfig(timesteps=args.timesteps, neuron=args.neuron, width=args.width,
+                         amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
+                         batch_size=args.batch_size, weight_decay=args.weight_decay,
+                         label_smoothing=args.label_smoothing, augment=not args.no_augment,
+                         surrogate=args.surrogate, seed=args.seed, train_limit=args.train_limit,
+                         heldout_limit=args.heldout_limit, threads=args.threads)
+
+    def on_epoch(r):
+        if not args.json:
+            print(f"epoch {r.epoch}/{config.epochs}: loss {r.loss:.4f}  train acc {r.train_accuracy:.4f}  "
+                  f"held-out acc {r.heldout_accuracy:.4f}  ({r.seconds:.0f} s)", flush=True)
+
+    start = time.perf_counter()
+    model, history = train(config, data_dir=args.data, progress=not (args.quiet or args.json), on_epoch=on_epoch)
+    seconds = time.perf_counter() - start
+    heldout_images = HELDOUT_RANGE[1] - HELDOUT_RANGE[0] if args.heldout_limit is None else args.heldout_limit
+    meta = {
+        "neuron": args.neuron,
+        "timesteps": args.timesteps,
+        "heldout_accuracy": history[-1].heldout_accuracy,
+        "heldout_images": min(heldout_images, HELDOUT_RANGE[1] - HELDOUT_RANGE[0]),
+        "split": {"train": list(TRAIN_RANGE), "heldout": list(HELDOUT_RANGE)},
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "command": "python -m snn " + shlex.join(argv),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "train_seconds": round(seconds, 1),
+        "train_config": config_dict(config),
+        "history": [{"epoch": r.epoch, "loss": round(r.loss, 5), "train_accuracy": round(r.train_accuracy, 5),
+                     "heldout_accuracy": r.heldout_accuracy, "seconds": round(r.seconds, 1)} for r in history],
+        "torch": torch.__version__,
+    }
+    path = save_checkpoint(model, args.out, meta)
+    result = {"checkpoint": str(path), "heldout_accuracy": meta["heldout_accuracy"],
+              "heldout_images": meta["heldout_images"], "train_seconds": meta["train_seconds"],
+              "bytes": path.stat().st_size}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {path} ({result['bytes']} bytes): held-out accuracy {result['heldout_accuracy']:.4f} "
+              f"on {result['heldout_images']} images, trained in {seconds:.0f} s")
+    return 0
+
+
+def _eval(args) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data import load_mnist
+    from .evaluate import predict
+
+    torch.set_num_threads(args.threads)
+    model, ckpt = load_checkpoint(args.checkpoint)
+    images, labels = load_mnist(args.data, split="heldout", limit=args.limit)
+    predicted = predict(model, images, args.batch_size)
+    correct = int((predicted == labels).sum())
+    lo = HELDOUT_RANGE[0]
+    result = {"checkpoint": args.checkpoint, "accuracy": correct / len(labels), "correct": correct,
+              "images": len(labels), "range": [lo, lo + len(labels)],
+              "neuron": ckpt["meta"].get("neuron"), "timesteps": ckpt["arch"]["timesteps"],
+              "recorded_accuracy": ckpt["meta"].get("heldout_accuracy")}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.checkpoint}: accuracy {result['accuracy']:.4f} ({correct}/{len(labels)}) on held-out "
+              f"images {lo}-{lo + len(labels) - 1} ({result['neuron']}, T={result['timesteps']}; "
+              f"recorded at training: {result['recorded_accuracy']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    try:
+        return _train(args, argv) if args.command == "train" else _eval(args)
+    except (ValueError, TypeError, OSError) as exc:  # CheckpointError and DataError are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,142 @@
+"""Training a SpikingNet on the project's fixed MNIST split (train: images 0–7999).
+
+AdamW with a one-cycle learning-rate schedule, label smoothing and random affine
+augmentation (8,000 training images are few). The held-out images (8000–9999) are only
+measured after each epoch for the log; they never influence training or model selection:
+the model returned is the one after the last epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import random_affine
+from .data import load_mnist
+from .evaluate import accuracy
+from .model import SpikingNet, build_model
+from .surrogate import SURROGATES
+from .zoo import mnist_arch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    timesteps: int = 2
+    neuron: str = "ternary"
+    width: int = 32
+    amplitude: bool = True
+    epochs: int = 12
+    lr: float = 4e-3
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment: bool = True
+    shift: float = 2.0
+    degrees: float = 10.0
+    scale: float = 0.1
+    surrogate: str = "ste"
+    seed: int = 0
+    train_limit: int | None = None      # first N training images only (tests, quick looks)
+    heldout_limit: int | None = None    # first N held-out images for the per-epoch log
+    threads: int = 2
+
+    def __post_init__(self):
+        for name in ("timesteps", "width", "epochs", "batch_size", "threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+        for name in ("train_limit", "heldout_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be None or an int >= 1, not {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, not {self.seed!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 1):
+            raise ValueError(f"lr must be a number in (0, 1], not {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
+            raise ValueError(f"weight_decay must be a number in [0, 1), not {self.weight_decay!r}")
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise ValueError(f"label_smoothing must be a number in [0, 1), not {self.label_smoothing!r}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {self.surrogate!r}")
+
+    def arch(self) -> dict:
+        return mnist_arch(neuron=self.neuron, timesteps=self.timesteps, width=self.width,
+                          amplitude=self.amplitude)
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    loss: float
+    train_accuracy: float     # on the augmented training batches, in training mode
+    heldout_accuracy: float   # eval mode, on the held-out images (or the first heldout_limit)
+    seconds: float
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
+    for lo in range(0, n, batch_size):
+        yield order[lo:lo + batch_size]
+
+
+def train(config: TrainConfig, data_dir=None, progress: bool = False,
+          on_epoch: Callable[[EpochResult], None] | None = None) -> tuple[SpikingNet, list[EpochResult]]:
+    """Train the zoo MNIST net described by `config`; returns (model in eval mode, history)."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_x, train_y = load_mnist(data_dir, split="train", limit=config.train_limit)
+    held_x, held_y = load_mnist(data_dir, split="heldout", limit=config.heldout_limit)
+    images = torch.from_numpy(train_x).float().div_(255.0)
+    labels = torch.from_numpy(train_y)
+    model = build_model(config.arch(), surrogate_function=config.surrogate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
+                                                   steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = _batches(len(images), config.batch_size, generator)
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
+                           leave=False, unit="batch")
+        for index in batches:
+            x, y = images[index], labels[index]
+            if config.augment:
+                x = random_affine(x, generator, config.shift, config.degrees, config.scale)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            if progress:
+                batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+        held = accuracy(model, held_x, held_y)
+        result = EpochResult(epoch, total_loss / seen, correct / seen, held, time.perf_counter() - start)
+        log.info("epoch %d: %s", epoch, result)
+        history.append(result)
+        if on_epoch is not None:
+            on_epoch(result)
+    model.eval()
+    return model, history
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,191 @@
+"""Models built from architecture descriptions (docs/checkpoint.md)."""
+import copy
+
+import pytest
+import torch
+
+from snn.arch import ArchError, expected_parameters, infer_shapes, normalize_arch
+from snn.data import load_mnist
+from snn.model import build_model
+from snn.zoo import mnist_arch
+
+
+def small_arch(**changes):
+    arch = {
+        "input_shape": [1, 8, 8], "timesteps": 2, "input_normalization": None,
+        "layers": [
+            {"name": "conv1", "type": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3,
+             "stride": 1, "padding": 1, "bias": False},
+            {"name": "bn1", "type": "batchnorm2d", "num_features": 4, "eps": 1e-5},
+            {"name": "lif1", "type": "lif", "neuron": "ternary", "tau_shift": 2, "v_threshold": 1.0,
+             "amplitude": True, "mpbn": False},
+            {"name": "flatten", "type": "flatten"},
+            {"name": "fc", "type": "linear", "in_features": 256, "out_features": 3, "bias": True},
+        ],
+    }
+    arch.update(changes)
+    return arch
+
+
+def test_unknown_layer_type_is_refused_listing_the_supported_ones():
+    arch = small_arch()
+    arch["layers"].insert(1, {"name": "drop", "type": "dropout"})
+    with pytest.raises(ArchError) as info:
+        build_model(arch)
+    assert str(info.value) == ("layer 'drop' has unknown type 'dropout'; supported types: conv2d, linear, "
+                               "batchnorm2d, batchnorm1d, lif, avgpool2d, flatten, residual")
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a["layers"][0].update(in_channels=3),
+     "layer 'conv1' field 'in_channels' must be 1 (the input has 1 channels), not 3"),
+    (lambda a: a["layers"][4].update(in_features=100),
+     "layer 'fc' field 'in_features' must be 256 (the input size), not 100"),
+    (lambda a: a["layers"][2].update(neuron="quaternary"),
+     "layer 'lif1' field 'neuron' must be one of ['ternary', 'binary'], not 'quaternary'"),
+    (lambda a: a["layers"][2].update(tau=0.25),
+     "layer 'lif1' (lif) has unknown fields ['tau']; its fields are "
+     "['amplitude', 'mpbn', 'mpbn_eps', 'neuron', 'tau_shift', 'v_threshold']"),
+    (lambda a: a["layers"][1].update(name="conv1"), "layer name must be unique, not 'conv1' a second time"),
+    (lambda a: a["layers"][1].update(name="bn-1"), "layer name must match [A-Za-z0-9_]+, not 'bn-1'"),
+    (lambda a: a["layers"].append({"name": "lif9", "type": "lif"}),
+     "the last layer must be the readout, a 'linear' (+ optional 'batchnorm1d') with no 'lif' after it, "
+     "not 'lif' ('lif9')"),
+    (lambda a: a["layers"].pop(2), "layers must contain at least one 'lif' (a network without spikes is not an SNN)"),
+    (lambda a: a.update(timesteps=0), "timesteps must be an int >= 1, not 0"),
+    (lambda a: a["layers"].pop(3), "layer 'fc' (linear) needs a flat [F] input (add a 'flatten'), not shape [4, 8, 8]"),
+    (lambda a: a["layers"][0].pop("kernel_size"), "layer 'conv1' (conv2d) needs field 'kernel_size'"),
+    (lambda a: a.update(input_normalization={"mean": [0.1], "std": [0.0]}),
+     "input_normalization['std'] must be > 0 everywhere, not [0.0]"),
+])
+def test_invalid_archs_are_refused_with_clear_messages(edit, message):
+    arch = small_arch()
+    edit(arch)
+    with pytest.raises(ArchError) as info:
+        build_model(arch)
+    assert str(info.value) == message
+
+
+def test_normalize_fills_defaults_and_does_not_touch_the_input():
+    arch = small_arch()
+    arch["layers"][2] = {"name": "lif1", "type": "lif"}
+    before = copy.deepcopy(arch)
+    norm = normalize_arch(arch)
+    assert arch == before
+    assert norm["layers"][2] == {"name": "lif1", "type": "lif", "neuron": "ternary", "tau_shift": 2,
+                                 "v_threshold": 1.0, "amplitude": False, "mpbn": False, "mpbn_eps": 1e-5}
+
+
+def test_state_dict_names_and_shapes_follow_the_arch():
+    model = build_model(small_arch())
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert state == expected_parameters(normalize_arch(small_arch()))
+    assert state["conv1.weight"] == (4, 1, 3, 3) and state["lif1.amplitude"] == ()
+
+
+def test_forward_takes_uint8_or_unit_float_and_returns_logits():
+    torch.manual_seed(0)
+    model = build_model(mnist_arch(width=4)).eval()
+    images, _ = load_mnist(split="heldout", limit=4)
+    x = torch.from_numpy(images)
+    logits = model(x)
+    assert logits.shape == (4, 10)
+    torch.testing.assert_close(model(x.float() / 255), logits)
+    with pytest.raises(ValueError, match=r"images must have shape \[B, 1, 28, 28\], not \[4, 28, 28\]"):
+        model(x[:, 0])
+    with pytest.raises(TypeError, match="images must be uint8 or floating point, not torch.int64"):
+        model(x.long())
+
+
+def test_logits_are_the_mean_over_time_of_the_readout_of_explicit_steps():
+    """The network equals a hand-written loop: analog stem every step, LIF over T, readout mean."""
+    torch.manual_seed(1)
+    arch = mnist_arch(width=4, timesteps=3)
+    model = build_model(arch)
+    with torch.no_grad():  # non-trivial BN statistics and amplitudes
+        for name in ("bn1", "bn2", "bn3"):
+            bn = getattr(model, name)
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 2.0)
+        for name in ("lif1", "lif2", "lif3"):
+            getattr(model, name).amplitude.fill_(0.75)
+    model.eval()
+    images, _ = load_mnist(split="heldout", limit=3)
+    x = torch.from_numpy(images).float() / 255
+    T = 3
+    with torch.no_grad():
+        h = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+        for i in (1, 2, 3):
+            conv, bn, lif = (getattr(model, f"{p}{i}") for p in ("conv", "bn", "lif"))
+            h = torch.stack([bn.__class__.__mro__[1].forward(bn, conv.__class__.__mro__[1].forward(conv, h[t]))
+                             for t in range(T)])
+            h = 0.75 * lif.spikes_stepwise(h)
+        expected = torch.stack([model.fc.__class__.__mro__[1].forward(model.fc, h[t].flatten(1))
+                                for t in range(T)]).mean(0)
+        logits, spikes = model.run(torch.from_numpy(images), record=True)
+    torch.testing.assert_close(logits, expected)
+    assert set(spikes) == {"lif1", "lif2", "lif3"} and spikes["lif2"].shape == (T, 3, 8, 14, 14)
+    assert set(torch.unique(spikes["lif1"]).tolist()) <= {-1.0, 0.0, 1.0}
+
+
+def test_residual_avgpool_and_mpbn_build_and_run():
+    arch = {
+        "input_shape": [1, 8, 8], "timesteps": 2, "input_normalization": {"mean": [0.5], "std": [0.25]},
+        "layers": [
+            {"name": "conv1", "type": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"name": "lif1", "type": "lif", "mpbn": True},
+            {"name": "res1", "type": "residual", "body": [
+                {"name": "conv2", "type": "conv2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3,
+                 "padding": 1, "bias": False},
+                {"name": "bn2", "type": "batchnorm2d", "num_features": 4},
+            ]},
+            {"name": "lif2", "type": "lif", "neuron": "binary", "amplitude": True},
+            {"name": "pool", "type": "avgpool2d", "kernel_size": 2},
+            {"name": "flatten", "type": "flatten"},
+            {"name": "fc", "type": "linear", "in_features": 64, "out_features": 5},
+            {"name": "bnfc", "type": "batchnorm1d", "num_features": 5},
+        ],
+    }
+    model = build_model(arch)
+    keys = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    assert keys == set(expected_parameters(normalize_arch(arch)))
+    assert {"conv2.weight", "bn2.running_var", "lif1.mpbn.weight", "lif2.amplitude"} <= keys
+    assert infer_shapes(arch)["pool"] == (4, 4, 4)
+    out = model(torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8))
+    assert out.shape == (3, 5)
+    out.sum().backward()
+    assert model.conv2.weight.grad is not None and model.conv2.weight.grad.abs().sum() > 0
+
+
+def test_residual_needs_spikes_in_and_a_lif_after():
+    arch = small_arch()
+    arch["layers"].insert(3, {"name": "res", "type": "residual", "body": [
+        {"name": "c", "type": "conv2d", "in_channels": 4, "out_channels": 4, "kernel_size": 1}]})
+    with pytest.raises(ArchError, match="layer 'res': a residual block must be followed by a 'lif'"):
+        build_model(arch)
+    arch["layers"][3]["body"][0]["out_channels"] = 2
+    with pytest.raises(ArchError, match=r"layer 'res': the body turns shape \[4, 8, 8\] into \[2, 8, 8\]"):
+        build_model(arch)
+
+
+def test_zoo_arch_is_hardware_friendly():
+    arch = mnist_arch()
+    kinds = [layer["type"] for layer in arch["layers"]]
+    assert kinds == ["conv2d", "batchnorm2d", "lif"] * 3 + ["flatten", "linear"]
+    assert [layer["stride"] for layer in arch["layers"] if layer["type"] == "conv2d"] == [1, 2, 2]
+    assert arch["input_normalization"] is None
+    shapes = infer_shapes(arch)
+    neurons = sum(shapes[f"lif{i}"][0] * shapes[f"lif{i}"][1] * shapes[f"lif{i}"][2] for i in (1, 2, 3))
+    assert neurons == 32 * 784 + 64 * 196 + 64 * 49
+    assert build_model(arch).arch == arch
+    with pytest.raises(ValueError, match="width must be an int >= 1, not 0"):
+        mnist_arch(width=0)
+
+
+def test_layer_name_clashing_with_a_module_attribute_is_refused():
+    arch = small_arch()
+    arch["layers"][1]["name"] = "forward"
+    with pytest.raises(ArchError, match="layer name 'forward' clashes with an attribute of the PyTorch module"):
+        build_model(arch)
