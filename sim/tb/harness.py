@@ -27,10 +27,10 @@ def write_if_changed(path: Path, text: str) -> Path:
 
 
 def run_component(component, name: str, test_module: str, params: dict, config: dict,
-                  simulator: str = "verilator", seed: int | None = None):
+                  simulator: str = "verilator", seed: int | None = None, testcase: str | None = None):
     """`config` identifies the hardware (the build is cached on it); `params` go to the TB."""
     key = build_key(name, config)
     base = SIM_BUILD / simulator / key
     source = write_if_changed(base / f"{name}.v", verilog.convert(component, name=name, emit_src=False))
     return run_testbench([source], name, test_module, base / "build", params=params,
-                         simulator=simulator, seed=seed)
+                         simulator=simulator, seed=seed, testcase=testcase)

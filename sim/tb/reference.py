@@ -50,3 +50,38 @@ def bits_signed(low: int, high: int) -> int:
     while not (-(1 << (width - 1)) <= low and high <= (1 << (width - 1)) - 1):
         width += 1
     return width
+
+
+def make_weights(shape, width: int, style: str, seed: int) -> np.ndarray:
+    """Test weights: 'random' over the full signed range, 'extreme' only ±max/min."""
+    rng = np.random.default_rng(seed)
+    low, high = signed_range(width)
+    if style == "extreme":
+        return rng.choice(np.array([low, high], dtype=np.int64), size=shape)
+    if style == "max":
+        return np.full(shape, high, dtype=np.int64)
+    return rng.integers(low, high + 1, size=shape, dtype=np.int64)
+
+
+def make_geometry(spec: dict):
+    """Geometry from a JSON-able dict {"kind": "conv"|"dense", ...fields}."""
+    from hw.geometry import ConvGeometry, DenseGeometry
+    fields = {k: v for k, v in spec.items() if k != "kind"}
+    return ConvGeometry(**fields) if spec["kind"] == "conv" else DenseGeometry(**fields)
+
+
+def current_bound(weights: np.ndarray, max_input: int) -> int:
+    """max over outputs of Σ|W|·max|input|: what one step can add to one current."""
+    w = np.abs(np.asarray(weights, dtype=np.int64)).reshape(weights.shape[0], -1)
+    return int(w.sum(axis=1).max()) * max_input
+
+
+def lane_words_to_map(words, lanes: int, positions: int) -> np.ndarray:
+    """Sweep words (address g·positions + p, lane j) -> flat [O·positions] in PyTorch order."""
+    groups = len(words) // positions
+    out = np.zeros(groups * lanes * positions, dtype=np.int64)
+    for addr, word in enumerate(words):
+        g, p = divmod(addr, positions)
+        for j, v in enumerate(word):
+            out[(g * lanes + j) * positions + p] = v
+    return out
