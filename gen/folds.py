@@ -88,7 +88,7 @@ def fold_mpbn(net: FloatNet) -> FloatNet:
                 if bad.size:
                     c = int(bad[0])
                     raise ModelError(f"{where(op.name)}MPBN γ must be > 0 in every channel (it flips or "
-                                     f"removes the threshold), not {bn.gamma[c]!r} in channel {c}")
+                                     f"removes the threshold), not {float(bn.gamma[c])!r} in channel {c}")
                 g = np.sqrt(bn.var + bn.eps) / bn.gamma
                 op = dataclasses.replace(op, mpbn=None, theta_pos=_frozen(bn.mean + (op.theta_pos - bn.beta) * g),
                                          theta_neg=_frozen(bn.mean + (op.theta_neg - bn.beta) * g))

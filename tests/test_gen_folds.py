@@ -1,0 +1,185 @@
+"""The front end: parsing matches snn's PyTorch model, each fold leaves the float model unchanged,
+and models that cannot fold exactly are refused with a message naming the layer."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gen import folds
+from gen.errors import ModelError
+from gen.floatnet import parse_checkpoint, run_float
+from gen.frontend import compile_dict
+from gen.random_net import random_checkpoint, random_images
+from gen.reference import run_reference
+
+FEATURES = [dict(residual=r, normalization=n, pool=p, neuron=nr)
+            for r, n, p, nr in [(True, True, True, "ternary"), (False, False, True, "binary"),
+                                (True, False, False, None), (False, True, False, "ternary"),
+                                (True, True, True, None), (False, False, False, None)]]
+
+
+def checkpoints():
+    return [(i, random_checkpoint(100 + i, **f)) for i, f in enumerate(FEATURES)]
+
+
+@pytest.mark.parametrize("seed, ckpt", checkpoints())
+def test_float_semantics_match_snn_model(seed, ckpt):
+    from snn.model import build_model
+    model = build_model(ckpt["arch"])
+    model.load_state_dict(ckpt["state_dict"], strict=False)
+    model.eval().double()
+    images = random_images(seed, ckpt["arch"]["input_shape"], 16)
+    with torch.no_grad():
+        logits, spikes = model.run(torch.tensor(images), record=True)
+    ours = run_float(parse_checkpoint(ckpt), images)
+    assert set(spikes) <= set(ours.spikes)  # snn records the top-level lifs only
+    for name, s in spikes.items():
+        assert np.array_equal(s.numpy().swapaxes(0, 1).astype(np.int8), ours.spikes[name]), name
+    np.testing.assert_allclose(ours.logits, logits.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed, ckpt", checkpoints())
+def test_each_fold_leaves_logits_and_spikes_unchanged(seed, ckpt):
+    net = parse_checkpoint(ckpt)
+    images = random_images(seed, net.input_shape, 24)
+    base = run_float(net, images)
+    assert any(np.abs(s).mean() > 0.05 for s in base.spikes.values())  # the test needs spikes to compare
+    for fold in folds.FOLDS:
+        net = fold(net)
+        after = run_float(net, images)
+        for name in base.spikes:
+            assert np.array_equal(base.spikes[name], after.spikes[name]), (fold.__name__, name)
+        np.testing.assert_allclose(after.logits, base.logits, rtol=0, atol=1e-12, err_msg=fold.__name__)
+    layered = folds.to_layers(net)
+    ref = run_reference(layered, images)
+    for layer in layered.layers[:-1]:
+        assert np.array_equal(ref.spikes[layer.name], base.spikes[layer.lif_name]), layer.name
+    np.testing.assert_allclose(ref.logits, base.logits, rtol=0, atol=1e-12)
+
+
+def test_folded_network_has_only_weights_neurons_and_shortcuts():
+    net = folds.fold_all(parse_checkpoint(random_checkpoint(1, residual=True, pool=True, normalization=True)))
+    kinds = {type(op).__name__ for op in net.ops}
+    assert kinds <= {"Conv", "Linear", "Lif", "Flatten", "Residual"}
+    assert net.input_scale == 1.0 and net.input_mean is None
+    layered = folds.to_layers(net)
+    assert [l.kind for l in layered.layers][0] == "encoding" and layered.layers[-1].kind == "readout"
+    assert any(type(p.op).__name__ == "Identity" for l in layered.layers for p in l.projections)
+
+
+def test_avgpool_becomes_a_larger_kernel_and_stride():
+    ckpt = random_checkpoint(5, pool=True, residual=False, normalization=False)
+    net = folds.fold_all(parse_checkpoint(ckpt))
+    convs = [op for op in net.ops if type(op).__name__ == "Conv"]
+    assert convs[1].weight.shape[2:] == (6, 6) and convs[1].stride == 2 and convs[1].padding == 2
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def make_ckpt(layers, input_shape=(1, 6, 6), norm=None, seed=0):
+    """A checkpoint for a hand-written arch, every parameter drawn at random (snn.arch says which)."""
+    from snn.arch import expected_parameters, normalize_arch
+    arch = {"input_shape": list(input_shape), "timesteps": 2, "input_normalization": norm, "layers": layers}
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, shape in expected_parameters(normalize_arch(copy.deepcopy(arch))).items():
+        value = rng.normal(0, 0.5, shape)
+        if key.endswith("running_var") or key.endswith(".weight") and len(shape) == 1:
+            value = rng.uniform(0.5, 1.5, shape)  # BN variance and γ
+        state[key] = torch.tensor(value, dtype=torch.float32)
+    return {"format": "tern-checkpoint", "version": 1, "arch": arch, "state_dict": state, "meta": {}}
+
+
+def small(padding=0, mpbn=False, pool=None, extra=()):
+    layers = [{"name": "conv1", "type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3,
+               "padding": padding},
+              {"name": "lif1", "type": "lif", "mpbn": mpbn}]
+    if pool:
+        layers += [{"name": "pool1", "type": "avgpool2d", "kernel_size": pool},
+                   {"name": "conv2", "type": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1, "padding": 1},
+                   {"name": "lif2", "type": "lif"}]
+    layers += list(extra) + [{"name": "flat", "type": "flatten"}]
+    return layers
+
+
+def readout(features):
+    return [{"name": "fc", "type": "linear", "in_features": features, "out_features": 3}]
+
+
+def test_unsupported_layer_type_lists_the_supported_ones():
+    ckpt = make_ckpt(small() + readout(2 * 4 * 4))
+    ckpt["arch"]["layers"].insert(1, {"name": "drop", "type": "dropout", "p": 0.5})
+    with pytest.raises(ModelError, match=r"layer 'drop': unsupported layer type 'dropout'; supported types: "
+                                         r"conv2d, linear, batchnorm2d, batchnorm1d, lif, avgpool2d, flatten, residual"):
+        compile_dict(ckpt)
+
+
+def test_nan_weights_are_refused():
+    ckpt = make_ckpt(small() + readout(32))
+    ckpt["state_dict"]["conv1.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(ModelError, match="layer 'conv1': weight holds NaN or infinite values"):
+        compile_dict(ckpt)
+
+
+def test_non_positive_threshold_is_refused():
+    ckpt = make_ckpt(small() + readout(32))
+    ckpt["arch"]["layers"][1]["v_threshold"] = 0.0
+    with pytest.raises(ModelError, match=r"layer 'lif1': v_threshold must be > 0 \(θ = 0.5·v_threshold\), not 0.0"):
+        compile_dict(ckpt)
+
+
+def test_non_positive_mpbn_gamma_is_refused():
+    ckpt = make_ckpt(small(mpbn=True) + readout(32))
+    ckpt["state_dict"]["lif1.mpbn.weight"][1] = -0.5
+    with pytest.raises(ModelError, match=r"layer 'lif1': MPBN γ must be > 0 in every channel .*not -0.5 in channel 1"):
+        compile_dict(ckpt)
+
+
+def test_padding_with_inexact_normalisation_is_refused():
+    ckpt = make_ckpt(small(padding=1) + readout(72), norm={"mean": [0.1307], "std": [0.3081]})
+    with pytest.raises(ModelError, match=r"layer 'conv1': zero padding of the normalised input is the pixel value "
+                                         r"mean/scale = 33.3285 in channel 0, which must be an integer in 0..255"):
+        compile_dict(ckpt)
+
+
+def test_padding_with_mean_k_over_255_folds_exactly():
+    ckpt = make_ckpt(small(padding=1) + readout(72), norm={"mean": [51 / 255], "std": [0.3]})
+    compiled = compile_dict(ckpt)
+    assert compiled.network.layers[0].projections[0].op.pad_value == (51,)
+    images = random_images(0, (1, 6, 6), 16)
+    base, folded = run_float(compiled.float_net, images), run_float(compiled.folded, images)
+    assert np.array_equal(base.spikes["lif1"], folded.spikes["lif1"])
+    np.testing.assert_allclose(base.logits, folded.logits, atol=1e-12)
+
+
+def test_normalisation_without_padding_needs_no_pad_value():
+    compiled = compile_dict(make_ckpt(small() + readout(32), norm={"mean": [0.1307], "std": [0.3081]}))
+    assert compiled.network.layers[0].projections[0].op.pad_value == ()
+
+
+def test_batchnorm_not_after_a_weighted_layer_is_refused():
+    bn = {"name": "bnx", "type": "batchnorm2d", "num_features": 2}
+    with pytest.raises(ModelError, match="layer 'bnx': batchnorm must directly follow a conv2d or linear"):
+        compile_dict(make_ckpt(small(extra=[bn]) + readout(32)))
+
+
+def test_pool_that_drops_rows_before_a_padded_conv_is_refused():
+    # 6×6 input, 3×3 conv -> 4×4 spikes; a 3×3 pool drops a row, and conv2 pads.
+    with pytest.raises(ModelError, match=r"layer 'pool1': avgpool2d 3 drops rows of a 4×4 map and the next conv pads"):
+        compile_dict(make_ckpt(small(pool=3) + readout(2 * 3 * 3)))
+
+
+def test_pool_followed_by_a_lif_is_refused():
+    layers = small() [:-1] + [{"name": "pool1", "type": "avgpool2d", "kernel_size": 2}, {"name": "lif9", "type": "lif"},
+                              {"name": "flat", "type": "flatten"}] + readout(8)
+    with pytest.raises(ModelError, match="layer 'pool1': avgpool2d must be followed by a conv2d, or by flatten and a linear, not Lif"):
+        compile_dict(make_ckpt(layers))
+
+
+def test_readout_must_not_spike():
+    ckpt = make_ckpt(small() + readout(32))
+    ckpt["arch"]["layers"].append({"name": "lastlif", "type": "lif"})
+    with pytest.raises(ModelError, match="layer 'lastlif': the model must end in a linear"):
+        compile_dict(ckpt)
