@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -48,9 +49,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a readable Tern checkpoint: not a torch.save file") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(exc), re.S)
+        detail = " ".join(detail.group(1).split()).split(". ")[0] if detail else type(exc).__name__
         raise CheckpointError(f"{path} is not a Tern checkpoint: it needs code to load, which is refused "
-                              f"(weights_only): {first}") from None
+                              f"(weights_only): {detail}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
             UnicodeDecodeError, AttributeError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
