@@ -10,6 +10,7 @@ import time
 
 from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE
 
+FINGERPRINT_IMAGES = 200
 EPILOG = ("Training uses only images 0-7999 of the t10k file; every accuracy is measured on "
           "images 8000-9999, which never influence training.")
 
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                        "others have twice as many (default: %(default)s)")
     train.add_argument("--weight-decay", type=float, default=5e-4, help="default: %(default)s")
     train.add_argument("--label-smoothing", type=float, default=0.1, help="default: %(default)s")
+    train.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the "
+                       "weights with this decay (e.g. 0.999) and save it; 0 = off (default: %(default)s)")
     train.add_argument("--no-amplitude", action="store_true", help="fixed spike amplitude 1 instead of a "
                        "learned one per layer")
     train.add_argument("--no-augment", action="store_true", help="train without random shifts/rotations/scaling")
@@ -82,7 +85,7 @@ def _train(args, argv) -> int:
                          amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
                          batch_size=args.batch_size, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, augment=not args.no_augment,
-                         surrogate=args.surrogate, seed=args.seed, train_limit=args.train_limit,
+                         surrogate=args.surrogate, ema=args.ema, seed=args.seed, train_limit=args.train_limit,
                          heldout_limit=args.heldout_limit, threads=args.threads)
 
     def on_epoch(r):
@@ -110,6 +113,11 @@ def _train(args, argv) -> int:
                      "heldout_accuracy": r.heldout_accuracy, "seconds": round(r.seconds, 1)} for r in history],
         "torch": torch.__version__,
     }
+    # A quick fingerprint for tests: the accuracy on the first 200 held-out images.
+    from .data import load_mnist
+    from .evaluate import accuracy
+    first_x, first_y = load_mnist(args.data, split="heldout", limit=FINGERPRINT_IMAGES)
+    meta["heldout_first_200_accuracy"] = accuracy(model, first_x, first_y)
     path = save_checkpoint(model, args.out, meta)
     result = {"checkpoint": str(path), "heldout_accuracy": meta["heldout_accuracy"],
               "heldout_images": meta["heldout_images"], "train_seconds": meta["train_seconds"],

@@ -43,6 +43,7 @@ class TrainConfig:
     degrees: float = 10.0
     scale: float = 0.1
     surrogate: str = "ste"
+    ema: float = 0.0                    # decay of an exponential moving average of the weights; 0: off
     seed: int = 0
     train_limit: int | None = None      # first N training images only (tests, quick looks)
     heldout_limit: int | None = None    # first N held-out images for the per-epoch log
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a number in [0, 1), not {self.weight_decay!r}")
         if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
             raise ValueError(f"label_smoothing must be a number in [0, 1), not {self.label_smoothing!r}")
+        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
+            raise ValueError(f"ema must be a number in [0, 1), not {self.ema!r}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {self.surrogate!r}")
 
@@ -103,6 +106,11 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
     steps_per_epoch = -(-len(images) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
                                                    steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    # The averaged copy (BatchNorm statistics included) is what gets measured and returned.
+    averaged = None
+    if config.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     history = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
@@ -123,19 +131,22 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
             loss.backward()
             optimizer.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total_loss += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             if progress:
                 batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-        held = accuracy(model, held_x, held_y)
+        held = accuracy(model if averaged is None else averaged.module, held_x, held_y)
         result = EpochResult(epoch, total_loss / seen, correct / seen, held, time.perf_counter() - start)
         log.info("epoch %d: %s", epoch, result)
         history.append(result)
         if on_epoch is not None:
             on_epoch(result)
-    model.eval()
-    return model, history
+    final = model if averaged is None else averaged.module
+    final.eval()
+    return final, history
 
 
 def config_dict(config: TrainConfig) -> dict:
