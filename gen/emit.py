@@ -1,0 +1,146 @@
+"""IR + plan -> Verilog: one file per layer engine, plus the top that instantiates them.
+
+    emit_rtl(net, plan, regmap, rtl_dir) -> Emitted(files, top_file, layers, logit_width)
+
+Each layer engine (hw.encoding.EncodingLayer, hw.layer.SpikingLayer,
+hw.readout.ReadoutLayer) is built with that layer's parameters and weights and elaborated
+on its own with `amaranth.back.verilog.convert` into `tern_<layer>.v` (module
+`tern_<layer>`); its port list is read back from that file, and `hw.top.TernTop`
+instantiates it by name, so every file is used and the top never re-elaborates a layer.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .ir import Network
+from .plan import Plan, PlanError
+from .regmap import MAGIC, RegisterMap, registers_for_hw
+
+log = logging.getLogger(__name__)
+
+TOP_MODULE = "tern_top"
+TOP_FILE = "tern_top.v"
+_PORT = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(?:\[(\d+):0\]\s+)?([A-Za-z_][A-Za-z0-9_$]*)\s*;")
+
+
+def module_name(layer_name: str) -> str:
+    return f"tern_{layer_name}"
+
+
+def engine_geometry(lp):
+    from hw.geometry import ConvGeometry, DenseGeometry
+
+    g = lp.geometry
+    if g.conv:
+        c, h, w = g.in_shape
+        return ConvGeometry(in_channels=c, in_height=h, in_width=w, out_channels=g.out_channels,
+                            kernel=g.kernel, stride=g.stride, padding=g.padding)
+    return DenseGeometry(in_features=g.fan_in, out_features=g.out_channels)
+
+
+def build_engine(net: Network, lp):
+    """The hw engine component of one layer, with its weights and widths from the plan."""
+    layer = net.layer(lp.name)
+    weights = layer.projections[0].weight
+    if lp.geometry.conv is False:
+        weights = weights.reshape(weights.shape[0], -1)
+    common = dict(geometry=engine_geometry(lp), weights=weights, bias=layer.bias, lanes=lp.lanes,
+                  weight_width=net.wbits, steps=net.timesteps)
+    w = lp.widths
+    if lp.kind == "readout":
+        from hw.readout import ReadoutLayer
+        return ReadoutLayer(**common, logit_width=w["logit_bits"], accumulator_width=w["accumulator_bits"])
+    spiking = dict(common, theta_pos=layer.theta_pos, theta_neg=layer.theta_neg, leak_shift=layer.leak_shift,
+                   kind=layer.neuron, current_width=w["accumulator_bits"], membrane_width=w["membrane_bits"])
+    if lp.kind == "encoding":
+        from hw.encoding import EncodingLayer
+        return EncodingLayer(**spiking)
+    from hw.layer import SpikingLayer
+    return SpikingLayer(**spiking)
+
+
+def read_ports(text: str, module: str) -> tuple[tuple[str, str, int], ...]:
+    """(name, "i"/"o", width) of `module`'s ports, from Verilog that Amaranth wrote."""
+    start = re.search(rf"^module {re.escape(module)}\(", text, re.M)
+    if start is None:
+        raise RuntimeError(f"module {module} not found in the generated Verilog")
+    end = text.index("endmodule", start.end())
+    ports = []
+    for line in text[start.end():end].splitlines():
+        match = _PORT.match(line)
+        if match:
+            direction, msb, name = match.groups()
+            ports.append((name, "i" if direction == "input" else "o", int(msb) + 1 if msb else 1))
+    return tuple(ports)
+
+
+def write_module(component, module: str, path: Path):
+    """Elaborate `component` into `path` as `module`; returns its ports."""
+    text = verilog.convert(component, name=module, emit_src=False)
+    path.write_text(text)
+    return read_ports(text, module)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    files: tuple[Path, ...]            # every Verilog file, the top last
+    top_file: Path
+    top_module: str
+    layers: tuple                      # hw.top.LayerModule per layer
+    logit_width: int
+
+
+def readout_logit_width(ports, num_classes: int) -> int:
+    """L from the readout's result payload: K logits of L bits and a class index."""
+    width = next(w for name, _, w in ports if name == "result__payload")
+    cls_bits = max(1, (num_classes - 1).bit_length())
+    logit_width, rest = divmod(width - cls_bits, num_classes)
+    if rest:
+        raise RuntimeError(f"result__payload of {width} bits is not {num_classes} logits and a "
+                           f"{cls_bits}-bit class")
+    return logit_width
+
+
+def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: int, progress=None) -> Emitted:
+    from hw.top import LayerModule, TernTop
+
+    rtl_dir = Path(rtl_dir)
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    files, modules = [], []
+    for lp in plan.layers:
+        module = module_name(lp.name)
+        path = rtl_dir / f"{module}.v"
+        try:
+            engine = build_engine(net, lp)
+        except (TypeError, ValueError) as exc:
+            raise PlanError(f"layer {lp.name!r}: the {lp.engine} engine refused its parameters: {exc}") from exc
+        ports = write_module(engine, module, path)
+        log.info("wrote %s (%d ports)", path, len(ports))
+        files.append(path)
+        modules.append(LayerModule(name=lp.name, module=module, kind=lp.kind, ports=ports,
+                                   out_addr_width=lp.out_addr_width, queue_depth=lp.queue_depth,
+                                   binary=lp.neuron == "binary"))
+        if progress is not None:
+            progress(lp.name)
+    logit_width = readout_logit_width(modules[-1].ports, net.num_classes)
+    top = TernTop(modules, pixels_per_image=plan.input_cycles, num_classes=net.num_classes,
+                  logit_width=logit_width, registers=registers_for_hw(regmap),
+                  constants=register_constants(net, regmap, model_id), addr_width=regmap.addr_width)
+    top_file = rtl_dir / TOP_FILE
+    top_file.write_text(verilog.convert(top, name=TOP_MODULE, emit_src=False))
+    files.append(top_file)
+    return Emitted(files=tuple(files), top_file=top_file, top_module=TOP_MODULE, layers=tuple(modules),
+                   logit_width=logit_width)
+
+
+def register_constants(net: Network, regmap: RegisterMap, model_id: int) -> dict:
+    import numpy as np
+
+    return {"MAGIC": MAGIC, "REGMAP_VERSION": regmap.version, "MODEL_ID": model_id,
+            "TIMESTEPS": net.timesteps, "NUM_CLASSES": net.num_classes,
+            "PIXELS_PER_IMAGE": int(np.prod(net.input_shape)), "NUM_LAYERS": len(net.layers)}

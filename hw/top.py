@@ -1,0 +1,242 @@
+"""The accelerator's top: AXI edges, the layer engines as modules, event queues, registers.
+
+    s_axis (pixels) -> AxisPixelIn -> layer 0 -> queue -> layer 1 -> ... -> readout -> AxisResultOut -> m_axis
+                                      s_axi <-> AxiLiteRegisters (control, model ID, counters, errors)
+
+The layer engines are elaborated one Verilog file per layer by the generator; here they
+are `Instance`s of those modules, described by `LayerModule` (module name and port list),
+so the top's Verilog names each layer's module once and every file is used. All layers
+run at once: layer l works on step t while layer l+1 works on step t−1, and images follow
+back to back, because every link is a stream with back-pressure.
+
+The register names the top drives are fixed here (`DRIVEN_REGISTERS`, `EVENTS_<i>`); their
+offsets come from the caller (gen.regmap), so the offsets have one source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut
+from hw.event import event_layout
+from hw.event_queue import EventQueue
+
+LAYER_KINDS = ("encoding", "spiking", "readout")
+INPUT_STREAM = {"encoding": "pixels", "spiking": "events_in", "readout": "events_in"}
+OUTPUT_STREAM = {"encoding": "events", "spiking": "events", "readout": "result"}
+CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES",
+                      "PIXELS_PER_IMAGE", "NUM_LAYERS")
+DRIVEN_REGISTERS = CONSTANT_REGISTERS + ("CONTROL", "STATUS", "ERRORS", "SCRATCH", "IMAGES_IN",
+                                         "IMAGES_OUT", "BUSY_CYCLES_LO", "BUSY_CYCLES_HI")
+CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = 0, 1
+ERROR_SHORT_IMAGE, ERROR_LONG_IMAGE = 0, 1
+STATUS_BUSY, STATUS_IN_IMAGE = 0, 1
+
+
+@dataclass(frozen=True)
+class LayerModule:
+    """One layer engine as the top sees it: a Verilog module and its ports.
+
+    ports: (name, "i" or "o", width) as Amaranth names a component's flattened members
+    (`events_in__payload`, ...), plus `clk` and `rst`.
+    """
+    name: str
+    module: str
+    kind: str
+    ports: tuple[tuple[str, str, int], ...]
+    out_addr_width: int = 0     # events this layer sends (not for the readout)
+    queue_depth: int = 0        # queue after this layer (not for the readout)
+    binary: bool = False
+
+    def __post_init__(self):
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}, not {self.kind!r}")
+        names = {p[0] for p in self.ports}
+        for stream_name in (INPUT_STREAM[self.kind], OUTPUT_STREAM[self.kind]):
+            for part in ("payload", "valid", "ready"):
+                if f"{stream_name}__{part}" not in names:
+                    raise ValueError(f"ports of {self.module!r} must include {stream_name}__{part}, not {sorted(names)}")
+
+    def port_width(self, name: str) -> int:
+        for port, _, width in self.ports:
+            if port == name:
+                return width
+        raise KeyError(name)
+
+
+def _check_chain(layers):
+    kinds = [layer.kind for layer in layers]
+    if len(kinds) < 2 or kinds[0] != "encoding" or kinds[-1] != "readout" or \
+            any(k != "spiking" for k in kinds[1:-1]):
+        raise ValueError(f"layers must be encoding, spiking..., readout, not {kinds!r}")
+    for layer in layers[:-1]:
+        if layer.out_addr_width < 1 or layer.queue_depth < 2:
+            raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth >= 2, "
+                             f"not {layer.out_addr_width!r} and {layer.queue_depth!r}")
+        expected = 2 + layer.out_addr_width
+        if layer.port_width("events__payload") != expected:
+            raise ValueError(f"layer {layer.name!r}: events__payload must be {expected} bits wide, "
+                             f"not {layer.port_width('events__payload')}")
+
+
+class TernTop(wiring.Component):
+    """The whole accelerator with the AXI port names Vivado infers interfaces from.
+
+    registers: (name, offset, access) triples (gen.regmap); constants: values of the
+    read-only constant registers by name (MAGIC, MODEL_ID, ...).
+    """
+
+    def __init__(self, layers, *, pixels_per_image: int, num_classes: int, logit_width: int,
+                 registers, constants: dict, addr_width: int = 12):
+        self.layers = tuple(layers)
+        _check_chain(self.layers)
+        self.pixels_per_image, self.num_classes, self.logit_width = pixels_per_image, num_classes, logit_width
+        names = {r[0] for r in registers}
+        expected = set(DRIVEN_REGISTERS) | {f"EVENTS_{i}" for i in range(len(self.layers))}
+        if names != expected:
+            raise ValueError(f"registers must be exactly {sorted(expected)}, not {sorted(names)}")
+        missing = set(CONSTANT_REGISTERS) - set(constants)
+        if missing:
+            raise ValueError(f"constants must give {sorted(CONSTANT_REGISTERS)}, missing {sorted(missing)}")
+        self.constants = dict(constants)
+        # Built here so that a bad parameter fails at construction, not at elaboration.
+        self.pixel_in = AxisPixelIn(pixels_per_image)
+        self.result_out = AxisResultOut(logit_width, num_classes)
+        self.regs = AxiLiteRegisters(tuple(registers), addr_width)
+        result_width = self.layers[-1].port_width("result__payload")
+        if result_width != self.result_out.result.payload.shape().size:
+            raise ValueError(f"the readout's result__payload must be {self.result_out.result.payload.shape().size} "
+                             f"bits ({num_classes} logits of {logit_width} bits and the class), not {result_width}")
+        members = {
+            "aclk": In(1), "aresetn": In(1),
+            "s_axis_tdata": In(AXIS_WIDTH), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(AXIS_WIDTH), "m_axis_tkeep": Out(AXIS_WIDTH // 8), "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+        }
+        members.update({name: m for name, m in self.regs.signature.members.items() if name.startswith("s_axi_")})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        # aclk/aresetn are ports so Vivado sees AXI names; aresetn is synchronous to aclk
+        # (proc_sys_reset provides it so).
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+
+        m.submodules.pixel_in = pixel_in = self.pixel_in
+        m.submodules.result_out = result_out = self.result_out
+        m.submodules.regs = regs = self.regs
+        self._wire_axi(m, pixel_in, result_out, regs)
+
+        # Layer instances, each with a signal per port.
+        port_signals = []
+        for i, layer in enumerate(self.layers):
+            signals = {name: Signal(width, name=f"{layer.name}_{name}") for name, _, width in layer.ports}
+            kwargs = {}
+            for name, direction, _ in layer.ports:
+                if name == "clk":
+                    kwargs["i_clk"] = ClockSignal()
+                elif name == "rst":
+                    kwargs["i_rst"] = ResetSignal()
+                else:
+                    kwargs[f"{direction}_{name}"] = signals[name]
+            m.submodules[f"u_{layer.name}"] = Instance(layer.module, **kwargs)
+            port_signals.append(signals)
+
+        # Pixels into the first layer.
+        first = port_signals[0]
+        m.d.comb += [
+            first["pixels__payload"].eq(pixel_in.pixels.payload),
+            first["pixels__valid"].eq(pixel_in.pixels.valid),
+            pixel_in.pixels.ready.eq(first["pixels__ready"]),
+        ]
+        # Layer l -> queue -> layer l+1; count each layer's spike events on its way out.
+        event_counts = []
+        clear_counters = getattr(regs, "control")[CONTROL_CLEAR_COUNTERS]
+        for i, layer in enumerate(self.layers[:-1]):
+            queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
+            m.submodules[f"queue_{layer.name}"] = queue
+            src, dst = port_signals[i], port_signals[i + 1]
+            m.d.comb += [
+                queue.w.payload.eq(src["events__payload"]),
+                queue.w.valid.eq(src["events__valid"]),
+                src["events__ready"].eq(queue.w.ready),
+                dst["events_in__payload"].eq(queue.r.payload),
+                dst["events_in__valid"].eq(queue.r.valid),
+                queue.r.ready.eq(dst["events_in__ready"]),
+            ]
+            event = data.View(event_layout(layer.out_addr_width), src["events__payload"])
+            count = Signal(32, name=f"events_{layer.name}")
+            with m.If(clear_counters):
+                m.d.sync += count.eq(0)
+            with m.Elif(queue.w.valid & queue.w.ready & ~event.eos):
+                m.d.sync += count.eq(count + 1)
+            event_counts.append(count)
+        # The readout's results out; it sends no events.
+        last = port_signals[-1]
+        m.d.comb += [
+            result_out.result.payload.eq(last["result__payload"]),
+            result_out.result.valid.eq(last["result__valid"]),
+            last["result__ready"].eq(result_out.result.ready),
+        ]
+        event_counts.append(Const(0, 32))
+        for i, count in enumerate(event_counts):
+            m.d.comb += getattr(regs, f"events_{i}").eq(count)
+        self._status(m, pixel_in, result_out, regs, clear_counters)
+        return m
+
+    def _wire_axi(self, m, pixel_in, result_out, regs):
+        m.d.comb += [
+            pixel_in.s_axis_tdata.eq(self.s_axis_tdata),
+            pixel_in.s_axis_tvalid.eq(self.s_axis_tvalid),
+            pixel_in.s_axis_tlast.eq(self.s_axis_tlast),
+            self.s_axis_tready.eq(pixel_in.s_axis_tready),
+            self.m_axis_tdata.eq(result_out.m_axis_tdata),
+            self.m_axis_tkeep.eq(result_out.m_axis_tkeep),
+            self.m_axis_tvalid.eq(result_out.m_axis_tvalid),
+            self.m_axis_tlast.eq(result_out.m_axis_tlast),
+            result_out.m_axis_tready.eq(self.m_axis_tready),
+        ]
+        for name, member in regs.signature.members.items():
+            if name.startswith("s_axi_"):
+                if member.flow == wiring.In:
+                    m.d.comb += getattr(regs, name).eq(getattr(self, name))
+                else:
+                    m.d.comb += getattr(self, name).eq(getattr(regs, name))
+
+    def _status(self, m, pixel_in, result_out, regs, clear_counters):
+        for name in CONSTANT_REGISTERS:
+            m.d.comb += getattr(regs, name.lower()).eq(Const(self.constants[name] & 0xFFFFFFFF, 32))
+        images_in, images_out = Signal(32), Signal(32)
+        in_flight = Signal(32)          # images whose last pixel went in and whose result has not left
+        busy_cycles = Signal(64)
+        busy = Signal()
+        m.d.comb += busy.eq((in_flight != 0) | pixel_in.in_image)
+        m.d.sync += in_flight.eq(in_flight + pixel_in.image_in - result_out.image_out)
+        with m.If(clear_counters):
+            m.d.sync += [images_in.eq(0), images_out.eq(0), busy_cycles.eq(0)]
+        with m.Else():
+            m.d.sync += [images_in.eq(images_in + pixel_in.image_in),
+                         images_out.eq(images_out + result_out.image_out),
+                         busy_cycles.eq(busy_cycles + busy)]
+        errors = Signal(2)
+        clear = regs.errors_clear[:2] | (regs.control[CONTROL_CLEAR_ERRORS].replicate(2))
+        m.d.sync += errors.eq((errors & ~clear) | _bits({ERROR_SHORT_IMAGE: pixel_in.short_image,
+                                                          ERROR_LONG_IMAGE: pixel_in.long_image}, 2))
+        m.d.comb += [
+            regs.errors.eq(errors),
+            regs.status.eq(_bits({STATUS_BUSY: busy, STATUS_IN_IMAGE: pixel_in.in_image}, 2)),
+            regs.images_in.eq(images_in),
+            regs.images_out.eq(images_out),
+            regs.busy_cycles_lo.eq(busy_cycles[:32]),
+            regs.busy_cycles_hi.eq(busy_cycles[32:]),
+        ]
+
+
+def _bits(by_index: dict, width: int):
+    """A `width`-bit value with signal by_index[i] at bit i."""
+    from amaranth.hdl import Cat
+    return Cat(*[by_index.get(i, Const(0, 1)) for i in range(width)])
