@@ -39,6 +39,35 @@ def _pad(x: np.ndarray, padding: int, pad_value: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+# Integer matrix products through BLAS when that is provably exact. With K terms per sum,
+# every product and partial sum is an integer of magnitude <= K·max|x|·max|W|. IEEE float32
+# represents and adds every integer below 2^24 exactly, float64 every integer below 2^53,
+# in any summation order; so below those limits the float product is bit-identical to int64
+# arithmetic (numpy's int64 matmul has no BLAS and is several times slower). Above 2^53 the
+# int64 path runs. Set USE_EXACT_FLOAT_MATMUL = False to force int64 (the tests compare both).
+USE_EXACT_FLOAT_MATMUL = True
+_EXACT_LIMITS = ((2 ** 24, np.float32), (2 ** 53, np.float64))
+
+
+def exact_dtype(terms: int, max_abs_x: int, max_abs_w: int):
+    """The cheapest dtype whose matrix product of such integers is exact."""
+    if USE_EXACT_FLOAT_MATMUL:
+        bound = terms * max_abs_x * max_abs_w
+        for limit, dtype in _EXACT_LIMITS:
+            if bound < limit:
+                return dtype
+    return np.int64
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray, max_abs_a: int | None = None) -> np.ndarray:
+    """a @ b for integer matrices, exactly; returns int64."""
+    if a.size == 0 or b.size == 0:
+        return np.zeros((a.shape[0], b.shape[1]), np.int64)
+    max_a = int(np.abs(a).max()) if max_abs_a is None else int(max_abs_a)
+    dtype = exact_dtype(a.shape[1], max_a, int(np.abs(b).max()))
+    return (a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)).astype(np.int64)
+
+
 def project(op, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Currents into a layer from one projection, without bias: W ⋆ x.
 
@@ -47,21 +76,23 @@ def project(op, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise TypeError(f"x must be an integer array, not dtype {x.dtype}")
-    x = x.astype(np.int64, copy=False)
     weight = np.asarray(weight, dtype=np.int64)
     n = x.shape[0]
     if isinstance(op, Identity):
-        return x * weight.reshape((1, -1) + (1,) * (x.ndim - 2))
+        return x.astype(np.int64) * weight.reshape((1, -1) + (1,) * (x.ndim - 2))
     if isinstance(op, Dense):
-        return x.reshape(n, -1) @ weight.T
+        return int_matmul(x.reshape(n, -1), weight.T)
     if isinstance(op, Conv2d):
-        xp = _pad(x, op.padding, op.pad_value)
+        max_x = max(int(np.abs(x.astype(np.int64, copy=False)).max()) if x.size else 0, max(op.pad_value, default=0))
         k, s = op.kernel, op.stride
-        windows = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # [N, C, Ho, Wo, k, k]
         out_channels = weight.shape[0]
+        w = weight.reshape(out_channels, -1)
+        dtype = exact_dtype(w.shape[1], max_x, int(np.abs(w).max()) if w.size else 0)
+        xp = _pad(x.astype(dtype, copy=False), op.padding, op.pad_value)
+        windows = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # [N, C, Ho, Wo, k, k]
         ho, wo = windows.shape[2], windows.shape[3]
         cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)
-        out = cols @ weight.reshape(out_channels, -1).T  # [N·Ho·Wo, O]
+        out = (cols @ w.T.astype(dtype)).astype(np.int64)  # [N·Ho·Wo, O]
         return out.reshape(n, ho, wo, out_channels).transpose(0, 3, 1, 2)
     raise TypeError(f"op must be Conv2d, Dense or Identity, not {op!r}")
 

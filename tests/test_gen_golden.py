@@ -135,3 +135,29 @@ def test_chunking_does_not_change_results():
     a, b = golden.run(net, images, record=True, chunk=5), golden.run(net, images, record=True)
     assert np.array_equal(a.logits, b.logits)
     assert all(np.array_equal(a.spikes[k], b.spikes[k]) and np.array_equal(a.sops[k], b.sops[k]) for k in a.spikes)
+
+
+def test_exact_dtype_picks_the_cheapest_exact_arithmetic():
+    assert golden.exact_dtype(288, 1, 127) == np.float32
+    assert golden.exact_dtype(2, 2 ** 23, 1) == np.float64          # a sum could reach 2^24
+    assert golden.exact_dtype(1, 2 ** 40, 2 ** 13) == np.int64       # 2^53: beyond float64
+
+
+def test_int_matmul_is_exact_at_the_float_limits():
+    big = 2 ** 52 - 1   # one term near the float64 limit: routed to int64, exact
+    a = np.array([[big, 1]], np.int64)
+    b = np.array([[1], [1]], np.int64)
+    assert golden.int_matmul(a, b).tolist() == [[big + 1]]
+    a = np.array([[2 ** 23 - 1, 2 ** 23]], np.int64)  # float32 would round 2^24 - 1 + ... : must use float64
+    assert golden.int_matmul(a, np.array([[1], [1]])).tolist() == [[2 ** 24 - 1]]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_float_blas_path_equals_int64_path(seed, monkeypatch):
+    net = random_network(seed, wbits=int(np.random.default_rng(seed).choice([8, 12, 16])), extremes=seed % 2 == 0)
+    images = random_images(seed, net.input_shape, 10)
+    fast = golden.run(net, images, record=True)
+    monkeypatch.setattr(golden, "USE_EXACT_FLOAT_MATMUL", False)
+    slow = golden.run(net, images, record=True)
+    assert np.array_equal(fast.logits, slow.logits)
+    assert all(np.array_equal(fast.spikes[k], slow.spikes[k]) for k in fast.spikes)
