@@ -43,8 +43,17 @@ def engine_geometry(lp):
     return DenseGeometry(in_features=g.fan_in, out_features=g.out_channels)
 
 
-def build_engine(net: Network, lp):
-    """The hw engine component of one layer, with its weights and widths from the plan."""
+def accepts(cls, parameter: str) -> bool:
+    import inspect
+    return parameter in inspect.signature(cls.__init__).parameters
+
+
+def build_engine(net: Network, lp, input_queue_depth: int = 0):
+    """The hw engine component of one layer, with its weights and widths from the plan.
+
+    input_queue_depth: the plan's depth for the queue in front of this layer, given to the
+    engine when it has its own input queue.
+    """
     layer = net.layer(lp.name)
     weights = layer.projections[0].weight
     if lp.geometry.conv is False:
@@ -53,15 +62,22 @@ def build_engine(net: Network, lp):
                   weight_width=net.wbits, steps=net.timesteps)
     w = lp.widths
     if lp.kind == "readout":
-        from hw.readout import ReadoutLayer
-        return ReadoutLayer(**common, logit_width=w["logit_bits"], accumulator_width=w["accumulator_bits"])
-    spiking = dict(common, theta_pos=layer.theta_pos, theta_neg=layer.theta_neg, leak_shift=layer.leak_shift,
-                   kind=layer.neuron, current_width=w["accumulator_bits"], membrane_width=w["membrane_bits"])
-    if lp.kind == "encoding":
-        from hw.encoding import EncodingLayer
-        return EncodingLayer(**spiking)
-    from hw.layer import SpikingLayer
-    return SpikingLayer(**spiking)
+        from hw.readout import ReadoutLayer as engine
+        params = dict(common, logit_width=w["logit_bits"], current_width=w["accumulator_bits"])
+    else:
+        params = dict(common, theta_pos=layer.theta_pos, theta_neg=layer.theta_neg, leak_shift=layer.leak_shift,
+                      kind=layer.neuron, current_width=w["accumulator_bits"], membrane_width=w["membrane_bits"])
+        if lp.kind == "encoding":
+            from hw.encoding import EncodingLayer as engine
+        else:
+            from hw.layer import SpikingLayer as engine
+    if input_queue_depth and accepts(engine, "queue_depth"):
+        params["queue_depth"] = input_queue_depth
+    return engine(**{k: v for k, v in params.items() if accepts(engine, k)})
+
+
+def has_input_queue(component) -> bool:
+    return hasattr(component, "queue_depth")
 
 
 def read_ports(text: str, module: str) -> tuple[tuple[str, str, int], ...]:
@@ -111,19 +127,24 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
 
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
-    files, modules = [], []
-    for lp in plan.layers:
-        module = module_name(lp.name)
-        path = rtl_dir / f"{module}.v"
+    files, engines = [], []
+    for i, lp in enumerate(plan.layers):
         try:
-            engine = build_engine(net, lp)
+            engines.append(build_engine(net, lp, plan.layers[i - 1].queue_depth if i else 0))
         except (TypeError, ValueError) as exc:
             raise PlanError(f"layer {lp.name!r}: the {lp.engine} engine refused its parameters: {exc}") from exc
+    modules = []
+    for i, (lp, engine) in enumerate(zip(plan.layers, engines)):
+        module = module_name(lp.name)
+        path = rtl_dir / f"{module}.v"
         ports = write_module(engine, module, path)
         log.info("wrote %s (%d ports)", path, len(ports))
         files.append(path)
+        # The queue after this layer lives in the next engine when it has one, else in the top.
+        next_queues = i + 1 < len(engines) and has_input_queue(engines[i + 1])
         modules.append(LayerModule(name=lp.name, module=module, kind=lp.kind, ports=ports,
-                                   out_addr_width=lp.out_addr_width, queue_depth=lp.queue_depth,
+                                   out_addr_width=lp.out_addr_width,
+                                   queue_depth=0 if next_queues else lp.queue_depth,
                                    binary=lp.neuron == "binary"))
         if progress is not None:
             progress(lp.name)

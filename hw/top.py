@@ -48,7 +48,8 @@ class LayerModule:
     kind: str
     ports: tuple[tuple[str, str, int], ...]
     out_addr_width: int = 0     # events this layer sends (not for the readout)
-    queue_depth: int = 0        # queue after this layer (not for the readout)
+    queue_depth: int = 0        # queue the top puts after this layer; 0 when the next
+                                # engine has its own input queue (not for the readout)
     binary: bool = False
 
     def __post_init__(self):
@@ -73,8 +74,8 @@ def _check_chain(layers):
             any(k != "spiking" for k in kinds[1:-1]):
         raise ValueError(f"layers must be encoding, spiking..., readout, not {kinds!r}")
     for layer in layers[:-1]:
-        if layer.out_addr_width < 1 or layer.queue_depth < 2:
-            raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth >= 2, "
+        if layer.out_addr_width < 1 or layer.queue_depth == 1 or layer.queue_depth < 0:
+            raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth 0 or >= 2, "
                              f"not {layer.out_addr_width!r} and {layer.queue_depth!r}")
         expected = 2 + layer.out_addr_width
         if layer.port_width("events__payload") != expected:
@@ -157,22 +158,29 @@ class TernTop(wiring.Component):
         event_counts = []
         clear_counters = getattr(regs, "control")[CONTROL_CLEAR_COUNTERS]
         for i, layer in enumerate(self.layers[:-1]):
-            queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
-            m.submodules[f"queue_{layer.name}"] = queue
             src, dst = port_signals[i], port_signals[i + 1]
-            m.d.comb += [
-                queue.w.payload.eq(src["events__payload"]),
-                queue.w.valid.eq(src["events__valid"]),
-                src["events__ready"].eq(queue.w.ready),
-                dst["events_in__payload"].eq(queue.r.payload),
-                dst["events_in__valid"].eq(queue.r.valid),
-                queue.r.ready.eq(dst["events_in__ready"]),
-            ]
+            if layer.queue_depth:
+                queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
+                m.submodules[f"queue_{layer.name}"] = queue
+                m.d.comb += [
+                    queue.w.payload.eq(src["events__payload"]),
+                    queue.w.valid.eq(src["events__valid"]),
+                    src["events__ready"].eq(queue.w.ready),
+                    dst["events_in__payload"].eq(queue.r.payload),
+                    dst["events_in__valid"].eq(queue.r.valid),
+                    queue.r.ready.eq(dst["events_in__ready"]),
+                ]
+            else:   # the next engine queues its input itself
+                m.d.comb += [
+                    dst["events_in__payload"].eq(src["events__payload"]),
+                    dst["events_in__valid"].eq(src["events__valid"]),
+                    src["events__ready"].eq(dst["events_in__ready"]),
+                ]
             event = data.View(event_layout(layer.out_addr_width), src["events__payload"])
             count = Signal(32, name=f"events_{layer.name}")
             with m.If(clear_counters):
                 m.d.sync += count.eq(0)
-            with m.Elif(queue.w.valid & queue.w.ready & ~event.eos):
+            with m.Elif(src["events__valid"] & src["events__ready"] & ~event.eos):
                 m.d.sync += count.eq(count + 1)
             event_counts.append(count)
         # The readout's results out; it sends no events.
