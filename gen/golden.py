@@ -1,4 +1,8 @@
-"""The golden model: SPEC §4 in pure integer numpy (no torch, no floats).
+"""The golden model: SPEC §4 in integer numpy (no torch; no rounding anywhere).
+
+All values are int64. The only floats are inside `int_matmul`/`project`, where BLAS adds
+integers in float32/float64 only when a bound proves every partial sum is exactly
+representable (see USE_EXACT_FLOAT_MATMUL): the results are the int64 results, bit for bit.
 
 The hardware is correct iff its spikes and logits equal what `run` returns. The two
 primitives `project` and `lif_step` are vectorised over a batch and are what the

@@ -60,7 +60,7 @@ def model_id(net: Network) -> int:
     digest = hashlib.sha256(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode())
     for key in sorted(arrays):
         array = arrays[key]
-        digest.update(key.encode() + b"\0" + json.dumps(list(array.shape)).encode() + b"\0")
+        digest.update(key.encode() + b"\0" + json.dumps(list(array.shape), separators=(",", ":")).encode() + b"\0")
         digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes())
     return int.from_bytes(digest.digest()[:4], "big")
 
