@@ -132,3 +132,18 @@ def test_load_refuses_inconsistent_or_foreign_files(tmp_path):
         irfile.load(tmp_path / "a")
     with pytest.raises(irfile.IRFileError, match="IR file not found"):
         irfile.load(tmp_path / "missing")
+
+
+def test_model_id_follows_the_documented_recipe(tmp_path):
+    """docs/ir.md: SHA-256 over the canonical structure JSON, then key, shape, int64 bytes per array."""
+    import hashlib
+    net = random_network(3, shortcuts=True)
+    json_path, npz_path = irfile.save(net, tmp_path / "n")
+    document = json.loads(json_path.read_text())
+    structure = {k: v for k, v in document.items() if k not in ("format", "version", "model_id", "npz", "npz_sha256")}
+    digest = hashlib.sha256(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode())
+    with np.load(npz_path, allow_pickle=False) as data:
+        for key in sorted(data.files):
+            digest.update(key.encode() + b"\0" + json.dumps(list(data[key].shape), separators=(",", ":")).encode() + b"\0")
+            digest.update(data[key].astype("<i8").tobytes())
+    assert int.from_bytes(digest.digest()[:4], "big") == document["model_id"] == irfile.model_id(net)
