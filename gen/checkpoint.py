@@ -1,8 +1,9 @@
 """Reading a checkpoint file (docs/checkpoint.md): the only place gen touches a model file.
 
 `torch.load(path, weights_only=True)` never runs code from the file. The dict it returns
-is checked for the format tag and version here; its arch and state_dict are checked where
-they are parsed (gen.floatnet), layer by layer, with messages that name the layer.
+is checked for the format tag and version here and validated by snn.checkpoint (the one
+definition of a valid model); gen.floatnet checks the arch and state_dict again as it
+parses them, layer by layer, so in-memory dicts get the same protection.
 """
 from __future__ import annotations
 
@@ -59,4 +60,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             UnicodeDecodeError, AttributeError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"{path} is not a readable Tern checkpoint: {first}") from None
-    return check_checkpoint_dict(ckpt, source=str(path))
+    ckpt = check_checkpoint_dict(ckpt, source=str(path))
+    # snn's validator holds the rules of a valid model (arch, parameter shapes, finiteness);
+    # gen's parser checks again layer by layer, so dicts that never were files are safe too.
+    from snn.checkpoint import validate_checkpoint
+    return validate_checkpoint(ckpt, source=str(path))

@@ -70,7 +70,19 @@ def test_bad_model_is_one_line_and_exit_code_2(tmp_path):
     torch.save(ckpt, tmp_path / "bad.pt")
     out = run_cli("inspect", str(tmp_path / "bad.pt"), "--images", "0")
     assert out.returncode == 2
-    assert out.stderr.strip() == "python -m gen inspect: error: layer 'conv1': weight holds NaN or infinite values"
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m gen inspect: error: ")
+    assert "'conv1.weight'] holds NaN or infinite values" in lines[0]
+
+
+def test_model_that_cannot_quantise_exactly_exits_2(tmp_path):
+    ckpt = random_checkpoint(3, input_shape=(1, 28, 28), pool=True, residual=True, timesteps=2)
+    ckpt["state_dict"]["conv1.weight"] *= 1e6   # far too large for θ = 0.5 to stay exact in 8 bits
+    torch.save(ckpt, tmp_path / "huge.pt")
+    out = run_cli("inspect", str(tmp_path / "huge.pt"), "--images", "0")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "layer 'conv1': channel" in lines[0] and "smallest that keeps θ⁺=" in lines[0], lines
 
 
 @pytest.mark.parametrize("setup, message", [
