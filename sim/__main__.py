@@ -1,0 +1,96 @@
+"""`python -m sim run BUILD_DIR --images N`: simulate a build folder, bit-exact against the golden model.
+
+Exit status: 0 when every logit, class and counter matches; 1 on a mismatch or when the
+simulation fails; 2 on bad input (missing or incomplete build folder, bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+PROG = "python -m sim"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Tern simulation tools")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="stream held-out images through a build's AXI top and check every result",
+                         description="Stream held-out MNIST images (8000+START on; seeded random images for a "
+                                     "model that is not MNIST-shaped) through the generated top's AXI4-Stream "
+                                     "ports, read the counters over AXI4-Lite, and compare every logit, class "
+                                     "and event count with the golden model on the build's IR. Writes "
+                                     "sim_report.json (cycles measured) into the build folder.")
+    run.add_argument("build", metavar="BUILD_DIR", help="a folder written by python -m gen build")
+    run.add_argument("--images", type=int, default=50, metavar="N", help="images to simulate (default 50)")
+    run.add_argument("--start", type=int, default=0, metavar="K", help="first held-out image (8000+K; default 0)")
+    run.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    run.add_argument("--backpressure", action="store_true",
+                     help="random TVALID gaps on the input and TREADY stalls on the output (seeded)")
+    run.add_argument("--waves", action="store_true", help="also write a waveform of the first images")
+    run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    run.add_argument("--debug", action="store_true",
+                     help="probe the event streams between layers and compare spikes even without a mismatch")
+    run.add_argument("--report", metavar="PATH", help="where to write the report (default BUILD_DIR/sim_report.json)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--verbose", "-v", action="store_true", help="show the compiler's and cocotb's output")
+    return p
+
+
+def summary(result) -> str:
+    r = result.report
+    lines = []
+    verdict = "bit-exact" if result.ok else f"{r['mismatches']} MISMATCHES"
+    lines.append(f"{r['results']}/{r['images']} images on {r['simulator']}: {verdict} "
+                 f"(logits, classes, counters; seed {r['seed']}{', back-pressure' if r['backpressure'] else ''})")
+    for line in r["first_mismatches"][:5]:
+        lines.append(f"  {line}")
+    if r["accuracy"] is not None:
+        lines.append(f"accuracy {100 * r['accuracy']:.2f} % on {r['images_source']}")
+    if r["cycles_per_image"]:
+        lines.append(f"latency {r['latency_cycles']:,} cycles; {r['cycles_per_image']:,.1f} cycles/image back to back "
+                     f"= {r['images_per_second_at_100mhz']:,.0f} images/s at 100 MHz")
+    elif r["latency_cycles"] is not None:
+        lines.append(f"latency {r['latency_cycles']:,} cycles")
+    lanes = ", ".join(f"{l['name']} {l['lanes']}" + (f" ({100 * l['lane_utilisation']:.0f} %)"
+                                                     if l["lane_utilisation"] is not None else "")
+                      for l in r["layers"])
+    lines.append(f"lanes (utilisation): {lanes}")
+    if result.diagnosis is not None:
+        lines.append(f"diagnosis: {result.diagnosis.summary()}")
+    if result.waves is not None:
+        lines.append(f"waves: {result.waves}")
+    lines.append(f"report: {result.report_path}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from sim.network import BuildFolderError, SimulationError, simulate_build
+
+    try:
+        result = simulate_build(args.build, args.images, start=args.start, simulator=args.simulator,
+                                backpressure=args.backpressure, seed=args.seed, waves=args.waves,
+                                debug=args.debug, report=args.report, progress=not args.json,
+                                quiet=not args.verbose)
+    except (BuildFolderError, ValueError) as exc:
+        print(f"{PROG} run: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (SimulationError, RuntimeError) as exc:
+        print(f"{PROG} run: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(json.dumps(result.report, indent=2) if args.json else summary(result))
+    return 0 if result.ok else EXIT_MISMATCH
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return {"run": cmd_run}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Whole-network simulation of a Tern build folder, checked against the golden model.
+
+    result = simulate_build("build/mnist", images=50, backpressure=True)
+    result.mismatches          # [] when every logit and class is bit-exact
+    result.report              # what sim_report.json holds
+
+The build folder (gen/build.py, docs/build.md) gives the Verilog (`manifest.json`
+"files.rtl", top "top.module"), the packing of the AXI streams ("input", "output"), the
+register map ("registers") and the IR ("files.ir"). Images stream through the top's real
+AXI4-Stream slave back to back, results come back on its AXI4-Stream master, and the
+counters are read over AXI4-Lite (sim/tb/network.py). Every logit and class, every
+layer's event count and the image counters are compared with `gen.golden.run` on the
+IR saved in the build, so the check needs nothing but the folder.
+
+On a mismatch the first differing image is simulated again alone with probes on the
+event streams between the layers (sim/diagnose.py), which names the first layer, step
+and neuron whose spike differs.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sim.axis import CLOCK_PERIOD_NS, pack_images
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+REPORT = "sim_report.json"
+MANIFEST_FORMAT = "tern-build"
+MNIST_SHAPE = (1, 28, 28)
+HELDOUT_SIZE = 2000
+RANDOM_IMAGE_SEED = 0
+BACKPRESSURE_GAP = 0.3        # probability per cycle of holding TVALID low before an input beat
+BACKPRESSURE_STALL = 0.3      # probability per cycle of TREADY low on the output
+WAVE_IMAGES = 2               # --waves records the first images only (waveforms grow fast)
+TB_MODULE = "sim.tb.network"
+CLOCK_HZ = 1e9 / CLOCK_PERIOD_NS
+
+
+class BuildFolderError(ValueError):
+    """The folder is not a complete Tern build (the message is one line)."""
+
+
+class SimulationError(RuntimeError):
+    """The simulation itself went wrong (hang, protocol error); the message is one line."""
+
+
+# --------------------------------------------------------------------------- the build folder
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    path: Path
+    manifest: dict
+    net: object                       # gen.ir.Network, loaded from the build's IR files
+    report: dict | None               # report.json (resources, estimate), if present
+
+    @property
+    def rtl(self) -> list[Path]:
+        return [self.path / f for f in self.manifest["files"]["rtl"]]
+
+    @property
+    def top(self) -> str:
+        return self.manifest["top"]["module"]
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer["name"] for layer in self.manifest["layers"]]
+
+
+def load_build(path) -> BuildFolder:
+    """Read and check a build folder; raises BuildFolderError with a one-line reason."""
+    from gen.irfile import IRFileError, load
+
+    path = Path(path)
+    if not path.is_dir():
+        raise BuildFolderError(f"build folder not found: {path}")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        hint = " (a failed build leaves <out>.failed)" if path.name.endswith(".failed") else ""
+        raise BuildFolderError(f"{path} is not a complete build: no {MANIFEST}{hint}; "
+                               f"run python -m gen build MODEL --out {path}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BuildFolderError(f"{manifest_path} is not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise BuildFolderError(f"{manifest_path} must be a {MANIFEST_FORMAT!r} manifest")
+    for key in ("files", "top", "input", "output", "registers", "layers"):
+        if key not in manifest:
+            raise BuildFolderError(f"{manifest_path} lacks the field {key!r}")
+    missing = [f for f in manifest["files"]["rtl"] if not (path / f).is_file()]
+    if missing:
+        raise BuildFolderError(f"{path} is incomplete: missing {', '.join(missing)}")
+    ir_json = next((f for f in manifest["files"]["ir"] if f.endswith(".json")), None)
+    if ir_json is None:
+        raise BuildFolderError(f"{manifest_path} names no IR .json file")
+    try:
+        net = load(path / ir_json)
+    except IRFileError as exc:
+        raise BuildFolderError(f"{path} is incomplete: {exc}") from None
+    model_id = manifest.get("model", {}).get("model_id")
+    if model_id is not None:
+        from gen.irfile import model_id as compute_id
+        if compute_id(net) != model_id:
+            raise BuildFolderError(f"{path}: the IR does not match the manifest's model ID {model_id:#010x}")
+    report = None
+    if (path / "report.json").is_file():
+        report = json.loads((path / "report.json").read_text())
+    return BuildFolder(path=path, manifest=manifest, net=net, report=report)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def load_images(net, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Held-out MNIST images 8000+start... for an MNIST-shaped net, seeded random images otherwise.
+
+    Returns (uint8 images, labels or None, a description).
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"images must be a positive integer, not {count!r}")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"start must be a non-negative integer, not {start!r}")
+    if tuple(net.input_shape) == MNIST_SHAPE:
+        if start + count > HELDOUT_SIZE:
+            raise ValueError(f"start + images must be at most {HELDOUT_SIZE} (the held-out set), "
+                             f"not {start + count}")
+        from snn.data import load_mnist
+        images, labels = load_mnist(split="heldout", limit=count, start=start)
+        return images, labels, f"held-out MNIST images {8000 + start}..{8000 + start + count - 1}"
+    from gen.random_net import random_images
+    images = random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, start + count)[start:]
+    return images, None, f"random images {start}..{start + count - 1} (seed {RANDOM_IMAGE_SEED})"
+
+
+# --------------------------------------------------------------------------- one simulator run
+
+
+@dataclass
+class RawRun:
+    """What the testbench measured (sim/tb/network.py writes it)."""
+    logits: np.ndarray                # int64 [n, K], rows of images that came back
+    classes: np.ndarray               # int64 [n]
+    in_cycles: np.ndarray             # int64 [n, 2]: first and last input beat accepted
+    out_cycles: np.ndarray            # int64 [n, 2]: first and last result beat sent
+    registers: dict                   # name -> value at the end
+    identity: dict                    # MAGIC, MODEL_ID, ... read at the start
+    event_counts: dict                # layer -> counter value at the end
+    probes: dict                      # layer -> list of (step, addr, neg), with probe=True
+    error: str | None
+    seed: int
+
+
+def timeout_cycles(build: BuildFolder) -> int:
+    """How long to wait for one result before calling the design hung (generous: a
+    miscount here only makes a hang take longer to report)."""
+    estimate = 0
+    if build.report:
+        estimate = max(build.report.get("latency_cycles") or 0, build.report.get("cycles_per_image") or 0)
+    return int(max(100_000, 20 * estimate))
+
+
+def verilator_args() -> tuple[str, ...]:
+    return ("-O3", "--x-assign", "fast", "--x-initial", "fast")
+
+
+def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "verilator",
+                  backpressure: bool = False, seed: int | None = None, waves: bool = False,
+                  probe: bool = False, expected: np.ndarray | None = None, progress: bool = False,
+                  work: Path | None = None, quiet: bool = False, label: str = "") -> RawRun:
+    """Stream `images` through the build's top in one simulator run; returns the measurements."""
+    from sim.runner import SimulationFailed, run_testbench
+
+    seed = random.randrange(1 << 31) if seed is None else int(seed)
+    sim_dir = build.path / "sim" / (simulator + ("-waves" if waves else ""))
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work or sim_dir, prefix=".run-") as tmp:
+        tmp = Path(tmp)
+        np.save(tmp / "beats.npy", pack_images(images, build.manifest["input"]))
+        if expected is not None:
+            np.save(tmp / "expected.npy", np.asarray(expected, np.int64))
+        params = {
+            "beats": str(tmp / "beats.npy"), "expected": str(tmp / "expected.npy") if expected is not None else None,
+            "out": str(tmp / "results.npz"), "manifest": str(build.path / MANIFEST),
+            "gap": BACKPRESSURE_GAP if backpressure else 0.0, "stall": BACKPRESSURE_STALL if backpressure else 0.0,
+            "probe": probe, "timeout_cycles": timeout_cycles(build), "progress": progress, "label": label,
+        }
+        log.info("simulating %d images on %s (%s, seed %d, back-pressure %s)", len(images), build.top,
+                 simulator, seed, backpressure)
+        failure = None
+        with _quiet_stdout(sim_dir / "sim.log" if quiet else None):
+            try:
+                run_testbench(build.rtl, build.top, TB_MODULE, sim_dir / "build", params=params,
+                              simulator=simulator, seed=seed, waves=waves,
+                              verilator_args=verilator_args() + (("--trace-fst",) if waves else ()))
+            except SimulationFailed as exc:
+                failure = str(exc)
+            except RuntimeError as exc:        # the simulator or its compiler failed
+                raise SimulationError(f"{simulator} failed: {exc} (see {sim_dir / 'sim.log'})") from None
+        if not (tmp / "results.npz").is_file():
+            raise SimulationError(failure or f"the testbench wrote no results (see {sim_dir})")
+        raw = _read_results(tmp / "results.npz", seed)
+        if failure and not raw.error:
+            raw.error = failure
+        return raw
+
+
+@contextlib.contextmanager
+def _quiet_stdout(logfile: Path | None):
+    """Send the compiler's and cocotb's stdout (also of child processes) to `logfile`;
+    the progress bar and errors stay on stderr."""
+    if logfile is None:
+        yield
+        return
+    import sys
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(logfile, "a") as f:
+        os.dup2(f.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _read_results(path: Path, seed: int) -> RawRun:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        probes = {}
+        for layer in meta.get("probed", []):
+            probes[layer] = data[f"probe_{layer}"]
+        return RawRun(logits=data["logits"], classes=data["classes"], in_cycles=data["in_cycles"],
+                      out_cycles=data["out_cycles"], registers=meta["registers"], identity=meta["identity"],
+                      event_counts=meta["event_counts"], probes=probes, error=meta.get("error"), seed=seed)
+
+
+# --------------------------------------------------------------------------- checking and the report
+
+
+@dataclass
+class Mismatch:
+    image: int                       # index within this run
+    what: str                        # one line
+
+    def __str__(self):
+        return f"image {self.image}: {self.what}"
+
+
+def compare(build: BuildFolder, golden, raw: RawRun, n: int) -> list[Mismatch]:
+    """Every difference between the simulated run and the golden model, first image first."""
+    out = []
+    manifest = build.manifest
+    got = len(raw.classes)
+    for i in range(min(n, got)):
+        exp_logits, exp_cls = golden.logits[i], int(golden.classes[i])
+        if not np.array_equal(raw.logits[i], exp_logits) or int(raw.classes[i]) != exp_cls:
+            diff = np.flatnonzero(raw.logits[i] != exp_logits)
+            detail = (f"logit[{diff[0]}] = {int(raw.logits[i][diff[0]])}, golden {int(exp_logits[diff[0]])}"
+                      if diff.size else "logits equal")
+            out.append(Mismatch(i, f"class {int(raw.classes[i])}, golden {exp_cls}; {detail}"))
+    if got < n:
+        out.append(Mismatch(got, f"no result ({got} of {n} came back): {raw.error or 'unknown'}"))
+        return out
+    regs = raw.registers
+    if raw.identity.get("MAGIC") is not None and "model" in manifest:
+        if raw.identity.get("MODEL_ID") != manifest["model"]["model_id"]:
+            out.append(Mismatch(-1, f"MODEL_ID reads {raw.identity.get('MODEL_ID'):#010x}, manifest says "
+                                    f"{manifest['model']['model_id']:#010x}"))
+    for name, expected in (("IMAGES_IN", n), ("IMAGES_OUT", n), ("ERRORS", 0)):
+        if name in regs and regs[name] != expected:
+            out.append(Mismatch(-1, f"register {name} reads {regs[name]}, expected {expected}"))
+    for layer in build.net.layers[:-1]:
+        expected = int(golden.events[layer.name].sum()) & 0xFFFFFFFF
+        measured = raw.event_counts.get(layer.name)
+        if measured is not None and measured != expected:
+            out.append(Mismatch(-1, f"layer {layer.name} sent {measured} events, golden {expected}"))
+    if raw.error:
+        out.append(Mismatch(-1, raw.error))
+    return out
+
+
+def encoding_sops(net, images: np.ndarray) -> np.ndarray:
+    """Multiply-accumulates of the encoding layer per image: non-zero pixels × their fan-out
+    (it works once per image; the golden model counts SOPs of spike-driven layers only)."""
+    from gen.golden import fanout
+
+    layer = net.layers[0]
+    total = np.zeros(len(images), np.int64)
+    for p in layer.projections:
+        f = fanout(p.op, p.weight, tuple(net.input_shape), layer.shape).reshape(-1)
+        total += (images.reshape(len(images), -1) != 0).astype(np.int64) @ f
+    return total
+
+
+def make_report(build: BuildFolder, golden, raw: RawRun, images: np.ndarray, mismatches, *,
+                simulator: str, backpressure: bool, source: str, start: int) -> dict:
+    n = len(images)
+    done = len(raw.classes)
+    latency = int(raw.out_cycles[0, 1] - raw.in_cycles[0, 0]) if done else None
+    steady = None
+    if done >= 2:
+        steady = float(raw.out_cycles[done - 1, 1] - raw.out_cycles[0, 1]) / (done - 1)
+    sops = {layer.name: golden.sops[layer.name].sum(axis=1).astype(np.float64) for layer in build.net.layers}
+    sops[build.net.layers[0].name] = encoding_sops(build.net, images).astype(np.float64)
+    layers = []
+    for entry in build.manifest["layers"]:
+        name, lanes = entry["name"], int(entry["lanes"])
+        per_image = float(sops[name].mean())
+        events = float(golden.events[name].sum(axis=1).mean()) if name in golden.events else None
+        layers.append({"name": name, "kind": entry["kind"], "lanes": lanes, "sops_per_image": round(per_image, 1),
+                       "events_per_image": None if events is None else round(events, 1),
+                       "lane_utilisation": round(per_image / lanes / steady, 4) if steady else None})
+    estimate = None
+    if build.report:
+        estimate = {k: build.report.get(k) for k in ("cycles_per_image", "latency_cycles", "images_per_second")}
+    accuracy = None
+    labels = getattr(golden, "labels", None)
+    if labels is not None and done:
+        accuracy = float(np.mean(raw.classes == labels[:done]))
+    return {
+        "build": str(build.path), "model": build.manifest.get("model", {}).get("name"),
+        "model_id": build.manifest.get("model", {}).get("model_id_hex"),
+        "simulator": simulator, "seed": raw.seed, "backpressure": backpressure,
+        "images": n, "images_source": source, "start": start, "results": done,
+        "mismatches": len(mismatches), "first_mismatches": [str(m) for m in mismatches[:10]],
+        "bit_exact": not mismatches,
+        "accuracy": accuracy,
+        "latency_cycles": latency,
+        "cycles_per_image": None if steady is None else round(steady, 2),
+        "images_per_second_at_100mhz": None if not steady else round(CLOCK_HZ / steady, 1),
+        "busy_cycles": _busy_cycles(raw.registers),
+        "sops_per_image": round(float(sum(v.mean() for v in sops.values())), 1),
+        "layers": layers,
+        "estimate": estimate,
+        "registers": raw.registers,
+    }
+
+
+def _busy_cycles(regs: dict):
+    if "BUSY_CYCLES_LO" in regs and "BUSY_CYCLES_HI" in regs:
+        return (regs["BUSY_CYCLES_HI"] << 32) | regs["BUSY_CYCLES_LO"]
+    return None
+
+
+# --------------------------------------------------------------------------- the whole check
+
+
+@dataclass
+class SimResult:
+    report: dict
+    mismatches: list = field(default_factory=list)
+    diagnosis: object = None          # sim.diagnose.Diagnosis on a mismatch (or with debug)
+    waves: Path | None = None
+    report_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: str = "verilator",
+                   backpressure: bool = False, seed: int | None = None, waves: bool = False,
+                   debug: bool = False, report: Path | None = None, progress: bool = False,
+                   quiet: bool = False) -> SimResult:
+    """Simulate `images` images of a build folder and check them against the golden model.
+
+    Writes sim_report.json into the build folder (or `report`). Raises BuildFolderError for
+    a missing/incomplete folder, ValueError for bad arguments, SimulationError when the
+    simulator cannot run; a mismatch is not an exception: see SimResult.mismatches.
+    """
+    from gen.golden import run as golden_run
+    from sim.runner import check_simulator
+
+    check_simulator(simulator)
+    build = load_build(build_dir)
+    pixels, labels, source = load_images(build.net, images, start)
+    golden = golden_run(build.net, pixels, record=True)
+    golden.labels = labels
+    seed = random.randrange(1 << 31) if seed is None else int(seed)
+    log.info("seed %d", seed)
+    raw = run_simulator(build, pixels, simulator=simulator, backpressure=backpressure, seed=seed,
+                        expected=golden.classes, progress=progress, quiet=quiet)
+    mismatches = compare(build, golden, raw, len(pixels))
+    result = SimResult(report=make_report(build, golden, raw, pixels, mismatches, simulator=simulator,
+                                          backpressure=backpressure, source=source, start=start),
+                       mismatches=mismatches)
+    if mismatches or debug:
+        from sim.diagnose import diagnose
+        first = next((m.image for m in mismatches if m.image >= 0), 0)
+        first = min(first, len(pixels) - 1)
+        probe_raw = run_simulator(build, pixels[first:first + 1], simulator=simulator, seed=seed,
+                                  probe=True, quiet=quiet)
+        single = golden_run(build.net, pixels[first:first + 1], record=True)
+        result.diagnosis = diagnose(build, single, probe_raw, image=start + first)
+        result.report["diagnosis"] = result.diagnosis.to_json()
+    if waves:
+        count = min(WAVE_IMAGES, len(pixels))
+        run_simulator(build, pixels[:count], simulator=simulator, seed=seed, waves=True, quiet=quiet)
+        found = sorted((build.path / "sim" / f"{simulator}-waves").rglob("*.[fv][sc][td]"))
+        result.waves = found[0] if found else None
+        result.report["waves"] = {"file": str(result.waves) if result.waves else None, "images": count}
+    path = Path(report) if report is not None else build.path / REPORT
+    path.write_text(json.dumps(result.report, indent=2) + "\n")
+    result.report_path = path
+    return result

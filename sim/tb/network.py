@@ -1,0 +1,154 @@
+"""Whole-network testbench: images in on s_axis, results out on m_axis, counters on s_axi.
+
+Run by sim/network.py through sim.runner (never directly). Params (tb_params):
+  beats     .npy of uint64 [N, beats per image]: the images, packed as manifest "input"
+  expected  .npy of int64 [N] golden classes, or null (only for the live mismatch count)
+  out       .npz to write: logits, classes, cycles, registers, probes (always written,
+            also when the run fails, so the caller can report what came back)
+  manifest  the build's manifest.json (packing, register map, layers)
+  gap/stall probabilities of input idle / output back-pressure per cycle
+  probe     record the event streams between layers (for sim/diagnose.py)
+  timeout_cycles  cycles to wait for one result before calling the design hung
+  progress  show a tqdm bar on stderr
+
+All images are queued at once, so the input stream stays full (back to back) unless
+`gap` asks for idle cycles; the cycles of every first/last beat are recorded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+
+import numpy as np
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+from sim.axis import CLOCK_PERIOD_NS, AxiLiteMaster, AxisSink, AxisSource, Registers, unpack_result
+from sim.runner import tb_params
+
+log = logging.getLogger("tern.tb.network")
+
+IDENTITY = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES", "PIXELS_PER_IMAGE", "NUM_LAYERS")
+
+
+class EventProbe:
+    """Watches every layer's outgoing event stream inside the top (`<layer>_events__*`) and
+    records (step, addr, neg) per spike; the step counts that layer's end-of-step markers."""
+
+    def __init__(self, dut, clock, layers):
+        from hw.event import event_layout
+
+        self.clock = clock
+        self.taps = []
+        self.missing = []
+        for entry in layers:
+            if entry["kind"] == "readout":
+                continue
+            name = entry["name"]
+            try:
+                handles = [getattr(dut, f"{name}_events__{part}") for part in ("valid", "ready", "payload")]
+            except AttributeError:
+                self.missing.append(name)
+                continue
+            layout = event_layout(int(entry["event_addr_bits"]))
+            fields = {f: (layout[f].offset, layout[f].shape.width) for f in ("addr", "neg", "eos")}
+            self.taps.append((name, handles, fields))
+        self.events = {name: [] for name, _, _ in self.taps}
+        self.steps = {name: 0 for name, _, _ in self.taps}
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clock)
+            for name, (valid, ready, payload), fields in self.taps:
+                if valid.value and ready.value:
+                    word = int(payload.value)
+                    get = {f: (word >> off) & ((1 << w) - 1) for f, (off, w) in fields.items()}
+                    if get["eos"]:
+                        self.steps[name] += 1
+                    else:
+                        self.events[name].append((self.steps[name], get["addr"], get["neg"]))
+
+
+def _progress(total: int, enabled: bool, label: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="img", desc=label or "simulating", dynamic_ncols=True, leave=False)
+
+
+@cocotb.test()
+async def images_stream_through_the_network(dut):
+    params = tb_params()
+    manifest = json.loads(open(params["manifest"]).read())
+    beats = np.load(params["beats"])
+    expected = np.load(params["expected"]) if params.get("expected") else None
+    n = beats.shape[0]
+    rng = random.Random(cocotb.RANDOM_SEED)
+    log.info("seed %d: %d images, gap %.2f, stall %.2f", cocotb.RANDOM_SEED, n, params["gap"], params["stall"])
+
+    cocotb.start_soon(Clock(dut.aclk, CLOCK_PERIOD_NS, unit="ns").start())
+    dut.aresetn.value = 0
+    source = AxisSource(dut, "s_axis", dut.aclk, rng=rng, gap=params["gap"])
+    sink = AxisSink(dut, "m_axis", dut.aclk, rng=rng, stall=params["stall"])
+    registers = Registers(AxiLiteMaster(dut, "s_axi", dut.aclk), manifest["registers"])
+    probe = EventProbe(dut, dut.aclk, manifest["layers"]) if params.get("probe") else None
+    await ClockCycles(dut.aclk, 4)
+    dut.aresetn.value = 1
+    await ClockCycles(dut.aclk, 2)
+
+    out = {"logits": [], "classes": [], "out_cycles": []}
+    meta = {"registers": {}, "identity": {}, "event_counts": {}, "error": None, "probed": []}
+    bar = _progress(n, params.get("progress"), params.get("label", ""))
+    wrong = 0
+    try:
+        meta["identity"] = {name: await registers.read(name) for name in IDENTITY if name in registers.offsets}
+        await registers.write("CONTROL", registers.bit("CONTROL", "CLEAR_COUNTERS")
+                              | registers.bit("CONTROL", "CLEAR_ERRORS"))
+        for image in beats:
+            source.send(image.tolist())
+        for i in range(n):
+            try:
+                frame = await with_timeout(sink.recv(), params["timeout_cycles"] * CLOCK_PERIOD_NS, "ns")
+            except cocotb.triggers.SimTimeoutError:
+                raise AssertionError(f"no result for image {i} within {params['timeout_cycles']:,} cycles "
+                                     f"({i} of {n} came back, {len(source.frames)} accepted): the design hangs") from None
+            logits, cls = unpack_result(frame.beats, manifest["output"])
+            out["logits"].append(logits)
+            out["classes"].append(cls)
+            out["out_cycles"].append((frame.first_cycle, frame.last_cycle))
+            if expected is not None and cls != int(expected[i]):
+                wrong += 1
+            if bar is not None:
+                bar.update(1)
+                if wrong:
+                    bar.set_postfix(mismatches=wrong, refresh=False)
+        await ClockCycles(dut.aclk, 4)      # let the counters settle past the last beat
+        meta["registers"] = await registers.read_all()
+        meta["event_counts"] = await registers.event_counts()
+    except AssertionError as exc:
+        meta["error"] = str(exc)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        _write(params["out"], out, source, meta, probe, manifest)
+
+
+def _write(path, out, source, meta, probe, manifest):
+    k = int(manifest["output"]["num_classes"])
+    arrays = {
+        "logits": np.array(out["logits"], np.int64).reshape(-1, k),
+        "classes": np.array(out["classes"], np.int64),
+        "out_cycles": np.array(out["out_cycles"], np.int64).reshape(-1, 2),
+        "in_cycles": np.array(source.frames, np.int64).reshape(-1, 2),
+    }
+    if probe is not None:
+        meta["probed"] = [name for name, _, _ in probe.taps]
+        meta["probe_missing"] = probe.missing
+        for name, events in probe.events.items():
+            arrays[f"probe_{name}"] = np.array(events, np.int64).reshape(-1, 3)
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
