@@ -183,3 +183,25 @@ def test_readout_must_not_spike():
     ckpt["arch"]["layers"].append({"name": "lastlif", "type": "lif"})
     with pytest.raises(ModelError, match="layer 'lastlif': the model must end in a linear"):
         compile_dict(ckpt)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_folds_and_quantisation_property(seed):
+    """Random checkpoints: the fully folded layered network equals the float model; the integer
+    network equals its fake-quantised float64 model exactly."""
+    from gen.golden import run
+    compiled = compile_dict(random_checkpoint(seed))
+    images = random_images(seed, compiled.float_net.input_shape, 12)
+    base = run_float(compiled.float_net, images)
+    layered = run_reference(compiled.layered, images)
+    for layer in compiled.layered.layers[:-1]:
+        assert np.array_equal(layered.spikes[layer.name], base.spikes[layer.lif_name])
+    np.testing.assert_allclose(layered.logits, base.logits, rtol=0, atol=1e-12)
+    g, fq = run(compiled.network, images, record=True), run_reference(compiled.network, images)
+    assert all(np.array_equal(g.spikes[k], fq.spikes[k]) for k in g.spikes)
+    assert np.array_equal(g.logits, fq.logit_sums * 2.0 ** int(compiled.network.readout.scale_exp[0]))
