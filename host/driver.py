@@ -1,0 +1,299 @@
+"""The Tern accelerator on a PYNQ board (or on the simulated board of sim/board.py).
+
+    acc = Accelerator("tern_build")            # loads tern_<model>.bit with pynq.Overlay
+    classes = acc.predict(images)              # uint8 [N, C, H, W] -> int64 [N]
+    logits = acc.logits(images)                # int64 [N, K], the hardware's exact sums
+    for first, logits, classes in acc.stream(images, batch_size=256): ...
+    acc.last_run                               # images/s measured on the board, cycles
+    acc.counters()                             # the IP's counters and error flags
+
+Only numpy and, lazily, pynq are imported: the simulated board passes its own overlay and
+buffer allocator, so this same code runs against the RTL simulation of a build.
+
+Transfers are one image each, because the AXI DMA ends an MM2S transfer with TLAST and an
+S2MM transfer at TLAST, and the IP frames images by TLAST (docs/build.md). The stream keeps
+both DMA channels busy: the next image's send is issued as soon as the send channel is
+free, while the previous result is still being received, and the next batch is packed
+into the second pair of buffers while the DMA works on the current one.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DmaTimeout, ModelMismatch, NotATernBuild, TernError
+from .manifest import MAGIC, BuildInfo, load_manifest
+from .packing import check_images, pack_images, unpack_results
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 256
+DEFAULT_TIMEOUT_S = 5.0          # per image transfer on the board; a simulated board sets its own
+TERN_IP_PREFIX = "tern"
+DMA_TYPE = ":axi_dma:"
+MODULE_REF_TYPE = ":module_ref:"
+CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = 0, 1
+ERROR_NAMES = ("SHORT_IMAGE", "LONG_IMAGE")
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """One call's throughput: wall-clock on the host, and cycles counted by the IP itself."""
+    images: int
+    seconds: float                      # wall clock around the DMA loop
+    images_per_second: float
+    busy_cycles: int                    # BUSY_CYCLES difference: cycles an image was inside
+    cycles_per_image: float
+    hw_images_per_second: float | None  # images / (busy_cycles / clock), None without a clock
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+    return int(value)
+
+
+def _positive_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, not {value!r}")
+    return float(value)
+
+
+def find_ips(overlay) -> tuple[str, list[str]]:
+    """(DMA name, candidate Tern IP names) from an overlay's ip_dict."""
+    ip_dict = getattr(overlay, "ip_dict", None)
+    if not isinstance(ip_dict, dict):
+        raise NotATernBuild(f"overlay must be a pynq.Overlay (or alike) with an ip_dict, "
+                            f"not {type(overlay).__name__}")
+    dmas = sorted(name for name, ip in ip_dict.items() if DMA_TYPE in str(ip.get("type", "")))
+    if len(dmas) != 1:
+        raise NotATernBuild(f"the overlay must have exactly one AXI DMA, not {len(dmas)} "
+                            f"(its IPs: {', '.join(sorted(ip_dict)) or 'none'}): not a Tern build")
+    candidates = sorted(name for name, ip in ip_dict.items()
+                        if name.lower().startswith(TERN_IP_PREFIX) or MODULE_REF_TYPE in str(ip.get("type", "")))
+    if not candidates:
+        raise NotATernBuild(f"the overlay has no Tern IP (its IPs: {', '.join(sorted(ip_dict))}): "
+                            f"not a Tern build")
+    return dmas[0], candidates
+
+
+class Accelerator:
+    """A loaded Tern build: `predict`, `logits`, `stream`, `counters`, `last_run`.
+
+    build_dir: the build (or deployment) folder with manifest.json and the bitstream.
+    overlay: None loads `<build_dir>/<bitstream>` with pynq.Overlay; or an overlay-like object
+    (ip_dict, IP attributes with read/write, a DMA with sendchannel/recvchannel), e.g.
+    sim.board.SimulatedBoard, which also provides `allocate`.
+    """
+
+    def __init__(self, build_dir, overlay=None, *, batch_size: int = DEFAULT_BATCH, timeout: float | None = None):
+        self.info: BuildInfo = load_manifest(build_dir)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if overlay is None:
+            overlay = self._load_overlay()
+        self.overlay = overlay
+        default_timeout = getattr(overlay, "dma_timeout_s", DEFAULT_TIMEOUT_S)
+        self.timeout = _positive_float("timeout", default_timeout if timeout is None else timeout)
+        self._allocate = getattr(overlay, "allocate", None) or _pynq_allocate
+        dma_name, candidates = find_ips(overlay)
+        self.dma = getattr(overlay, dma_name)
+        self.ip = self._find_tern_ip(candidates)
+        self._check_identity()
+        self._buffers = [self._new_buffers(self.batch_size) for _ in range(2)]
+        self.last_run: RunStats | None = None
+        self.write("CONTROL", 1 << CONTROL_CLEAR_ERRORS)
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_overlay(self):
+        path = self.info.bitstream_path
+        if path is None or not path.is_file():
+            raise NotATernBuild(f"bitstream must be a file in the build folder, not {str(path)!r}: run Vivado "
+                                f"(build_bitstream.tcl) first, or pass overlay=")
+        import pynq  # on the board only
+        log.info("loading %s", path)
+        return pynq.Overlay(str(path))
+
+    def _find_tern_ip(self, candidates):
+        found = {}
+        for name in candidates:
+            ip = getattr(self.overlay, name)
+            found[name] = ip.read(self.info.offset("MAGIC"))
+            if found[name] == MAGIC:
+                return ip
+        readings = ", ".join(f"{name} reads {value:#010x}" for name, value in found.items())
+        raise NotATernBuild(f"no IP of the overlay answers with the Tern MAGIC {MAGIC:#010x} ({readings}): "
+                            f"not a Tern build")
+
+    def _check_identity(self):
+        info = self.info
+        version = self.read("REGMAP_VERSION")
+        if version != info.regmap_version:
+            raise NotATernBuild(f"the IP's register map version is {version}, the manifest's "
+                                f"{info.regmap_version}: rebuild, or use the driver of this build")
+        model_id = self.read("MODEL_ID")
+        if model_id != info.model_id:
+            raise ModelMismatch(f"the loaded hardware has model ID {model_id:#010x}, but "
+                                f"{info.build_dir / 'manifest.json'} is model {info.model_name!r} with ID "
+                                f"{info.model_id:#010x}: load the bitstream of this build folder")
+        expected = {"TIMESTEPS": info.timesteps, "NUM_CLASSES": info.num_classes,
+                    "PIXELS_PER_IMAGE": info.pixels_per_image}
+        for name, value in expected.items():
+            if name in info.registers and self.read(name) != value:
+                raise ModelMismatch(f"the IP's {name} is {self.read(name)}, the manifest says {value}")
+
+    def _new_buffers(self, rows: int):
+        inp = self._allocate(shape=(rows, self.info.input_bytes), dtype=np.uint8)
+        out = self._allocate(shape=(rows, self.info.output_bytes), dtype=np.uint8)
+        return inp, out
+
+    # ------------------------------------------------------------------ registers
+
+    def read(self, name: str) -> int:
+        return int(self.ip.read(self.info.offset(name)))
+
+    def write(self, name: str, value: int) -> None:
+        self.ip.write(self.info.offset(name), int(value))
+
+    def busy_cycles(self) -> int:
+        """The 64-bit BUSY_CYCLES counter, read HI, LO, HI until HI is stable."""
+        while True:
+            hi = self.read("BUSY_CYCLES_HI")
+            lo = self.read("BUSY_CYCLES_LO")
+            if self.read("BUSY_CYCLES_HI") == hi:
+                return hi << 32 | lo
+
+    def counters(self) -> dict:
+        """Images in and out, busy cycles, error flags and spike events per layer."""
+        errors = self.read("ERRORS")
+        return {
+            "images_in": self.read("IMAGES_IN"),
+            "images_out": self.read("IMAGES_OUT"),
+            "busy_cycles": self.busy_cycles(),
+            "errors": [name for bit, name in enumerate(ERROR_NAMES) if errors >> bit & 1],
+            "events": {layer: self.read(reg) for layer, reg in self.info.event_counters},
+        }
+
+    def clear_counters(self) -> None:
+        self.write("CONTROL", 1 << CONTROL_CLEAR_COUNTERS)
+
+    # ------------------------------------------------------------------ inference
+
+    def predict(self, images) -> np.ndarray:
+        """int64 [N] classes of uint8 images [N, C, H, W] (or one [C, H, W] image)."""
+        return self._run(images)[1]
+
+    def logits(self, images) -> np.ndarray:
+        """int64 [N, K]: the logits exactly as the hardware summed them."""
+        return self._run(images)[0]
+
+    def _run(self, images):
+        images = check_images(self.info, images)
+        logits = np.empty((len(images), self.info.num_classes), dtype=np.int64)
+        classes = np.empty(len(images), dtype=np.int64)
+        for first, batch_logits, batch_classes in self.stream(images):
+            logits[first:first + len(batch_logits)] = batch_logits
+            classes[first:first + len(batch_classes)] = batch_classes
+        return logits, classes
+
+    def stream(self, images, batch_size: int | None = None):
+        """Yield (index of the batch's first image, logits [n, K], classes [n]) batch by batch.
+
+        Any number of images; the last batch may be partial. Sets `last_run` when done.
+        """
+        images = check_images(self.info, images)
+        size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
+        if size > len(self._buffers[0][0]):
+            self._buffers = [self._new_buffers(size) for _ in range(2)]
+        n = len(images)
+        if n == 0:
+            self.last_run = None
+            return
+        starts = list(range(0, n, size))
+        cycles_before, out_before = self.busy_cycles(), self.read("IMAGES_OUT")
+        began = time.perf_counter()
+        pack_images(self.info, images[0:size], self._buffers[0][0])
+        send, recv = self.dma.sendchannel, self.dma.recvchannel
+        ib, ob = self.info.input_bytes, self.info.output_bytes
+        recv.transfer(self._buffers[0][1], start=0, nbytes=ob)
+        send.transfer(self._buffers[0][0], start=0, nbytes=ib)
+        for b, first in enumerate(starts):
+            inp, out = self._buffers[b % 2]
+            count = min(size, n - first)
+            if b + 1 < len(starts):
+                # The DMA is busy with this batch: pack the next one into the other buffers,
+                # whose sends all finished before this batch's first send was issued.
+                nxt = starts[b + 1]
+                pack_images(self.info, images[nxt:nxt + size], self._buffers[(b + 1) % 2][0])
+            for row in range(count):
+                index = first + row
+                self._wait(send, "send", index)
+                if row + 1 < count:
+                    send.transfer(inp, start=(row + 1) * ib, nbytes=ib)
+                elif b + 1 < len(starts):
+                    send.transfer(self._buffers[(b + 1) % 2][0], start=0, nbytes=ib)
+                self._wait(recv, "receive", index)
+                if row + 1 < count:
+                    recv.transfer(out, start=(row + 1) * ob, nbytes=ob)
+                elif b + 1 < len(starts):
+                    recv.transfer(self._buffers[(b + 1) % 2][1], start=0, nbytes=ob)
+            batch_logits, batch_classes = unpack_results(self.info, np.asarray(out[:count]))
+            yield first, batch_logits, batch_classes
+        seconds = time.perf_counter() - began
+        self._check_errors()
+        self.last_run = self._stats(n, seconds, self.busy_cycles() - cycles_before,
+                                    (self.read("IMAGES_OUT") - out_before) % (1 << 32))
+
+    def _wait(self, channel, what: str, index: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not channel.idle:
+            if time.monotonic() > deadline:
+                c = self.counters()
+                raise DmaTimeout(f"the DMA {what} of image {index} did not finish within {self.timeout:g} s "
+                                 f"(IP counters: {c['images_in']} images in, {c['images_out']} out, "
+                                 f"errors {c['errors'] or 'none'}): the accelerator or the DMA stalled; "
+                                 f"reload the overlay")
+        channel.wait()   # returns at once now; lets pynq finish its bookkeeping (cache invalidation)
+
+    def _check_errors(self) -> None:
+        flags = self.counters()["errors"]
+        if flags:
+            self.write("CONTROL", 1 << CONTROL_CLEAR_ERRORS)
+            raise TernError(f"the IP flagged framing errors {flags}: the image bytes did not match "
+                            f"input.bytes_per_image = {self.info.input_bytes} of the manifest")
+
+    def _stats(self, n: int, seconds: float, cycles: int, images_out: int) -> RunStats:
+        if images_out != n:
+            log.warning("IMAGES_OUT grew by %d for %d images", images_out, n)
+        clock = self.info.clock_mhz
+        per_image = cycles / n
+        return RunStats(images=n, seconds=seconds, images_per_second=n / seconds if seconds > 0 else float("inf"),
+                        busy_cycles=cycles, cycles_per_image=per_image,
+                        hw_images_per_second=(clock * 1e6 / per_image) if clock and per_image else None)
+
+    # ------------------------------------------------------------------ cleanup
+
+    def close(self) -> None:
+        for pair in self._buffers:
+            for buf in pair:
+                free = getattr(buf, "freebuffer", None)
+                if free is not None:
+                    free()
+        self._buffers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _pynq_allocate(shape, dtype):
+    import pynq  # on the board only
+    return pynq.allocate(shape=shape, dtype=dtype)

@@ -1,0 +1,73 @@
+"""`python -m sim.board_server BUILD_DIR --port-file F`: run a build's top under simulation
+and serve the simulated board (sim/tb/board.py) until the client disconnects.
+
+sim.board.SimulatedBoard starts this as a subprocess; it is a module of its own so that a
+notebook kernel or a script can start a board without importing cocotb itself.
+The Verilator build of the top is cached under sim_build/board/<hash of the RTL>.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "sim_build" / "board"
+TEST_MODULE = "sim.tb.board"
+
+
+def rtl_sources(build_dir: Path) -> tuple[list[Path], str]:
+    """(Verilog files, top module) of a build, from its manifest."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    files = [build_dir / f for f in manifest["files"]["rtl"]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise ValueError(f"the build's RTL files must exist, not missing {missing}")
+    return files, manifest["top"]["module"]
+
+
+def cache_dir(files: list[Path], top: str, simulator: str) -> Path:
+    digest = hashlib.sha1(top.encode())
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return CACHE / simulator / f"{top}-{digest.hexdigest()[:12]}"
+
+
+def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
+          idle_timeout_s: float = 600, seed: int | None = None):
+    from sim.runner import run_testbench
+
+    build_dir = Path(build_dir)
+    files, top = rtl_sources(build_dir)
+    params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
+              "idle_timeout_s": idle_timeout_s}
+    return run_testbench(files, top, TEST_MODULE, cache_dir(files, top, simulator), params=params,
+                         simulator=simulator, seed=seed)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.board_server", description=__doc__.split("\n\n")[0])
+    p.add_argument("build_dir")
+    p.add_argument("--port-file", required=True, help="where to write the TCP port once listening")
+    p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
+    p.add_argument("--accept-timeout", type=float, default=60.0, help="seconds to wait for the client")
+    p.add_argument("--idle-timeout", type=float, default=600.0, help="seconds without a request before stopping")
+    p.add_argument("--seed", type=int)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        serve(args.build_dir, args.port_file, args.simulator, args.accept_timeout, args.idle_timeout, args.seed)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"python -m sim.board_server: {exc}", file=sys.stderr)
+        return 2
+    except AssertionError as exc:   # SimulationFailed
+        print(f"python -m sim.board_server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
