@@ -145,7 +145,8 @@ def op_from_json(data: dict) -> Op:
 # --------------------------------------------------------------------------- projections and layers
 
 
-@dataclass(frozen=True)
+# eq=False: instances compare (and hash) by identity; `same_network` compares contents.
+@dataclass(frozen=True, eq=False)
 class Projection:
     """Synapses from one source spike map (or the input pixels) into a layer."""
     source: str
@@ -164,7 +165,7 @@ class Projection:
         return 1 if isinstance(self.op, Identity) else int(np.prod(self.weight.shape[1:]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     name: str
     kind: str
@@ -227,7 +228,7 @@ class Layer:
         return int(np.prod(self.shape))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Network:
     name: str
     input_shape: tuple[int, int, int]
@@ -305,6 +306,27 @@ class Network:
     @property
     def num_classes(self) -> int:
         return self.readout.shape[0]
+
+
+def _same_array(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and a.shape == b.shape
+                                          and np.array_equal(a, b))
+
+
+def same_layer(a: Layer, b: Layer) -> bool:
+    if (a.name, a.kind, a.shape, a.neuron, a.leak_shift) != (b.name, b.kind, b.shape, b.neuron, b.leak_shift):
+        return False
+    if not all(_same_array(getattr(a, f), getattr(b, f)) for f in ("bias", "theta_pos", "theta_neg", "scale_exp")):
+        return False
+    return len(a.projections) == len(b.projections) and all(
+        p.source == q.source and p.op == q.op and _same_array(p.weight, q.weight)
+        for p, q in zip(a.projections, b.projections))
+
+
+def same_network(a: Network, b: Network) -> bool:
+    """True when two networks hold the same structure and the same integers."""
+    return ((a.name, a.input_shape, a.timesteps, a.wbits) == (b.name, b.input_shape, b.timesteps, b.wbits)
+            and len(a.layers) == len(b.layers) and all(same_layer(x, y) for x, y in zip(a.layers, b.layers)))
 
 
 def replace(obj, **changes):

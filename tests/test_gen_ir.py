@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gen import irfile
-from gen.ir import Conv2d, Dense, Identity, Layer, Network, Projection, replace
+from gen.ir import Conv2d, Dense, Identity, Layer, Network, Projection, replace, same_network
 from gen.random_net import random_network
 
 
@@ -95,6 +95,7 @@ def test_save_load_round_trip(tmp_path, seed):
     assert json_path.name == "net.json" and npz_path.name == "net.npz"
     back = irfile.load(tmp_path / "net")
     _assert_same(net, back)
+    assert same_network(net, back) and not same_network(net, random_network(seed + 100))
     assert irfile.model_id(back) == irfile.model_id(net)
     document = json.loads(json_path.read_text())
     assert document["format"] == "tern-ir" and document["version"] == 1
