@@ -1,0 +1,112 @@
+"""`python -m host infer BUILD_DIR --images N [--sim] [--json]`: run held-out images through
+a built accelerator and print accuracy, throughput and the IP's counters.
+
+On the board BUILD_DIR is the deployment folder (bitstream, manifest.json, data/); here
+`--sim` runs the same driver against the build's RTL (sim.board.SimulatedBoard).
+Bad input exits with code 2 and one line on stderr; a board or DMA failure with code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m host", description="Run a Tern accelerator on a PYNQ board "
+                                "(or on its simulated board).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    infer = sub.add_parser("infer", help="classify held-out images, report accuracy and images/s")
+    infer.add_argument("build_dir", metavar="BUILD_DIR", help="build or deployment folder (with manifest.json)")
+    infer.add_argument("--images", type=int, default=100, metavar="N", help="held-out images to run (default 100)")
+    infer.add_argument("--start", type=int, default=0, metavar="I", help="first held-out image (default 0)")
+    infer.add_argument("--batch", type=int, default=None, metavar="B", help="images per DMA batch buffer")
+    infer.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per image transfer "
+                       "before a DMA timeout (default 5 on a board, 120 simulated)")
+    infer.add_argument("--sim", action="store_true", help="use the simulated board (RTL under Verilator)")
+    infer.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:           # a board may not have it: run without a bar
+        return None
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def infer(args) -> dict:
+    from .driver import Accelerator
+    from .images import load_heldout
+
+    if args.images < 1:
+        raise ValueError(f"--images must be an integer >= 1, not {args.images!r}")
+    images, labels = load_heldout(args.build_dir, limit=args.images, start=args.start)
+    if len(images) == 0:
+        raise ValueError(f"--start must leave held-out images to run, not {args.start!r}")
+    board = None
+    if args.sim:
+        from sim.board import SimulatedBoard
+        print("starting the simulated board (builds the RTL under Verilator on first use) ...",
+              file=sys.stderr, flush=True)
+        board = SimulatedBoard(args.build_dir)
+    try:
+        kwargs = {} if args.batch is None else {"batch_size": args.batch}
+        acc = Accelerator(args.build_dir, overlay=board, timeout=args.timeout, **kwargs)
+        classes = np.empty(len(images), dtype=np.int64)
+        bar = _progress(len(images), sys.stderr.isatty() and not args.json)
+        for first, _, batch_classes in acc.stream(images, batch_size=min(acc.batch_size, 16) if args.sim else None):
+            classes[first:first + len(batch_classes)] = batch_classes
+            if bar is not None:
+                bar.update(len(batch_classes))
+        if bar is not None:
+            bar.close()
+        stats, counters = acc.last_run, acc.counters()
+        acc.close()
+    finally:
+        if board is not None:
+            board.close()
+    return {"build": str(args.build_dir), "model": acc.info.model_name, "model_id": f"0x{acc.info.model_id:08x}",
+            "simulated": bool(args.sim), "images": len(images), "first_image": args.start,
+            "correct": int((classes == labels).sum()), "accuracy": float((classes == labels).mean()),
+            "classes": classes.tolist(), "run": stats.to_json(), "counters": counters}
+
+
+def summary(result: dict) -> str:
+    run = result["run"]
+    where = "simulated board" if result["simulated"] else "board"
+    lines = [f"{result['model']} ({result['model_id']}) on the {where}: {result['correct']}/{result['images']} "
+             f"correct = {100 * result['accuracy']:.2f} % (held-out images {result['first_image']}.."
+             f"{result['first_image'] + result['images'] - 1})",
+             f"host: {run['images_per_second']:,.1f} images/s over {run['seconds']:.2f} s",
+             f"IP: {run['cycles_per_image']:,.0f} busy cycles per image"
+             + (f" = {run['hw_images_per_second']:,.0f} images/s at the fabric clock"
+                if run["hw_images_per_second"] else "")]
+    c = result["counters"]
+    lines.append(f"counters: {c['images_in']} images in, {c['images_out']} out, errors "
+                 f"{', '.join(c['errors']) or 'none'}; spike events " +
+                 ", ".join(f"{k} {v:,}" for k, v in c["events"].items()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from .errors import NotATernBuild, TernError
+
+    args = build_parser().parse_args(argv)
+    try:
+        result = infer(args)
+    except (NotATernBuild, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"python -m host {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TernError, RuntimeError, OSError) as exc:
+        print(f"python -m host {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result, indent=2) if args.json else summary(result))
+    return 0

@@ -1,0 +1,46 @@
+"""Held-out images for the host: the deployment's .npy files, or the repository's MNIST.
+
+A deployment (gen/deploy.py) ships the held-out split as `data/heldout_images.npy` (uint8
+[N, C, H, W]) and `data/heldout_labels.npy` (int64 [N]) beside manifest.json, so the board
+needs neither the IDX files nor the training code. In the repository, `snn.data` (numpy
+only) reads the same split from data/mnist/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = "data"
+IMAGES_NPY = "heldout_images.npy"
+LABELS_NPY = "heldout_labels.npy"
+
+
+def _check_count(name: str, value, lo: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+    return int(value)
+
+
+def load_heldout(folder=None, limit: int | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [N, C, H, W], int64 labels [N]) of the held-out split.
+
+    Looks for `<folder>/data/*.npy` (a deployment) first, then the repository's MNIST files.
+    """
+    limit = _check_count("limit", limit, 0)
+    start = _check_count("start", start, 0)
+    if folder is not None:
+        data = Path(folder) / DATA_DIR
+        if (data / IMAGES_NPY).is_file():
+            images = np.load(data / IMAGES_NPY, mmap_mode="r")
+            labels = np.load(data / LABELS_NPY)
+            stop = len(images) if limit is None else min(len(images), start + limit)
+            return np.ascontiguousarray(images[start:stop]), labels[start:stop].astype(np.int64)
+    try:
+        from snn.data import load_mnist   # numpy only; present in the repository, not on a board
+    except ImportError:
+        raise FileNotFoundError(f"no held-out images: {Path(folder or '.') / DATA_DIR / IMAGES_NPY} is missing "
+                                f"and the Tern repository's snn.data is not importable") from None
+    return load_mnist(split="heldout", limit=limit, start=start)
