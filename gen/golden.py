@@ -63,12 +63,17 @@ def exact_dtype(terms: int, max_abs_x: int, max_abs_w: int):
     return np.int64
 
 
+def max_abs(x: np.ndarray) -> int:
+    """max |x| as a Python int (no copy, no overflow of the int8 minimum)."""
+    return max(int(x.max()), -int(x.min())) if x.size else 0
+
+
 def int_matmul(a: np.ndarray, b: np.ndarray, max_abs_a: int | None = None) -> np.ndarray:
     """a @ b for integer matrices, exactly; returns int64."""
     if a.size == 0 or b.size == 0:
         return np.zeros((a.shape[0], b.shape[1]), np.int64)
-    max_a = int(np.abs(a).max()) if max_abs_a is None else int(max_abs_a)
-    dtype = exact_dtype(a.shape[1], max_a, int(np.abs(b).max()))
+    max_a = max_abs(a) if max_abs_a is None else int(max_abs_a)
+    dtype = exact_dtype(a.shape[1], max_a, max_abs(b))
     return (a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)).astype(np.int64)
 
 
@@ -87,11 +92,11 @@ def project(op, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     if isinstance(op, Dense):
         return int_matmul(x.reshape(n, -1), weight.T)
     if isinstance(op, Conv2d):
-        max_x = max(int(np.abs(x.astype(np.int64, copy=False)).max()) if x.size else 0, max(op.pad_value, default=0))
+        max_x = max(max_abs(x), max(op.pad_value, default=0))
         k, s = op.kernel, op.stride
         out_channels = weight.shape[0]
         w = weight.reshape(out_channels, -1)
-        dtype = exact_dtype(w.shape[1], max_x, int(np.abs(w).max()) if w.size else 0)
+        dtype = exact_dtype(w.shape[1], max_x, max_abs(w))
         xp = _pad(x.astype(dtype, copy=False), op.padding, op.pad_value)
         windows = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # [N, C, Ho, Wo, k, k]
         ho, wo = windows.shape[2], windows.shape[3]
