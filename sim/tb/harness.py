@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -26,11 +27,25 @@ def write_if_changed(path: Path, text: str) -> Path:
     return path
 
 
+DUMP_MODULE_REG = re.compile(r"reg (\\\$auto\$verilog_backend\S*dump_module\$\d+) += 0;")
+
+
+def kick_comb_blocks_at_time_zero(text: str) -> str:
+    """For Icarus: yosys makes every `always @*` read a dummy reg initialised to 0, but
+    Icarus applies declaration initialisers before the always blocks wait, so a block whose
+    inputs keep their initial values never runs and its outputs stay X. Toggling the dummy
+    once at #0 runs every such block; the design itself is unchanged."""
+    return DUMP_MODULE_REG.sub(lambda m: f"reg {m.group(1)} = 0;\n  initial #0 {m.group(1)} = 1;", text)
+
+
 def run_component(component, name: str, test_module: str, params: dict, config: dict,
                   simulator: str = "verilator", seed: int | None = None, testcase: str | None = None):
     """`config` identifies the hardware (the build is cached on it); `params` go to the TB."""
     key = build_key(name, config)
     base = SIM_BUILD / simulator / key
-    source = write_if_changed(base / f"{name}.v", verilog.convert(component, name=name, emit_src=False))
+    text = verilog.convert(component, name=name, emit_src=False)
+    if simulator == "icarus":
+        text = kick_comb_blocks_at_time_zero(text)
+    source = write_if_changed(base / f"{name}.v", text)
     return run_testbench([source], name, test_module, base / "build", params=params,
                          simulator=simulator, seed=seed, testcase=testcase)

@@ -85,3 +85,42 @@ def lane_words_to_map(words, lanes: int, positions: int) -> np.ndarray:
         for j, v in enumerate(word):
             out[(g * lanes + j) * positions + p] = v
     return out
+
+
+def lif_layer(currents_per_step, bias, theta_pos, theta_neg, positions: int, leak_shift: int,
+              kind: str):
+    """SPEC §4 over T steps for one image: currents (without bias) per step -> spikes per step."""
+    per_neuron = lambda v: np.repeat(np.asarray(v, dtype=np.int64), positions)
+    b, thp, thn = per_neuron(bias), per_neuron(theta_pos), per_neuron(theta_neg)
+    r = np.zeros(len(b), dtype=object)
+    out = []
+    for t, current in enumerate(currents_per_step):
+        s = np.zeros(len(b), dtype=np.int64)
+        for n in range(len(b)):
+            s[n], r[n] = lif_neuron(int(r[n]), int(current[n]) + int(b[n]), t, int(thp[n]),
+                                    int(thn[n]), leak_shift, kind)
+        out.append(s)
+    return out
+
+
+def layer_parameters(geometry, p: dict):
+    """Weights, bias and thresholds of a test layer, drawn from p's seeds and styles."""
+    weights = make_weights(geometry.weight_shape, p["weight_width"], p["weight_style"], p["weight_seed"])
+    rng = np.random.default_rng(p["weight_seed"] + 1)
+    scale = max(1, current_bound(weights, 1) // 6)
+    channels = geometry.out_channels
+    bias = rng.integers(-scale // 4, scale // 4 + 1, size=channels)
+    theta_pos = rng.integers(1, scale + 1, size=channels)
+    theta_neg = -rng.integers(1, scale + 1, size=channels) if p.get("kind") != "binary" else -theta_pos
+    return weights, bias, theta_pos, theta_neg
+
+
+def layer_widths(weights, bias, theta_pos, theta_neg, leak_shift: int, steps: int, max_input: int = 1):
+    """(current_width, membrane_width) wide enough for any input (what gen.bounds will do)."""
+    bound = current_bound(weights, max_input)
+    current_width = bits_signed(-bound, bound)
+    b = int(np.abs(bias).max())
+    th = int(max(np.abs(theta_pos).max(), np.abs(theta_neg).max()))
+    # Binary neurons may sink below θ⁻ with no reset: bound |R| by the sum of all drives.
+    r = ((bound + b) << (leak_shift * (steps - 1) + 1)) + (th << (leak_shift * (steps - 1)))
+    return current_width, bits_signed(-r, r)

@@ -1,0 +1,195 @@
+"""LIF sweep: at the end of a step, walk every neuron of a layer P at a time through the
+LIF unit, write the membranes back, optionally clear the currents, and emit the fired
+neurons as events (address order within a lane word, lowest lane first), then `eos`.
+
+    issue addr a ──► current + membrane read (1 cycle) ──► LIFUnit (2 cycles)
+                 ──► membrane write, spike word (mask, signs, base addr) into a FIFO
+                 ──► serialiser: one event per cycle
+
+Reads are issued only while the spike FIFO has room for everything in flight, so the
+sweep never loses a word and runs at one address per cycle while spikes are sparse.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.event import bits_for, event_signature
+from hw.fifo import StreamFIFO
+from hw.lif import LIFUnit, check_int, check_kind
+
+SPIKE_FIFO_DEPTH = 16
+PIPELINE_DEPTH = 3          # issue -> memory data -> LIF stage 1 -> LIF stage 2 (FIFO push)
+
+
+def signed_width(values) -> int:
+    """Smallest two's complement width holding every value (at least 2 bits)."""
+    low, high = min(int(v) for v in values), max(int(v) for v in values)
+    width = 2
+    while not (-(1 << (width - 1)) <= low and high < (1 << (width - 1))):
+        width += 1
+    return width
+
+
+def check_channel_ints(name, values, channels) -> list[int]:
+    arr = np.asarray(values)
+    if arr.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},), not {arr.shape!r}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, not {arr.dtype!r}")
+    return [int(v) for v in arr]
+
+
+class LIFSweep(wiring.Component):
+    """Ports: `start` (pulse, with `t` and `clear`), `busy`, `done` (pulse after `eos` left),
+    the current-memory master (`cur_en`, `cur_clear`, `cur_addr` out, `cur_data` in, one
+    cycle read latency), and `events` (out)."""
+
+    def __init__(self, *, out_channels: int, positions: int, bias, theta_pos, theta_neg,
+                 leak_shift: int, steps: int, kind: str, lanes: int, current_width: int,
+                 membrane_width: int):
+        self.out_channels = check_int("out_channels", out_channels, 1)
+        self.positions = check_int("positions", positions, 1)
+        self.lanes = check_int("lanes", lanes, 1)
+        if out_channels % lanes:
+            raise ValueError(f"lanes must divide out_channels ({out_channels}), not {lanes!r}")
+        self.bias = check_channel_ints("bias", bias, out_channels)
+        self.theta_pos = check_channel_ints("theta_pos", theta_pos, out_channels)
+        self.theta_neg = check_channel_ints("theta_neg", theta_neg, out_channels)
+        self.kind = check_kind(kind)
+        if kind == "ternary" and any(n >= p for n, p in zip(self.theta_neg, self.theta_pos)):
+            raise ValueError(f"theta_neg must be below theta_pos in every channel, not "
+                             f"{self.theta_neg!r} vs {self.theta_pos!r}")
+        self.leak_shift = check_int("leak_shift", leak_shift, 0)
+        self.steps = check_int("steps", steps, 1)
+        self.current_width = check_int("current_width", current_width, 2)
+        self.membrane_width = check_int("membrane_width", membrane_width, 2)
+        self.groups = out_channels // lanes
+        self.depth = self.groups * positions
+        self.out_addr_width = bits_for(out_channels * positions)
+        self.current_shape = data.ArrayLayout(signed(current_width), lanes)
+        super().__init__({
+            "start": In(1), "t": In(range(max(2, steps))), "clear": In(1),
+            "busy": Out(1), "done": Out(1),
+            "cur_en": Out(1), "cur_clear": Out(1), "cur_addr": Out(bits_for(self.depth)),
+            "cur_data": In(self.current_shape),
+            "events": Out(event_signature(self.out_addr_width)),
+        })
+
+    def lane_table(self, values, j, width):
+        return Array(Const(values[g * self.lanes + j], signed(width)) for g in range(self.groups))
+
+    def elaborate(self, platform):
+        m = Module()
+        P, pos = self.lanes, self.positions
+        bias_width = signed_width(self.bias)
+        theta_width = signed_width(self.theta_pos + self.theta_neg)
+        addr_width = bits_for(self.depth)
+        base_width = self.out_addr_width
+        tag_layout = data.StructLayout({"addr": unsigned(addr_width), "base": unsigned(base_width)})
+        m.submodules.lif = lif = LIFUnit(
+            lanes=P, steps=self.steps, leak_shift=self.leak_shift, kind=self.kind,
+            current_width=self.current_width, bias_width=bias_width,
+            membrane_width=self.membrane_width, theta_width=theta_width, tag_width=tag_layout.size)
+        m.submodules.membranes = mmem = Memory(
+            shape=data.ArrayLayout(signed(self.membrane_width), P), depth=self.depth, init=[])
+        m_rd, m_wr = mmem.read_port(), mmem.write_port()
+        word_layout = data.StructLayout({"fire": P, "neg": P, "base": unsigned(base_width)})
+        m.submodules.spikes = spikes = StreamFIFO(word_layout, SPIKE_FIFO_DEPTH)
+
+        # -- issue -------------------------------------------------------------------------
+        t = Signal.like(self.t)
+        clear = Signal()
+        addr = Signal(addr_width)
+        group = Signal(range(self.groups))
+        position = Signal(range(pos))
+        base = Signal(base_width)          # g·P·pos + position: lane 0's neuron address
+        group_base = Signal(base_width)    # g·P·pos
+        running, draining, eos = Signal(), Signal(), Signal()
+        can_issue = spikes.level < SPIKE_FIFO_DEPTH - PIPELINE_DEPTH
+        issue = running & can_issue
+        m.d.comb += [
+            self.cur_en.eq(issue), self.cur_clear.eq(clear), self.cur_addr.eq(addr),
+            m_rd.addr.eq(addr), m_rd.en.eq(issue),
+        ]
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [running.eq(1), t.eq(self.t), clear.eq(self.clear), addr.eq(0), group.eq(0),
+                         position.eq(0), base.eq(0), group_base.eq(0)]
+        with m.If(issue):
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(position == pos - 1):
+                m.d.sync += [position.eq(0), group.eq(group + 1),
+                             group_base.eq(group_base + P * pos), base.eq(group_base + P * pos)]
+            with m.Else():
+                m.d.sync += [position.eq(position + 1), base.eq(base + 1)]
+            with m.If(addr == self.depth - 1):
+                m.d.sync += [running.eq(0), draining.eq(1)]
+
+        # -- memory data -> LIF unit ----------------------------------------------------------
+        valid1 = Signal()
+        group1 = Signal.like(group)
+        tag1 = Signal(tag_layout)
+        m.d.sync += [valid1.eq(issue), group1.eq(group), tag1.addr.eq(addr), tag1.base.eq(base)]
+        n = lif.neurons.payload
+        m.d.comb += [lif.neurons.valid.eq(valid1), n.t.eq(t), n.tag.eq(tag1),
+                     lif.updates.ready.eq(1)]
+        for j in range(P):
+            m.d.comb += [
+                n.lanes[j].current.eq(self.cur_data[j]),
+                n.lanes[j].membrane.eq(m_rd.data[j]),
+                n.lanes[j].bias.eq(self.lane_table(self.bias, j, bias_width)[group1]),
+                n.lanes[j].theta_pos.eq(self.lane_table(self.theta_pos, j, theta_width)[group1]),
+                n.lanes[j].theta_neg.eq(self.lane_table(self.theta_neg, j, theta_width)[group1]),
+            ]
+        valid2 = Signal()
+        m.d.sync += valid2.eq(valid1)
+
+        # -- LIF output: membrane write-back and spike word ------------------------------------
+        u = lif.updates.payload
+        u_tag = tag_layout(u.tag)
+        fire = Signal(P)
+        m.d.comb += [fire[j].eq(u.lanes[j].fire) for j in range(P)]
+        m.d.comb += [m_wr.en.eq(lif.updates.valid), m_wr.addr.eq(u_tag.addr)]
+        m.d.comb += [m_wr.data[j].eq(u.lanes[j].membrane) for j in range(P)]
+        m.d.comb += [
+            spikes.w.valid.eq(lif.updates.valid & (fire != 0)),
+            spikes.w.payload.fire.eq(fire),
+            spikes.w.payload.base.eq(u_tag.base),
+        ]
+        m.d.comb += [spikes.w.payload.neg[j].eq(u.lanes[j].neg) for j in range(P)]
+        in_flight = valid1 | valid2 | lif.updates.valid
+
+        # -- serialiser: one event per cycle, lowest lane first ----------------------------------
+        pending, signs = Signal(P), Signal(P)
+        word_base = Signal(base_width)
+        lowest = Signal(range(max(2, P)))
+        for j in reversed(range(P)):
+            with m.If(pending[j]):
+                m.d.comb += lowest.eq(j)
+        offsets = Array(Const(j * pos, base_width) for j in range(P))
+        ev = self.events.payload
+        take = self.events.valid & self.events.ready
+        next_pending = Mux(take & ~eos, pending & (pending - 1), pending)
+        m.d.comb += spikes.r.ready.eq(next_pending == 0)
+        with m.If(spikes.r.valid & spikes.r.ready):
+            m.d.sync += [pending.eq(spikes.r.payload.fire), signs.eq(spikes.r.payload.neg),
+                         word_base.eq(spikes.r.payload.base)]
+        with m.Else():
+            m.d.sync += pending.eq(next_pending)
+        with m.If(eos):
+            m.d.comb += [self.events.valid.eq(1), ev.eos.eq(1)]
+        with m.Else():
+            m.d.comb += [self.events.valid.eq(pending != 0), ev.addr.eq(word_base + offsets[lowest]),
+                         ev.neg.eq(signs.bit_select(lowest, 1))]
+
+        # -- end of sweep: everything emitted, then eos -------------------------------------------
+        with m.If(draining & ~in_flight & (spikes.level == 0) & (pending == 0)):
+            m.d.sync += [draining.eq(0), eos.eq(1)]
+        with m.If(eos & self.events.ready):
+            m.d.sync += eos.eq(0)
+        m.d.comb += [self.done.eq(eos & self.events.ready),
+                     self.busy.eq(running | draining | eos)]
+        return m
