@@ -116,7 +116,11 @@ class Accelerator:
         if path is None or not path.is_file():
             raise NotATernBuild(f"bitstream must be a file in the build folder, not {str(path)!r}: run Vivado "
                                 f"(build_bitstream.tcl) first, or pass overlay=")
-        import pynq  # on the board only
+        try:
+            import pynq  # on the board only
+        except ImportError:
+            raise TernError("pynq is not installed: the driver loads a bitstream only on a PYNQ board; "
+                            "elsewhere pass overlay= (e.g. sim.board.SimulatedBoard) or use --sim") from None
         log.info("loading %s", path)
         return pynq.Overlay(str(path))
 
