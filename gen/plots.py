@@ -52,7 +52,8 @@ def membrane_histograms(net: Network, result: GoldenResult, path: str | os.PathL
         ax.set_xlabel("membrane U / θ⁺")
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
-    fig.suptitle(f"{net.name}: membrane potential before firing, {result.logits.shape[0]} images, all steps")
+    fig.suptitle(f"{net.name}: membrane potential before firing, {result.logits.shape[0]} images, all steps "
+                 f"(tails beyond the 0.5–99.5 % percentiles piled at the edges)")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
