@@ -29,7 +29,7 @@ class BuildInfo:
     input_shape: tuple[int, ...]        # (C, H, W), uint8 pixels
     pixels_per_image: int
     input_bytes: int                    # per image, whole 64-bit beats (zero-padded)
-    output_words: int                   # int32 words per image: K logits, the class, padding
+    output_words: int                   # int32 words per image: K logits and the class (no padding)
     output_bytes: int
     registers: dict                     # name -> offset
     event_counters: tuple               # (layer name, register name) in layer order
