@@ -1,43 +1,36 @@
-"""Small integer reference for the testbenches: SPEC §4 written directly in numpy/int.
-
-Kept deliberately tiny; gen.golden is the project's golden model (switch to it when it lands).
-"""
+"""The testbenches' scoreboard reference: gen.golden (the project's golden model, SPEC §4)
+adapted to hw geometries and lane layouts, plus test stimulus helpers."""
 from __future__ import annotations
 
 import numpy as np
 
+from gen import golden
 
-def lif_neuron(r_prev: int, current: int, t: int, theta_pos: int, theta_neg: int,
-               leak_shift: int, kind: str) -> tuple[int, int]:
-    """One neuron, one step: (spike in {-1, 0, 1}, R). `current` already includes the bias."""
-    shift = leak_shift * t
-    u = (0 if t == 0 else r_prev) + (current << shift)
-    if u >= theta_pos << shift:
-        s = 1
-    elif kind == "ternary" and u <= theta_neg << shift:
-        s = -1
-    else:
-        s = 0
-    return s, (u if s == 0 else 0)
+
+def ir_op(geometry):
+    """The gen.ir projection op of an hw geometry."""
+    from gen.ir import Conv2d, Dense
+    if geometry.is_conv:
+        return Conv2d(kernel=geometry.kernel, stride=geometry.stride, padding=geometry.padding)
+    return Dense()
 
 
 def project(geometry, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Σ W ⋆ s with zero padding (no bias), int64, output flat in [O,H,W] order."""
-    w = np.asarray(weights, dtype=np.int64)
-    s = np.asarray(spikes, dtype=np.int64).reshape(-1)
-    if not geometry.is_conv:
-        return w @ s
+    """Σ W ⋆ s with zero padding (no bias) by gen.golden, int64, flat in [O,H,W] order."""
     g = geometry
-    x = s.reshape(g.in_channels, g.in_height, g.in_width)
-    p = g.padding
-    xp = np.zeros((g.in_channels, g.in_height + 2 * p, g.in_width + 2 * p), dtype=np.int64)
-    xp[:, p:p + g.in_height, p:p + g.in_width] = x
-    out = np.zeros((g.out_channels, g.out_height, g.out_width), dtype=np.int64)
-    for ky in range(g.kernel):
-        for kx in range(g.kernel):
-            patch = xp[:, ky:ky + g.stride * g.out_height:g.stride, kx:kx + g.stride * g.out_width:g.stride]
-            out += np.einsum("oc,chw->ohw", w[:, :, ky, kx], patch)
-    return out.reshape(-1)
+    shape = (g.in_channels, g.in_height, g.in_width) if g.is_conv else (g.in_features,)
+    x = np.asarray(spikes, dtype=np.int64).reshape((1,) + shape)
+    return golden.project(ir_op(g), np.asarray(weights, dtype=np.int64), x).reshape(-1)
+
+
+def lif_neuron(r_prev: int, current: int, t: int, theta_pos: int, theta_neg: int,
+               leak_shift: int, kind: str) -> tuple[int, int]:
+    """One neuron, one step, by gen.golden.lif_step: (spike, R). `current` includes the bias.
+    R_prev is taken as 0 at t = 0 (SPEC: R^-1 = 0)."""
+    r = np.array([[0 if t == 0 else r_prev]], dtype=np.int64)
+    s, r_next = golden.lif_step(r, np.array([[current]], dtype=np.int64), t, np.array([theta_pos]),
+                                np.array([theta_neg]), leak_shift, kind)
+    return int(s[0, 0]), int(r_next[0, 0])
 
 
 def signed_range(width: int) -> tuple[int, int]:
@@ -88,26 +81,25 @@ def lane_words_to_map(words, lanes: int, positions: int) -> np.ndarray:
 
 
 def lif_layer(currents_per_step, bias, theta_pos, theta_neg, positions: int, leak_shift: int,
-              kind: str):
-    """SPEC §4 over T steps for one image: currents (without bias) per step -> spikes per step."""
-    per_neuron = lambda v: np.repeat(np.asarray(v, dtype=np.int64), positions)
-    b, thp, thn = per_neuron(bias), per_neuron(theta_pos), per_neuron(theta_neg)
-    r = np.zeros(len(b), dtype=object)
+               kind: str):
+    """SPEC §4 over T steps for one image (gen.golden.lif_step): currents without bias,
+    flat [O·positions] per step -> spikes per step."""
+    channels = len(bias)
+    b = np.asarray(bias, dtype=np.int64).reshape(1, channels, 1)
+    r = np.zeros((1, channels, positions), dtype=np.int64)
     out = []
     for t, current in enumerate(currents_per_step):
-        s = np.zeros(len(b), dtype=np.int64)
-        for n in range(len(b)):
-            s[n], r[n] = lif_neuron(int(r[n]), int(current[n]) + int(b[n]), t, int(thp[n]),
-                                    int(thn[n]), leak_shift, kind)
-        out.append(s)
+        i = np.asarray(current, dtype=np.int64).reshape(1, channels, positions) + b
+        s, r = golden.lif_step(r, i, t, np.asarray(theta_pos), np.asarray(theta_neg), leak_shift, kind)
+        out.append(s.reshape(-1).astype(np.int64))
     return out
 
 
-def layer_parameters(geometry, p: dict):
+def layer_parameters(geometry, p: dict, max_input: int = 1):
     """Weights, bias and thresholds of a test layer, drawn from p's seeds and styles."""
     weights = make_weights(geometry.weight_shape, p["weight_width"], p["weight_style"], p["weight_seed"])
     rng = np.random.default_rng(p["weight_seed"] + 1)
-    scale = max(1, current_bound(weights, 1) // 6)
+    scale = max(1, current_bound(weights, max_input) // 6)
     channels = geometry.out_channels
     bias = rng.integers(-scale // 4, scale // 4 + 1, size=channels)
     theta_pos = rng.integers(1, scale + 1, size=channels)
