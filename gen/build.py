@@ -43,6 +43,8 @@ LINT_WAIVERS = {
     "PROCASSINIT": "Amaranth gives registers their reset value as a declaration initialiser, "
                    "which is also the FPGA's power-up value",
     "CASEINCOMPLETE": "Amaranth assigns defaults before a case statement, so missing cases keep them",
+    "ASCRANGE": "Amaranth declares zero-width signals (e.g. a channel-group index when one group "
+                "holds every channel) as [-1:0]; they carry no bits",
 }
 
 
