@@ -205,3 +205,22 @@ def test_folds_and_quantisation_property(seed):
     g, fq = run(compiled.network, images, record=True), run_reference(compiled.network, images)
     assert all(np.array_equal(g.spikes[k], fq.spikes[k]) for k in g.spikes)
     assert np.array_equal(g.logits, fq.logit_sums * 2.0 ** int(compiled.network.readout.scale_exp[0]))
+
+
+def test_mlp_with_normalisation_and_binary_neurons_compiles_exactly():
+    from gen.golden import run
+    layers = [{"name": "flat", "type": "flatten"},
+              {"name": "fc1", "type": "linear", "in_features": 36, "out_features": 20},
+              {"name": "bn1", "type": "batchnorm1d", "num_features": 20},
+              {"name": "lif1", "type": "lif", "neuron": "binary", "amplitude": True},
+              {"name": "fc2", "type": "linear", "in_features": 20, "out_features": 4}]
+    compiled = compile_dict(make_ckpt(layers, norm={"mean": [0.5], "std": [0.25]}))
+    net = compiled.network
+    assert [(l.name, l.kind) for l in net.layers] == [("fc1", "encoding"), ("fc2", "readout")]
+    images = random_images(0, (1, 6, 6), 50)
+    base = run_float(compiled.float_net, images)
+    g, fq = run(net, images, record=True), run_reference(net, images)
+    assert 0.1 < g.spikes["fc1"].mean() < 0.9
+    assert np.array_equal(g.spikes["fc1"], fq.spikes["fc1"])
+    assert np.array_equal(g.logits, fq.logit_sums * 2.0 ** int(net.readout.scale_exp[0]))
+    assert (g.classes == base.logits.argmax(1)).mean() > 0.8
