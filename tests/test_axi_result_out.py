@@ -3,11 +3,13 @@ import pytest
 
 from hw.axi import AxisResultOut, result_beats
 from sim.runner import run_testbench, write_verilog
+from sim.tb.harness import kick_comb_blocks_at_time_zero
 
 
 @pytest.mark.parametrize("logit_width, classes", [(20, 10), (32, 3)])
 def test_results_are_packed_as_little_endian_int32(tmp_path, logit_width, classes):
     source = write_verilog(AxisResultOut(logit_width, classes), "axis_result_out", tmp_path / "out.v")
+    source.write_text(kick_comb_blocks_at_time_zero(source.read_text()))    # Icarus: see harness
     result = run_testbench([source], "axis_result_out", "sim.tb.axi_result_out", tmp_path / "build",
                            params={"logit_width": logit_width, "classes": classes, "images": 40},
                            simulator="icarus")
