@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 DMA_NAME, IP_NAME = "axi_dma", "tern_0"
-RUN_CYCLES = 4096            # simulated cycles per `idle` poll of a busy channel
+RUN_CYCLES = 20_000          # simulated cycles per `idle` poll of a busy channel
 DMA_TIMEOUT_S = 120.0        # what the driver should allow per image transfer here (simulation is slow)
 
 

@@ -279,12 +279,15 @@ def test_deploy_refuses_a_folder_that_is_not_a_build(tmp_path):
 
 
 @pytest.mark.slow
-def test_shipped_example_on_100_heldout_images_is_exact(tmp_path):
+def test_shipped_example_on_20_heldout_images_is_exact(tmp_path):
+    """About 220,000 cycles per image: some 10 s each under Verilator, plus minutes of compiling."""
     if not EXAMPLE.exists():
         pytest.fail(f"{EXAMPLE} is missing: it is committed with the repository")
     build = make_build(EXAMPLE, tmp_path / "mnist")
-    images, labels = load_mnist(split="heldout", limit=100)
+    images, labels = load_mnist(split="heldout", limit=20)
     with SimulatedBoard(build) as board:
-        acc = Accelerator(build, overlay=board)
-        expected = check_exact(acc, build, images, None)
-    assert (expected.classes == labels).mean() >= 0.95
+        acc = Accelerator(build, overlay=board, batch_size=8)
+        expected = check_exact(acc, build, images, 8)
+        print(f"shipped example: {acc.counters()['busy_cycles'] / len(images):,.0f} busy cycles/image; "
+              f"{(expected.classes == labels).sum()}/20 correct")
+    assert (expected.classes == labels).sum() >= 19

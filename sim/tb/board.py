@@ -32,14 +32,13 @@ import numpy as np
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 
-from sim.axis import CLOCK_PERIOD_NS, AxiLiteMaster, AxisSink, AxisSource
+from sim.axis import CLOCK_PERIOD_NS, AxiLiteMaster, AxisSink, AxisSource, now_cycles
 from sim.runner import tb_params
 
 log = logging.getLogger("tern.board")
 RESET_CYCLES = 8
-POLL_CYCLES = 8          # granularity of `run`
 
 
 def write_port_file(path: str, port: int) -> None:
@@ -55,6 +54,7 @@ class DmaReceiver(AxisSink):
     def __init__(self, dut, prefix, clock):
         self.armed = False
         self.stalled = False
+        self.done = Event()       # set when an armed transfer ends (TLAST)
         self._gate = Event()
         super().__init__(dut, prefix, clock)
         self.tready.value = 0
@@ -86,6 +86,7 @@ class DmaReceiver(AxisSink):
                     beats = []
                     self.armed = False      # the S2MM transfer ends at TLAST
                     self.tready.value = 0
+                    self.done.set()
                     continue
             if self.open and not self.tvalid.value:
                 await RisingEdge(self.tvalid)
@@ -103,14 +104,12 @@ class Board:
         self.sink = DmaReceiver(dut, "m_axis", dut.aclk)
         self.sent = 0             # frames handed to the source
         self.armed_bytes = 0
-        self.cycle = 0
 
     async def reset(self):
         self.dut.aresetn.value = 0
         await ClockCycles(self.dut.aclk, RESET_CYCLES)
         self.dut.aresetn.value = 1
         await ClockCycles(self.dut.aclk, 2)
-        self.cycle += RESET_CYCLES + 2
 
     def channel_idle(self, channel: str) -> bool:
         if channel == "send":
@@ -118,12 +117,19 @@ class Board:
         return not self.sink.armed
 
     async def run(self, channel: str, cycles: int) -> dict:
-        done = 0
-        while done < cycles and not self.channel_idle(channel):
-            await ClockCycles(self.dut.aclk, POLL_CYCLES)
-            done += POLL_CYCLES
-        self.cycle += done
-        reply = {"idle": self.channel_idle(channel), "data": None, "cycle": self.cycle}
+        """Simulate until `channel` is idle or `cycles` cycles have passed."""
+        if not self.channel_idle(channel):
+            if channel == "send":
+                waiter = cocotb.start_soon(self.source.wait_idle())
+            else:
+                self.sink.done.clear()
+                waiter = self.sink.done.wait()
+            # A Timer, not ClockCycles: that one wakes Python on every edge, which costs more
+            # than simulating the whole design.
+            await First(waiter, Timer(cycles * CLOCK_PERIOD_NS, unit="ns"))
+            if channel == "send" and not waiter.done():
+                waiter.cancel()
+        reply = {"idle": self.channel_idle(channel), "data": None, "cycle": now_cycles()}
         if channel == "recv" and self.sink.frames:
             beats = self.sink.frames.popleft()
             data = np.array(beats, dtype="<u8").tobytes()
@@ -201,4 +207,4 @@ async def serve(dut):
     finally:
         stream.close()
         conn.close()
-    log.info("client gone after %d cycles", board.cycle)
+    log.info("client gone after %d cycles", now_cycles())
