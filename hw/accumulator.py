@@ -141,9 +141,9 @@ class Accumulator(wiring.Component):
         m.d.comb += self.events.ready.eq(advance)
         valid = [Signal(name=f"dec_valid{i}") for i in range(3)]
         a1 = Signal(self.addr_width)
-        c1, c2, c3 = (Signal(range(g.in_channels), name=f"dec_c{i}") for i in (1, 2, 3))
-        rem2 = Signal(range(hw_size))
-        y3, x3 = Signal(range(g.in_height)), Signal(range(g.in_width))
+        c1, c2, c3 = (Signal(range(max(2, g.in_channels)), name=f"dec_c{i}") for i in (1, 2, 3))
+        rem2 = Signal(range(max(2, hw_size)))
+        y3, x3 = Signal(range(max(2, g.in_height))), Signal(range(max(2, g.in_width)))
         sign = [Signal.like(self.events.payload[sign_name], name=f"dec_sign{i}") for i in range(3)]
         rows = axis_tables(g, g.in_height, g.out_height)
         cols = axis_tables(g, g.in_width, g.out_width)
@@ -175,7 +175,7 @@ class Accumulator(wiring.Component):
         sign = Signal.like(walks.payload.sign)
         w_cur, w_col, w_row = (Signal(w_width, name=n) for n in ("w_cur", "w_col", "w_row"))
         c_cur, c_col, c_row = (Signal(c_width, name=n) for n in ("c_cur", "c_col", "c_row"))
-        gi = Signal(range(self.groups))
+        gi = Signal(range(max(2, self.groups)))
         xi, yi = Signal.like(walks.payload.cols), Signal.like(walks.payload.rows)
         cols, rows = Signal.like(walks.payload.cols), Signal.like(walks.payload.rows)
 
@@ -221,9 +221,10 @@ class Accumulator(wiring.Component):
         op_valid, op_w, op_c, op_sign = self.walk(m, walks)
 
         m.submodules.weights = wmem = Memory(
-            shape=data.ArrayLayout(signed(self.weight_width), self.lanes), depth=self.weight_depth,
+            shape=data.ArrayLayout(signed(self.weight_width), self.lanes), depth=max(2, self.weight_depth),
             init=weight_words(self.weights, self.lanes))
-        m.submodules.currents = cmem = Memory(shape=self.current_shape, depth=self.current_depth, init=[])
+        # (a depth of 1 would give a 0-bit address port: memories hold at least 2 words)
+        m.submodules.currents = cmem = Memory(shape=self.current_shape, depth=max(2, self.current_depth), init=[])
         w_rd = wmem.read_port()
         c_wr = cmem.write_port()
         c_rd = cmem.read_port(transparent_for=[c_wr])

@@ -47,7 +47,7 @@ class EncodingLayer(wiring.Component):
         m.d.comb += [acc.sweep_en.eq(sweep.cur_en), acc.sweep_clear.eq(sweep.cur_clear),
                      acc.sweep_addr.eq(sweep.cur_addr), sweep.cur_data.eq(acc.sweep_data)]
 
-        addr = Signal(range(self.geometry.in_size))   # the pixel's flat [C,H,W] index
+        addr = Signal(range(max(2, self.geometry.in_size)))   # the pixel's flat [C,H,W] index
         t = Signal(range(max(2, self.steps)))
         pixel = self.pixels.payload
         m.d.comb += [acc.events.payload.addr.eq(addr), acc.events.payload.value.eq(pixel.value),

@@ -63,7 +63,7 @@ class ReadoutLayer(wiring.Component):
         m.d.comb += [self.result.payload.logits[i].eq(logits[i]) for i in range(K)]
 
         read_addr = Signal(range(depth + 1))
-        data_valid, data_addr = Signal(), Signal(range(depth))
+        data_valid, data_addr = Signal(), Signal(range(max(2, depth)))
         m.d.sync += [data_valid.eq(acc.sweep_en), data_addr.eq(read_addr)]
         with m.If(data_valid):
             with m.Switch(data_addr):

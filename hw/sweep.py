@@ -95,7 +95,7 @@ class LIFSweep(wiring.Component):
             current_width=self.current_width, bias_width=bias_width,
             membrane_width=self.membrane_width, theta_width=theta_width, tag_width=tag_layout.size)
         m.submodules.membranes = mmem = Memory(
-            shape=data.ArrayLayout(signed(self.membrane_width), P), depth=self.depth, init=[])
+            shape=data.ArrayLayout(signed(self.membrane_width), P), depth=max(2, self.depth), init=[])
         m_rd, m_wr = mmem.read_port(), mmem.write_port()
         word_layout = data.StructLayout({"fire": P, "neg": P, "base": unsigned(base_width)})
         m.submodules.spikes = spikes = StreamFIFO(word_layout, SPIKE_FIFO_DEPTH)
@@ -104,8 +104,8 @@ class LIFSweep(wiring.Component):
         t = Signal.like(self.t)
         clear = Signal()
         addr = Signal(addr_width)
-        group = Signal(range(self.groups))
-        position = Signal(range(pos))
+        group = Signal(range(max(2, self.groups)))
+        position = Signal(range(max(2, pos)))
         base = Signal(base_width)          # g·P·pos + position: lane 0's neuron address
         group_base = Signal(base_width)    # g·P·pos
         running, draining, eos = Signal(), Signal(), Signal()

@@ -11,7 +11,8 @@ def run_queue(addr_width, depth, binary, events, simulator="verilator", seed=Non
         pytest.skip(f"{simulator} is not installed")
     config = {"addr_width": addr_width, "depth": depth, "binary": binary}
     return run_component(EventQueue(addr_width, depth, binary), "event_queue", "sim.tb.event_queue",
-                         dict(config, events=events), config, simulator, seed)
+                         dict(config, events=events), config, simulator, seed,
+                         testcase="queue_passes_every_event_once_in_order")
 
 
 @pytest.mark.parametrize("addr_width,depth,binary", [(10, 16, False), (4, 2, True)])

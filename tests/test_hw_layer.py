@@ -19,7 +19,7 @@ def run_layer(geometry, lanes, kind="ternary", steps=3, leak_shift=2, weight_wid
               "weight_seed": 3, **extra}
     _, _, layer = build(config)
     return run_component(layer, "spiking_layer", "sim.tb.layer", dict(config, transactions=transactions),
-                         config, simulator, seed)
+                         config, simulator, seed, testcase="layer_matches_reference")
 
 
 CONV = {"kind": "conv", "in_channels": 2, "in_height": 6, "in_width": 5, "out_channels": 4,

@@ -15,7 +15,7 @@ def run_lif(lanes, steps, leak_shift, kind, current_width=10, bias_width=6, thet
                   bias_width=bias_width, membrane_width=membrane_width, theta_width=theta_width)
     unit = LIFUnit(**config, tag_width=8)
     return run_component(unit, "lif_unit", "sim.tb.lif", dict(config, updates=updates), config,
-                         simulator, seed)
+                         simulator, seed, testcase="lif_matches_spec")
 
 
 @pytest.mark.parametrize("lanes,steps,leak_shift,kind", [(4, 4, 2, "ternary"), (1, 2, 1, "binary")])

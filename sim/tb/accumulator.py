@@ -116,3 +116,20 @@ async def accumulator_throughput(dut):
     bench.dut._log.info("throughput %s", report)
     with open(p["report"], "w") as f:
         json.dump(report, f)
+
+
+@cocotb.test()
+async def accumulator_latency(dut):
+    """Cycles from one event (middle of the map) entering to its last current write (idle)."""
+    from sim.tb.streams import latency, write_report
+    bench = Bench(dut)
+    p = bench.params
+    geometry, weights, acc = build(p)
+    dut.sweep_en.value = 0
+    source = bench.source("events")
+    await bench.reset()
+    field = {"neg": 0} if p["mode"] == "spike" else {"value": 255}
+    word = pack(acc.event_layout, {"addr": geometry.in_size // 2, **field})
+    await bench.step()
+    cycles = await latency(bench, source, word, lambda: int(dut.idle.value))
+    write_report(p["report"], {"latency_cycles": cycles})

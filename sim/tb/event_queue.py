@@ -45,3 +45,16 @@ async def queue_passes_every_event_once_in_order(dut):
     for i, (g, e) in enumerate(zip(got, expected)):
         assert g == e, f"event {i}: got {g}, expected {e} (seed {bench.seed})"
     assert max_level == p["depth"] + 1, f"the queue held at most {max_level} events"
+
+
+@cocotb.test()
+async def queue_latency(dut):
+    """Cycles from an event entering an empty queue to it being offered at the output."""
+    from sim.tb.streams import latency, write_report
+    bench = Bench(dut)
+    p = bench.params
+    source = bench.source("w")
+    await bench.reset()
+    cycles = await latency(bench, source, pack(event_layout(p["addr_width"]), {"addr": 1}),
+                           lambda: int(dut.r__valid.value))
+    write_report(p["report"], {"latency_cycles": cycles})

@@ -83,3 +83,30 @@ async def layer_matches_reference(dut):
     assert fired > 0, "degenerate stimulus: nothing fired"
     dut._log.info("%d images, %d steps, %d output events, %d transactions matched",
                   images, len(expected), fired, transactions)
+
+
+@cocotb.test()
+async def layer_latency(dut):
+    """Cycles from a step's eos entering to the layer's eos leaving, for a step with no input
+    events (the LIF sweep of every neuron) and for a step where every input neuron fires."""
+    from sim.tb.streams import write_report
+    bench = Bench(dut)
+    p = bench.params
+    geometry, _, layer = build(p)
+    in_layout = layer.events_in.payload.shape()
+    out_layout = layer.events.payload.shape()
+    source = bench.source("events_in")
+    sink = bench.sink("events")
+    await bench.reset()
+    report = {}
+    for name, count in (("empty_step_cycles", 0), ("full_step_cycles", geometry.in_size)):
+        for i in range(count):
+            source.send(pack(in_layout, {"addr": i, "neg": 0}))
+        source.send(pack(in_layout, {"eos": 1}))
+        start = bench.cycle
+        before = len(sink.received)
+        await bench.run_until(lambda: any(unpack(out_layout, w)["eos"] for w in sink.received[before:]),
+                              100_000, "the eos")
+        report[name] = bench.cycle - start
+    report["out_events"] = len(sink.received)
+    write_report(p["report"], report)

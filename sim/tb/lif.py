@@ -65,3 +65,20 @@ async def lif_matches_spec(dut):
         assert got == want, f"update {i} (t={exp['t']}, in {exp['in']}): got {got}, expected {want}"
         fired += sum(l["fire"] for l in got["lanes"])
     assert 0 < fired < n, f"degenerate stimulus: {fired} of {n} fired"
+
+
+@cocotb.test()
+async def lif_latency(dut):
+    """Cycles from a neuron word entering to its update being offered."""
+    from sim.tb.streams import latency, write_report
+    bench = Bench(dut)
+    p = bench.params
+    unit = LIFUnit(lanes=p["lanes"], steps=p["steps"], leak_shift=p["leak_shift"], kind=p["kind"],
+                   current_width=p["current_width"], bias_width=p["bias_width"],
+                   membrane_width=p["membrane_width"], theta_width=p["theta_width"], tag_width=8)
+    source = bench.source("neurons")
+    bench.sink("updates")
+    await bench.reset()
+    word = pack(unit.in_layout, {"t": 0, "tag": 1, "lanes": [random_lane(bench.rng, p, 0)] * p["lanes"]})
+    cycles = await latency(bench, source, word, lambda: int(dut.updates__valid.value))
+    write_report(p["report"], {"latency_cycles": cycles})

@@ -152,3 +152,19 @@ class Bench:
                                      f"(seed {self.seed})")
             await self.step()
         return self.cycle - start
+
+
+async def latency(bench: Bench, source: Source, word: int, arrived, limit: int = 10_000) -> int:
+    """Cycles from the edge that accepts `word` on an idle DUT to the first ReadOnly phase
+    where `arrived()` holds (1 = visible right after the accepting edge)."""
+    source.send(word)
+    await bench.run_until(lambda: source.sent > 0, limit, "the input to be accepted")
+    accepted = bench.cycle          # the accepting edge comes right after this step
+    await bench.run_until(arrived, limit, "the output")
+    return bench.cycle - accepted
+
+
+def write_report(path: str, report: dict) -> None:
+    import json
+    with open(path, "w") as f:
+        json.dump(report, f)

