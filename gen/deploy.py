@@ -1,4 +1,4 @@
-"""`python -m gen deploy BUILD_DIR`: the folder a user copies to the PYNQ board.
+"""`python -m gen.deploy BUILD_DIR` (or `python -m gen deploy`): the folder a user copies to the PYNQ board.
 
     <out>/                      (default BUILD_DIR/deploy)
       tern_<model>.bit, .hwh    the overlay, once Vivado made them (listed as missing before)
@@ -71,7 +71,7 @@ def readme(manifest: dict, missing: list[str], images: int) -> str:
     if missing:
         lines += ["**Not ready for the board yet:** " + ", ".join(f"`{m}`" for m in missing) +
                   " missing. Make the bitstream in the build folder "
-                  "(`vivado -mode batch -source build_bitstream.tcl`) and run `python -m gen deploy` again.", ""]
+                  "(`vivado -mode batch -source build_bitstream.tcl`) and run `python -m gen.deploy` again.", ""]
     lines += ["## On the board (PYNQ image 2.7 or later)", "",
               f"1. Copy this whole folder to the board, e.g. `scp -r . xilinx@pynq:{folder}`",
               "   (or drag it into Jupyter's file browser).",

@@ -211,6 +211,8 @@ class Accelerator:
 
         Any number of images; the last batch may be partial. Sets `last_run` when done.
         """
+        if not self._buffers:
+            raise TernError("the accelerator is closed: make a new Accelerator")
         images = check_images(self.info, images)
         size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
         if size > len(self._buffers[0][0]):
@@ -227,32 +229,55 @@ class Accelerator:
         ib, ob = self.info.input_bytes, self.info.output_bytes
         recv.transfer(self._buffers[0][1], start=0, nbytes=ob)
         send.transfer(self._buffers[0][0], start=0, nbytes=ib)
-        for b, first in enumerate(starts):
-            inp, out = self._buffers[b % 2]
-            count = min(size, n - first)
-            if b + 1 < len(starts):
-                # The DMA is busy with this batch: pack the next one into the other buffers,
-                # whose sends all finished before this batch's first send was issued.
-                nxt = starts[b + 1]
-                pack_images(self.info, images[nxt:nxt + size], self._buffers[(b + 1) % 2][0])
-            for row in range(count):
-                index = first + row
-                self._wait(send, "send", index)
-                if row + 1 < count:
-                    send.transfer(inp, start=(row + 1) * ib, nbytes=ib)
-                elif b + 1 < len(starts):
-                    send.transfer(self._buffers[(b + 1) % 2][0], start=0, nbytes=ib)
-                self._wait(recv, "receive", index)
-                if row + 1 < count:
-                    recv.transfer(out, start=(row + 1) * ob, nbytes=ob)
-                elif b + 1 < len(starts):
-                    recv.transfer(self._buffers[(b + 1) % 2][1], start=0, nbytes=ob)
-            batch_logits, batch_classes = unpack_results(self.info, np.asarray(out[:count]))
-            yield first, batch_logits, batch_classes
+        sent, armed, received = 1, 1, 0          # send transfers, receive transfers, results
+        try:
+            for b, first in enumerate(starts):
+                inp, out = self._buffers[b % 2]
+                count = min(size, n - first)
+                if b + 1 < len(starts):
+                    # The DMA is busy with this batch: pack the next one into the other buffers,
+                    # whose sends all finished before this batch's first send was issued.
+                    nxt = starts[b + 1]
+                    pack_images(self.info, images[nxt:nxt + size], self._buffers[(b + 1) % 2][0])
+                for row in range(count):
+                    index = first + row
+                    self._wait(send, "send", index)
+                    if row + 1 < count:
+                        send.transfer(inp, start=(row + 1) * ib, nbytes=ib)
+                        sent += 1
+                    elif b + 1 < len(starts):
+                        send.transfer(self._buffers[(b + 1) % 2][0], start=0, nbytes=ib)
+                        sent += 1
+                    self._wait(recv, "receive", index)
+                    received += 1
+                    if row + 1 < count:
+                        recv.transfer(out, start=(row + 1) * ob, nbytes=ob)
+                        armed += 1
+                    elif b + 1 < len(starts):
+                        recv.transfer(self._buffers[(b + 1) % 2][1], start=0, nbytes=ob)
+                        armed += 1
+                batch_logits, batch_classes = unpack_results(self.info, np.asarray(out[:count]))
+                yield first, batch_logits, batch_classes
+        except GeneratorExit:
+            # The caller stopped early: collect the results of images already sent, so that
+            # they do not come back as the next call's first results.
+            self._drain(sent, armed, received)
+            raise
         seconds = time.perf_counter() - began
         self._check_errors()
         self.last_run = self._stats(n, seconds, self.busy_cycles() - cycles_before,
                                     (self.read("IMAGES_OUT") - out_before) % (1 << 32))
+
+    def _drain(self, sent: int, armed: int, received: int) -> None:
+        send, recv = self.dma.sendchannel, self.dma.recvchannel
+        scratch = self._buffers[0][1]
+        self._wait(send, "send", sent - 1)
+        while received < sent:
+            if armed == received:
+                recv.transfer(scratch, start=0, nbytes=self.info.output_bytes)
+                armed += 1
+            self._wait(recv, "receive", received)
+            received += 1
 
     def _wait(self, channel, what: str, index: int) -> None:
         deadline = time.monotonic() + self.timeout

@@ -126,6 +126,11 @@ def test_stream_yields_batches_in_order_with_a_partial_last_one(board, build_dir
         firsts.append(first)
         classes.extend(batch_classes.tolist())
     assert firsts == [0, 3, 6] and classes == expected.tolist()
+    # Stopping early collects the images already sent: the next call gets its own results.
+    batches = acc.stream(images[:7], batch_size=3)
+    next(batches)
+    batches.close()
+    assert acc.predict(images[3:5]).tolist() == expected[3:5].tolist()
     assert acc.predict(images[0]).tolist() == expected[:1].tolist()       # one [C, H, W] image
 
 
