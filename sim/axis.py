@@ -101,6 +101,7 @@ class AxisSource:
         self.rng, self.gap = rng or random.Random(0), gap
         self.queue: deque[list[int]] = deque()
         self.frames: list[tuple[int, int]] = []
+        self.beats = 0                 # beats accepted so far
         self._wake = Event()
         self._idle = Event()
         self._idle.set()
@@ -150,6 +151,7 @@ class AxisSource:
                     await RisingEdge(self.tready)
                 cycle = now_cycles()
                 first = cycle if first is None else first
+                self.beats += 1
                 self.tvalid.value = 0
             self.tlast.value = 0
             self.frames.append((first, cycle))

@@ -39,6 +39,8 @@ class EventProbe:
     records (step, addr, neg) per spike; the step counts that layer's end-of-step markers."""
 
     def __init__(self, dut, clock, layers):
+        from amaranth.hdl import Shape
+
         from hw.event import event_layout
 
         self.clock = clock
@@ -54,7 +56,7 @@ class EventProbe:
                 self.missing.append(name)
                 continue
             layout = event_layout(int(entry["event_addr_bits"]))
-            fields = {f: (layout[f].offset, layout[f].shape.width) for f in ("addr", "neg", "eos")}
+            fields = {f: (layout[f].offset, Shape.cast(layout[f].shape).width) for f in ("addr", "neg", "eos")}
             self.taps.append((name, handles, fields))
         self.events = {name: [] for name, _, _ in self.taps}
         self.steps = {name: 0 for name, _, _ in self.taps}
@@ -83,7 +85,8 @@ def _progress(total: int, enabled: bool, label: str):
 @cocotb.test()
 async def images_stream_through_the_network(dut):
     params = tb_params()
-    manifest = json.loads(open(params["manifest"]).read())
+    with open(params["manifest"]) as f:
+        manifest = json.load(f)
     beats = np.load(params["beats"])
     expected = np.load(params["expected"]) if params.get("expected") else None
     n = beats.shape[0]
@@ -115,7 +118,9 @@ async def images_stream_through_the_network(dut):
                 frame = await with_timeout(sink.recv(), params["timeout_cycles"] * CLOCK_PERIOD_NS, "ns")
             except cocotb.triggers.SimTimeoutError:
                 raise AssertionError(f"no result for image {i} within {params['timeout_cycles']:,} cycles "
-                                     f"({i} of {n} came back, {len(source.frames)} accepted): the design hangs") from None
+                                     f"({i} of {n} came back, {len(source.frames)} images and {source.beats} beats "
+                                     f"accepted; IMAGES_IN {await registers.read('IMAGES_IN')}, "
+                                     f"STATUS {await registers.read('STATUS'):#x}): the design hangs") from None
             logits, cls = unpack_result(frame.beats, manifest["output"])
             out["logits"].append(logits)
             out["classes"].append(cls)

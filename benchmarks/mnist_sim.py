@@ -1,0 +1,162 @@
+"""Build the shipped MNIST example, simulate all 2,000 held-out images, and set the measured
+figures beside published FPGA MNIST accelerators on the same board class.
+
+    .venv/bin/python benchmarks/mnist_sim.py [--model examples/mnist_ternary_t2.pt]
+        [--out build/mnist_ternary_t2] [--images 2000] [--no-synth] [--reuse] [--json]
+
+Writes benchmarks/mnist_sim.json and docs/measured.md (the README's "Measured" section,
+with the command that produced it). Accuracy, cycles and latency come from the cycle-exact
+simulation of the generated Verilog (Verilator), images per second assume the 100 MHz
+fabric clock of the PYNQ-Z2 build, resources come from the build's yosys synthesis
+(report.json). Nothing here is timed on the host: the figures are simulated cycles.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_MODEL = REPO / "examples" / "mnist_ternary_t2.pt"
+RESULTS = REPO / "benchmarks" / "mnist_sim.json"
+MEASURED = REPO / "docs" / "measured.md"
+
+# Published anchors (MNIST, PYNQ-class Zynq-7000 / Artix-7 boards).
+ANCHORS = [
+    {"name": "FINN LFC-W1A1 (binarised MLP)", "board": "Pynq-Z1 (xc7z020), 100 MHz",
+     "accuracy": 98.47, "images_per_second": 118_883, "latency_us": None,
+     "source": "FINN / BNN-PYNQ (Umuroglu et al., FPGA 2017)"},
+    {"name": "Spiker+ (SNN)", "board": "PYNQ-class Artix-7",
+     "accuracy": 93.85, "images_per_second": 1e6 / 780, "latency_us": 780,
+     "source": "Spiker+ (Carpegna et al., 2024)"},
+]
+
+
+def build(model: Path, out: Path, synthesise: bool, reuse: bool) -> float:
+    if reuse and (out / "manifest.json").is_file():
+        return 0.0
+    from gen.build import build as gen_build
+
+    start = time.monotonic()
+    gen_build(model, out=out, synthesise=synthesise,
+              progress=lambda message: print(message, file=sys.stderr, flush=True))
+    return time.monotonic() - start
+
+
+def fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def table(rows) -> str:
+    lines = ["| design | board | MNIST accuracy | images/s | latency | lanes | LUT | FF | BRAM36 | DSP |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['board']} | {fmt(r['accuracy'], '.2f')} % | "
+                     f"{fmt(r['images_per_second'], ',.0f')} | "
+                     f"{'–' if r.get('latency_us') is None else format(r['latency_us'], ',.1f') + ' µs'} | "
+                     f"{r.get('lanes', '–')} | {r.get('luts', '–')} | {r.get('ffs', '–')} | "
+                     f"{r.get('bram36', '–')} | {r.get('dsps', '–')} |")
+    return "\n".join(lines)
+
+
+def measured_row(report: dict, build_report: dict) -> dict:
+    row = {"name": f"Tern: {report['model']}", "board": f"{build_report['board']} ({build_report['part']}), "
+                                                      f"{build_report['clock_mhz']:g} MHz (simulated)",
+           "accuracy": 100 * report["accuracy"], "images_per_second": report["images_per_second_at_100mhz"],
+           "latency_us": report["latency_cycles"] / build_report["clock_mhz"],
+           "lanes": ", ".join(f"{l['name']}={l['lanes']}" for l in report["layers"])}
+    res = build_report.get("resources")
+    if res:
+        for key in ("luts", "ffs", "bram36", "dsps"):
+            row[key] = f"{res[key]['used']:,g} ({res[key]['percent']} %)"
+    return row
+
+
+def markdown(command: str, report: dict, build_report: dict, rows, seconds: float) -> str:
+    layers = "\n".join(f"| {l['name']} | {l['kind']} | {l['lanes']} | {l['sops_per_image']:,.0f} | "
+                       f"{fmt(l['events_per_image'], ',.0f')} | {100 * l['lane_utilisation']:.1f} % |"
+                       for l in report["layers"])
+    est = report.get("estimate") or {}
+    return f"""## Measured
+
+The shipped example `{Path(build_report['model']).name if 'model' in build_report else report['model']}`
+built for the {build_report['board']} and simulated cycle by cycle (Verilator, the generated
+Verilog through its real AXI ports, images back to back) on all {report['images']:,} held-out
+MNIST images (t10k 8000–9999): **{report['mismatches']} mismatches** in logits, classes and
+per-layer event counters against the golden model.
+
+{table(rows)}
+
+Tern's figures are measured in simulation: cycles from the first pixel accepted to the last
+result beat sent (latency) and between results with the input stream kept full (throughput),
+at the 100 MHz fabric clock of the PYNQ-Z2 build; the board itself has not run them.
+Resources: yosys `synth_xilinx` on the generated Verilog (Vivado's figures will differ).
+The anchors are the published numbers: {"; ".join(f"{a['name']}: {a['source']}" for a in ANCHORS)}.
+
+- latency: {report['latency_cycles']:,} cycles ({report['latency_cycles'] / build_report['clock_mhz']:,.1f} µs)
+- throughput: {report['cycles_per_image']:,.1f} cycles per image = {report['images_per_second_at_100mhz']:,.0f} images/s
+  (the plan estimated {fmt(est.get('cycles_per_image'), ',.1f')} cycles per image)
+- synaptic operations: {report['sops_per_image']:,.0f} per image
+
+| layer | kind | lanes | SOPs/image | events/image | lane utilisation |
+|---|---|---:|---:|---:|---:|
+{layers}
+
+Lane utilisation = useful synaptic operations ÷ lanes ÷ cycles per image.
+
+Produced by (about {seconds / 60:.0f} minutes on {platform.machine()}, 2 cores):
+
+    {command}
+"""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--out", type=Path, default=None, help="build folder (default build/<model stem>)")
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--no-synth", dest="synth", action="store_false", help="skip synthesis (no resources)")
+    p.add_argument("--reuse", action="store_true", help="reuse an existing build folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-write", dest="write", action="store_false",
+                   help="do not write benchmarks/mnist_sim.json and docs/measured.md")
+    args = p.parse_args(argv)
+    from sim.network import simulate_build
+
+    out = args.out or REPO / "build" / args.model.stem
+    start = time.monotonic()
+    build_seconds = build(args.model, out, args.synth, args.reuse)
+    result = simulate_build(out, args.images, seed=args.seed, progress=True, quiet=True)
+    seconds = time.monotonic() - start
+    report = result.report
+    build_report = json.loads((out / "report.json").read_text())
+    rows = [measured_row(report, build_report)] + ANCHORS
+    command = " ".join([".venv/bin/python benchmarks/mnist_sim.py", *(sys.argv[1:] if argv is None else argv)])
+    results = {"command": command, "build_seconds": round(build_seconds, 1),
+               "total_seconds": round(seconds, 1), "sim": report,
+               "build": {k: build_report.get(k) for k in ("board", "part", "clock_mhz", "resources", "fits",
+                                                          "cycles_per_image", "latency_cycles")},
+               "anchors": ANCHORS,
+               "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                     cwd=REPO).stdout.strip()}
+    if args.write:
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        MEASURED.write_text(markdown(command, report, build_report, rows, seconds))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(table(rows))
+        print(f"\n{report['mismatches']} mismatches on {report['images']} images; "
+              f"latency {report['latency_cycles']:,} cycles, {report['cycles_per_image']:,.1f} cycles/image")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Random networks nobody tuned, built and simulated whole, bit-exact against the golden model.
+
+Each network comes from gen.random_net (random shapes, conv and dense, T, leak shift,
+thresholds including asymmetric ones, ternary and binary, weights at the extremes for
+some) and goes through the generator's own steps from the IR on (plan, emit, board
+project, manifest), then through `sim.network.simulate_build` like any build folder.
+They are tiny on purpose: 20+ builds and simulations must fit the CI budget, so they run
+on Icarus (it compiles in about a second; Verilator needs ~20 s per design).
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gen.random_net import random_network
+from sim.network import simulate_build
+from sim.toolchain import have_icarus
+
+NETWORKS = 24
+IMAGES = 4
+SIMULATOR = "icarus" if have_icarus() else "verilator"
+
+
+def build_ir(net, out: Path, lanes=None) -> Path:
+    """A build folder for an IR (the generator's steps from `ir` on, without lint and synthesis)."""
+    import gen.build as gb
+    from gen.boards import get_board
+
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = gb.Context(model=out / f"{net.name}.ir", board=get_board("pynq-z2"), out=out, work=out,
+                     lanes=dict(lanes or {}), images=8, wbits=net.wbits, synthesise=False)
+    ctx.state["net"] = net
+    ctx.state["lint"] = {"tool": "skipped: simulation test"}
+    for index, (name, step) in enumerate(gb.STEPS, start=1):
+        if name in ("load", "fold_quantise", "lint"):
+            continue
+        step(ctx, ctx.step_dir(index, name))
+        ctx.steps.append({"name": name, "seconds": 0.0, "outputs": []})
+    return out
+
+
+def network(seed: int):
+    rng = np.random.default_rng(1000 + seed)
+    return random_network(rng, max_layers=4, extremes=seed % 3 == 0, shortcuts=False,
+                          neuron=("ternary", "binary", None)[seed % 3], name=f"random{seed}")
+
+
+@pytest.mark.parametrize("seed", range(NETWORKS))
+def test_random_network_is_bit_exact(seed, tmp_path):
+    net = network(seed)
+    out = build_ir(net, tmp_path / "build")
+    result = simulate_build(out, IMAGES, simulator=SIMULATOR, seed=seed, backpressure=seed % 2 == 1,
+                            quiet=True)
+    assert result.ok, (f"{net.name}: " + "; ".join(map(str, result.mismatches[:3]))
+                       + (f"; {result.diagnosis.summary()}" if result.diagnosis else ""))
+    assert result.report["results"] == IMAGES
+    assert result.report["images_source"].startswith("random images")
+
+
+def test_the_random_networks_cover_what_they_claim():
+    nets = [network(seed) for seed in range(NETWORKS)]
+    neurons = {layer.neuron for net in nets for layer in net.layers[:-1]}
+    assert neurons == {"ternary", "binary"}
+    assert len({net.timesteps for net in nets}) >= 4
+    assert len({layer.leak_shift for net in nets for layer in net.layers[:-1]}) >= 3
+    kinds = {type(layer.projections[0].op).__name__ for net in nets for layer in net.layers}
+    assert {"Conv2d", "Dense"} <= kinds
+    assert any(np.any(layer.theta_neg != -layer.theta_pos) for net in nets for layer in net.layers[:-1]
+               if layer.neuron == "ternary")
+    qmax = 2 ** (nets[0].wbits - 1) - 1
+    assert any(np.all(np.abs(layer.projections[0].weight) == qmax) for net in nets for layer in net.layers)
