@@ -7,7 +7,6 @@ its RTL runs under Verilator behind sim.board.SimulatedBoard, and the driver's o
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
