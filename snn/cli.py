@@ -39,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--neuron", choices=["ternary", "binary"], required=True, help="spike alphabet")
     train.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
     train.add_argument("--epochs", type=_positive_int, default=12, help="default: %(default)s")
-    train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle "
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle "
                        "schedule (AdamW; default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=128, help="default: %(default)s")
+    train.add_argument("--batch-size", type=_positive_int, default=64, help="default: %(default)s")
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     train.add_argument("--width", type=_positive_int, default=32, help="channels of the first conv; the "
                        "others have twice as many (default: %(default)s)")

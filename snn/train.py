@@ -34,8 +34,8 @@ class TrainConfig:
     width: int = 32
     amplitude: bool = True
     epochs: int = 12
-    lr: float = 4e-3
-    batch_size: int = 128
+    lr: float = 3e-3
+    batch_size: int = 64
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     augment: bool = True
