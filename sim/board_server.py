@@ -55,16 +55,55 @@ def fix_verilator_pch() -> None:
             os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
+def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int | None):
+    """Like sim.runner.run_testbench, with sim.network's lean Verilator: only the top's own
+    signals public (all the board touches are its AXI ports), which simulates the MNIST
+    example about 4x faster than cocotb's `--public-flat-rw` on every signal."""
+    import random
+
+    from cocotb_tools.runner import get_results
+
+    from sim.network import VERILATOR_ARGS, _lean_verilator_class
+    from sim.runner import PARAMS_ENV, TIMESCALE, SimulationFailed, check_simulator
+
+    check_simulator("verilator")
+    fix_verilator_pch()
+    seed = random.randrange(1 << 31) if seed is None else int(seed)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    config = build_dir / "public_top.vlt"
+    config.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    runner = _lean_verilator_class()()
+    runner.build(sources=[str(f) for f in files], hdl_toplevel=top, build_dir=build_dir,
+                 build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, always=False)
+    xml = build_dir / "results.xml"
+    xml.unlink(missing_ok=True)
+    try:
+        runner.test(hdl_toplevel=top, test_module=TEST_MODULE, build_dir=build_dir, test_dir=build_dir,
+                    extra_env={PARAMS_ENV: json.dumps(params)}, seed=seed, timescale=TIMESCALE,
+                    results_xml=str(xml))
+    except SystemExit:
+        pass                      # a failing test makes the runner exit; the results say why
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        raise SimulationFailed(f"{TEST_MODULE} on {top} (verilator, seed {seed}): the simulation ended "
+                               f"abnormally (no {xml})") from None
+    if tests == 0 or failed:
+        raise SimulationFailed(f"{TEST_MODULE} on {top} (verilator, seed {seed}): {failed} of {tests} "
+                               f"cocotb tests failed; see {xml}")
+
+
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
           idle_timeout_s: float = 600, seed: int | None = None):
     from sim.runner import run_testbench
 
     build_dir = Path(build_dir)
     files, top = rtl_sources(build_dir)
-    if simulator == "verilator":
-        fix_verilator_pch()
     params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
               "idle_timeout_s": idle_timeout_s}
+    if simulator == "verilator":
+        return run_lean_verilator(files, top, cache_dir(files, top, "verilator-lean"), params, seed)
     return run_testbench(files, top, TEST_MODULE, cache_dir(files, top, simulator), params=params,
                          simulator=simulator, seed=seed)
 
