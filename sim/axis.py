@@ -174,6 +174,7 @@ class AxisSink:
         self.rng, self.stall = rng or random.Random(0), stall
         self.frames: deque[Frame] = deque()
         self.received = 0
+        self.error: str | None = None     # set when the output carried X/Z bits
         self._arrived = Event()
         self.tready.value = 0 if stall else 1
         self._task = cocotb.start_soon(self._run())
@@ -181,6 +182,8 @@ class AxisSink:
     async def recv(self) -> Frame:
         """The next complete frame (waits for it)."""
         while not self.frames:
+            if self.error:
+                raise AssertionError(self.error)
             self._arrived.clear()
             await self._arrived.wait()
         return self.frames.popleft()
@@ -192,7 +195,13 @@ class AxisSink:
             await RisingEdge(self.clock)
             if ready and self.tvalid.value:
                 cycle = now_cycles()
-                beats.append(int(self.tdata.value))
+                data = self.tdata.value
+                if not data.is_resolvable:
+                    # Reported by recv() in the test's own context, where it fails the test.
+                    self.error = f"{self.tdata._name} carries unknown (X/Z) bits at cycle {cycle}: {data}"
+                    self._arrived.set()
+                    return
+                beats.append(int(data))
                 first = cycle if first is None else first
                 if self.tlast.value:
                     self.frames.append(Frame(beats, first, cycle))

@@ -37,6 +37,9 @@ class Diagnosis:
     notes: list = field(default_factory=list)
 
     def summary(self) -> str:
+        missing = [n for n in self.notes if n.startswith("no result")]
+        if self.first is None and self.logits is None and missing:
+            return f"image {self.image}: spikes match as far as they came, but {missing[0]}"
         if self.first is not None:
             return f"image {self.image}: first difference at {self.first}"
         if self.logits is not None:

@@ -192,8 +192,10 @@ def _lean_verilator_class():
     return LeanVerilator
 
 
-def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict, seed: int, waves: bool = False):
-    """sim.runner.run_testbench for Verilator, with only the top's signals public (see above)."""
+def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict, seed: int, waves: bool = False,
+                       build_log: Path | None = None):
+    """sim.runner.run_testbench for Verilator, with only the top's signals public (see above).
+    With build_log, the compiler's output (stdout and stderr: Verilator's warnings) goes there."""
     from cocotb_tools.runner import get_results
     from sim.runner import PARAMS_ENV, TIMESCALE, SimulationFailed, check_simulator
 
@@ -203,8 +205,9 @@ def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict,
     config = build_dir.parent / "public_top.vlt"
     config.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
     runner = _lean_verilator_class()()
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, waves=waves, always=False)
+    with _quiet_stdout(build_log, stderr=True):
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, waves=waves, always=False)
     xml = build_dir / "results.xml"
     xml.unlink(missing_ok=True)
     try:
@@ -251,7 +254,8 @@ def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "v
             try:
                 sources = simulation_sources(build, simulator, sim_dir)
                 if simulator == "verilator":
-                    run_lean_verilator(sources, build.top, sim_dir / "build", params=params, seed=seed, waves=waves)
+                    run_lean_verilator(sources, build.top, sim_dir / "build", params=params, seed=seed, waves=waves,
+                                       build_log=sim_dir / "sim.log" if quiet else None)
                 else:
                     run_testbench(sources, build.top, TB_MODULE, sim_dir / "build", params=params,
                                   simulator=simulator, seed=seed, waves=waves)
@@ -307,17 +311,31 @@ def _simulator_environment():
 
 
 @contextlib.contextmanager
-def _quiet_stdout(logfile: Path | None):
+def _quiet_stdout(logfile: Path | None, stderr: bool = False):
     """Send the compiler's and cocotb's stdout (also of child processes) to `logfile`;
-    the progress bar and errors stay on stderr."""
+    the progress bar and errors stay on stderr unless `stderr` sends it there too."""
     if logfile is None:
         yield
         return
+    if stderr:
+        import sys
+        sys.stderr.flush()
+        saved_err = os.dup(2)
+        with open(logfile, "a") as f:
+            os.dup2(f.fileno(), 2)
+            try:
+                with _quiet_stdout(logfile):
+                    yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved_err, 2)
+                os.close(saved_err)
+        return
     import sys
+    # cocotb's runners log every command at INFO and reset their level when created.
     runner_logs = [logging.getLogger(name) for name in ("Verilator", "LeanVerilator", "Icarus")]
-    levels = [logger.level for logger in runner_logs]
     for logger in runner_logs:
-        logger.setLevel(logging.ERROR)
+        logger.disabled = True
     sys.stdout.flush()
     saved = os.dup(1)
     with open(logfile, "a") as f:
@@ -328,8 +346,8 @@ def _quiet_stdout(logfile: Path | None):
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
-            for logger, level in zip(runner_logs, levels):
-                logger.setLevel(level)
+            for logger in runner_logs:
+                logger.disabled = False
 
 
 def _read_results(path: Path, seed: int) -> RawRun:
@@ -415,10 +433,13 @@ def make_report(build: BuildFolder, golden, raw: RawRun, images: np.ndarray, mis
     for entry in build.manifest["layers"]:
         name, lanes = entry["name"], int(entry["lanes"])
         per_image = float(sops[name].mean())
+        # The interval is measured between results 0 and n-1, i.e. over the work of images
+        # 1..n-1: utilisation uses their SOPs (with few images, image 0's would skew it).
+        window = float(sops[name][1:done].mean()) if done >= 2 else per_image
         events = float(golden.events[name].sum(axis=1).mean()) if name in golden.events else None
         layers.append({"name": name, "kind": entry["kind"], "lanes": lanes, "sops_per_image": round(per_image, 1),
                        "events_per_image": None if events is None else round(events, 1),
-                       "lane_utilisation": round(per_image / lanes / steady, 4) if steady else None})
+                       "lane_utilisation": round(window / lanes / steady, 4) if steady else None})
     estimate = None
     if build.report:
         estimate = {k: build.report.get(k) for k in ("cycles_per_image", "latency_cycles", "images_per_second")}

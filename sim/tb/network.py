@@ -134,8 +134,8 @@ async def images_stream_through_the_network(dut):
         await ClockCycles(dut.aclk, 4)      # let the counters settle past the last beat
         meta["registers"] = await registers.read_all()
         meta["event_counts"] = await registers.event_counts()
-    except AssertionError as exc:
-        meta["error"] = str(exc)
+    except Exception as exc:
+        meta["error"] = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         if bar is not None:
