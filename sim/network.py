@@ -189,6 +189,7 @@ def _lean_verilator_class():
             cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
             return cmds
 
+    LeanVerilator.__qualname__ = "LeanVerilator"     # the runner names its logger after it
     return LeanVerilator
 
 

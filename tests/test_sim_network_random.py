@@ -84,3 +84,21 @@ def test_the_random_networks_cover_what_they_claim():
                if layer.neuron == "ternary")
     qmax = 2 ** (nets[0].wbits - 1) - 1
     assert any(np.all(np.abs(layer.projections[0].weight) == qmax) for net in nets for layer in net.layers)
+
+
+@pytest.mark.skipif(not have_icarus(), reason="Icarus Verilog is not installed")
+def test_cli_json_report_and_waves_of_the_first_images(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = build_ir(network(1), tmp_path / "build")
+    res = subprocess.run([sys.executable, "-m", "sim", "run", str(out), "--images", "4", "--simulator", "icarus",
+                          "--seed", "9", "--waves", "--json", "--report", str(tmp_path / "r.json")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout)
+    assert report == json.loads((tmp_path / "r.json").read_text())
+    assert report["bit_exact"] and report["seed"] == 9 and report["simulator"] == "icarus"
+    assert report["waves"]["images"] == 2
+    assert Path(report["waves"]["file"]).is_file() and Path(report["waves"]["file"]).stat().st_size > 0
