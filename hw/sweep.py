@@ -58,8 +58,12 @@ class LIFSweep(wiring.Component):
             raise ValueError(f"lanes must divide out_channels ({out_channels}), not {lanes!r}")
         self.bias = check_channel_ints("bias", bias, out_channels)
         self.theta_pos = check_channel_ints("theta_pos", theta_pos, out_channels)
-        self.theta_neg = check_channel_ints("theta_neg", theta_neg, out_channels)
         self.kind = check_kind(kind)
+        # A binary neuron has no negative threshold (the IR stores None): it is never compared,
+        # so -theta_pos stands in and keeps the threshold width the same.
+        if self.kind == "binary" and theta_neg is None:
+            theta_neg = [-p for p in self.theta_pos]
+        self.theta_neg = check_channel_ints("theta_neg", theta_neg, out_channels)
         if kind == "ternary" and any(n >= p for n, p in zip(self.theta_neg, self.theta_pos)):
             raise ValueError(f"theta_neg must be below theta_pos in every channel, not "
                              f"{self.theta_neg!r} vs {self.theta_pos!r}")
