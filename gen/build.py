@@ -166,11 +166,12 @@ def step_emit_rtl(ctx: Context, folder: Path) -> list[Path]:
     from .emit import emit_rtl
 
     rtl = ctx.work / "rtl"
-    emitted = emit_rtl(ctx.state["net"], ctx.state["plan"], ctx.state["regmap"], rtl, ctx.state["model_id"])
+    emitted = emit_rtl(ctx.state["net"], ctx.state["plan"], ctx.state["regmap"], rtl, ctx.state["model_id"],
+                       rtlil_dir=folder / "rtlil")
     ctx.state["emitted"] = emitted
     _write_json(folder / "modules.json", [{"layer": m.name, "module": m.module, "ports": [list(p) for p in m.ports]}
                                           for m in emitted.layers])
-    return list(emitted.files) + [folder / "modules.json"]
+    return list(emitted.files) + list(emitted.rtlil_files) + [folder / "modules.json"]
 
 
 def _verilator(args: list[str], logfile: Path) -> tuple[int, str]:
@@ -194,13 +195,14 @@ def step_lint(ctx: Context, folder: Path) -> list[Path]:
     logfile.write_text("")
     files = [str(f) for f in emitted.files]
     results = {}
-    for module, sources in [(m.module, [str(emitted.files[i])]) for i, m in enumerate(emitted.layers)] + \
-                           [(emitted.top_module, files)]:
-        code, text = _verilator([str(waivers), "--top-module", module, *sources], logfile)
-        results[module] = {"exit": code, "warnings": text.count("%Warning"), "errors": text.count("%Error")}
-        if code != 0:
-            first = next((l for l in text.splitlines() if l.startswith("%")), text.strip()[:200])
-            raise BuildError(f"verilator lint of {module} failed: {first} (see {ctx.rel(logfile)})")
+    # One run over the whole design lints every file: the top instantiates every layer module.
+    module = emitted.top_module
+    code, text = _verilator([str(waivers), "--top-module", module, *files], logfile)
+    results[module] = {"exit": code, "warnings": text.count("%Warning"), "errors": text.count("%Error"),
+                       "files": [ctx.rel(Path(f)) for f in files]}
+    if code != 0:
+        first = next((l for l in text.splitlines() if l.startswith("%")), text.strip()[:200])
+        raise BuildError(f"verilator lint of {module} failed: {first} (see {ctx.rel(logfile)})")
     ctx.state["lint"] = {"tool": "verilator --lint-only -Wall", "waivers": LINT_WAIVERS, "modules": results}
     return [waivers, logfile]
 
@@ -213,7 +215,8 @@ def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
         ctx.state["utilisation"] = None
         return [_write_json(folder / "skipped.json", {"reason": "--no-synth"})]
     emitted = ctx.state["emitted"]
-    util = synthesise(emitted.files, emitted.top_module, folder, root=ctx.work)
+    # The RTLIL of the very elaboration the Verilog came from: yosys reads it in a blink.
+    util = synthesise(emitted.rtlil_files, emitted.top_module, folder, root=ctx.work)
     ctx.state["utilisation"] = util
     path = _write_json(folder / "utilisation.json", util.to_json())
     over = util.overflows(ctx.board.capacity)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from .ir import Network
 from .plan import Plan, PlanError
@@ -95,16 +95,26 @@ def read_ports(text: str, module: str) -> tuple[tuple[str, str, int], ...]:
     return tuple(ports)
 
 
-def write_module(component, module: str, path: Path):
-    """Elaborate `component` into `path` as `module`; returns its ports."""
-    text = verilog.convert(component, name=module, emit_src=False)
+def write_module(component, module: str, path: Path, rtlil_path: Path | None = None):
+    """Elaborate `component` once into `path` (Verilog) as `module`; returns its ports.
+
+    With `rtlil_path`, the same elaboration is also written as RTLIL: yosys reads that in
+    a blink, where its Verilog frontend spends minutes on the per-word memory initialisers
+    that Amaranth writes into the Verilog. (verilog.convert is rtlil.convert followed by
+    this same RTLIL-to-Verilog step.)
+    """
+    rtlil_text = rtlil.convert(component, name=module, emit_src=False)
+    text = verilog._convert_rtlil_text(rtlil_text)
     path.write_text(text)
+    if rtlil_path is not None:
+        rtlil_path.write_text(rtlil_text)
     return read_ports(text, module)
 
 
 @dataclass(frozen=True)
 class Emitted:
     files: tuple[Path, ...]            # every Verilog file, the top last
+    rtlil_files: tuple[Path, ...]      # the same modules as RTLIL, for yosys
     top_file: Path
     top_module: str
     layers: tuple                      # hw.top.LayerModule per layer
@@ -122,12 +132,15 @@ def readout_logit_width(ports, num_classes: int) -> int:
     return logit_width
 
 
-def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: int, progress=None) -> Emitted:
+def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: int, progress=None,
+             rtlil_dir=None) -> Emitted:
     from hw.top import LayerModule, TernTop
 
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
-    files, engines = [], []
+    rtlil_dir = Path(rtlil_dir) if rtlil_dir is not None else rtl_dir
+    rtlil_dir.mkdir(parents=True, exist_ok=True)
+    files, rtlil_files, engines = [], [], []
     for i, lp in enumerate(plan.layers):
         try:
             engines.append(build_engine(net, lp, plan.layers[i - 1].queue_depth if i else 0))
@@ -137,9 +150,10 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
     for i, (lp, engine) in enumerate(zip(plan.layers, engines)):
         module = module_name(lp.name)
         path = rtl_dir / f"{module}.v"
-        ports = write_module(engine, module, path)
+        ports = write_module(engine, module, path, rtlil_dir / f"{module}.il")
         log.info("wrote %s (%d ports)", path, len(ports))
         files.append(path)
+        rtlil_files.append(rtlil_dir / f"{module}.il")
         # The queue after this layer lives in the next engine when it has one, else in the top.
         next_queues = i + 1 < len(engines) and has_input_queue(engines[i + 1])
         modules.append(LayerModule(name=lp.name, module=module, kind=lp.kind, ports=ports,
@@ -153,10 +167,11 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
                   logit_width=logit_width, registers=registers_for_hw(regmap),
                   constants=register_constants(net, regmap, model_id), addr_width=regmap.addr_width)
     top_file = rtl_dir / TOP_FILE
-    top_file.write_text(verilog.convert(top, name=TOP_MODULE, emit_src=False))
+    write_module(top, TOP_MODULE, top_file, rtlil_dir / f"{TOP_MODULE}.il")
     files.append(top_file)
-    return Emitted(files=tuple(files), top_file=top_file, top_module=TOP_MODULE, layers=tuple(modules),
-                   logit_width=logit_width)
+    rtlil_files.append(rtlil_dir / f"{TOP_MODULE}.il")
+    return Emitted(files=tuple(files), rtlil_files=tuple(rtlil_files), top_file=top_file, top_module=TOP_MODULE,
+                   layers=tuple(modules), logit_width=logit_width)
 
 
 def register_constants(net: Network, regmap: RegisterMap, model_id: int) -> dict:

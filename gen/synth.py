@@ -2,6 +2,8 @@
 
     synthesise(files, top, workdir) -> Utilisation(luts, ffs, bram36, dsps, cells, seconds)
 
+`files` are Verilog (.v) or RTLIL (.il); RTLIL reads far faster.
+
 The design is flattened and synthesised for 7-series without I/O buffers (it sits inside a
 block design). Counting: LUT1..6 and LUT RAM/shift registers as the LUTs they occupy,
 every FD* flip-flop, RAMB36 as 1 and RAMB18 as 0.5 BRAM36, DSP48E1 as 1.
@@ -79,7 +81,8 @@ def synthesise(files, top: str, workdir, root=None) -> Utilisation:
     def rel(path):
         return os.path.relpath(Path(path).resolve(), root)
 
-    reads = "; ".join(f"read_verilog -sv {rel(f)}" for f in files)
+    reads = "; ".join(f"read_rtlil {rel(f)}" if str(f).endswith(".il") else f"read_verilog -sv {rel(f)}"
+                      for f in files)
     script = (f"{reads}; synth_xilinx -family xc7 -top {top} -flatten -noiopad; "
               f"tee -q -o {rel(stat)} stat -json")
     start = time.monotonic()
