@@ -119,6 +119,14 @@ class TernTop(wiring.Component):
         }
         members.update({name: m for name, m in self.regs.signature.members.items() if name.startswith("s_axi_")})
         super().__init__(members)
+        # Tell Vivado (module reference / IP packager) which interfaces the clock and reset
+        # belong to, instead of leaving it to name-based inference.
+        self.aclk = Signal(1, name="aclk", attrs={
+            "X_INTERFACE_INFO": "xilinx.com:signal:clock:1.0 aclk CLK",
+            "X_INTERFACE_PARAMETER": "ASSOCIATED_BUSIF s_axis:m_axis:s_axi, ASSOCIATED_RESET aresetn"})
+        self.aresetn = Signal(1, name="aresetn", attrs={
+            "X_INTERFACE_INFO": "xilinx.com:signal:reset:1.0 aresetn RST",
+            "X_INTERFACE_PARAMETER": "POLARITY ACTIVE_LOW"})
 
     def elaborate(self, platform):
         m = Module()
