@@ -83,37 +83,49 @@ def markdown(command: str, report: dict, build_report: dict, rows, seconds: floa
                        f"{fmt(l['events_per_image'], ',.0f')} | {100 * l['lane_utilisation']:.1f} % |"
                        for l in report["layers"])
     est = report.get("estimate") or {}
+    partial = "" if report["images"] == 2000 else \
+        f" (the first {report['images']:,} of the 2,000: the run was stopped at the session's end)"
+    resources = ("Resources: yosys `synth_xilinx` on the generated Verilog (Vivado's figures will differ)."
+                 if build_report.get("resources") else
+                 "Resources: this run was built with `--no-synth`, so the table has none; "
+                 "`python -m gen build` without it reports them (yosys `synth_xilinx`).")
     return f"""## Measured
 
-The shipped example `{Path(build_report['model']).name if 'model' in build_report else report['model']}`
-built for the {build_report['board']} and simulated cycle by cycle (Verilator, the generated
-Verilog through its real AXI ports, images back to back) on {report['images']:,} held-out
-MNIST images (t10k 8000–{7999 + report['images']}{'' if report['images'] == 2000 else ', of the 2,000'}):
-**{report['mismatches']} mismatches** in logits, classes and per-layer event counters against
-the golden model.
+The shipped example `{report['model']}` (model ID {report.get('model_id')}) built for the
+{build_report['board']} and simulated cycle by cycle on Verilator: the generated Verilog
+driven through its real AXI ports (64-bit pixel beats in, int32 result words out, counters
+over AXI4-Lite), images back to back, every result compared with the golden model on the
+build's own IR. {report['images']:,} held-out MNIST images{partial}:
+**{report['mismatches']} mismatches** in logits, classes and per-layer event counters.
 
 {table(rows)}
 
-Tern's figures are measured in simulation: cycles from the first pixel accepted to the last
-result beat sent (latency) and between results with the input stream kept full (throughput),
-at the 100 MHz fabric clock of the PYNQ-Z2 build; the board itself has not run them.
-Resources: yosys `synth_xilinx` on the generated Verilog (Vivado's figures will differ).
-The anchors are the published numbers: {"; ".join(f"{a['name']}: {a['source']}" for a in ANCHORS)}.
+Tern's figures are simulated cycles, not a board measurement: latency is the cycles from the
+first pixel beat accepted to the last result beat sent with an empty pipeline, throughput the
+cycles between results with the input stream kept full, both at the 100 MHz fabric clock of
+the PYNQ-Z2 build. {resources} The anchors are published figures:
+{"; ".join(f"{a['name']}: {a['source']}" for a in ANCHORS)}.
 
 - latency: {report['latency_cycles']:,} cycles ({report['latency_cycles'] / build_report['clock_mhz']:,.1f} µs)
 - throughput: {report['cycles_per_image']:,.1f} cycles per image = {report['images_per_second_at_100mhz']:,.0f} images/s
-  (the plan estimated {fmt(est.get('cycles_per_image'), ',.1f')} cycles per image)
-- synaptic operations: {report['sops_per_image']:,.0f} per image
+  (the generator's plan estimated {fmt(est.get('cycles_per_image'), ',.1f')})
+- synaptic operations: {report['sops_per_image']:,.0f} per image (golden model)
 
 | layer | kind | lanes | SOPs/image | events/image | lane utilisation |
 |---|---|---:|---:|---:|---:|
 {layers}
 
-Lane utilisation = useful synaptic operations ÷ lanes ÷ cycles per image.
+Lane utilisation = useful synaptic operations ÷ lanes ÷ cycles per image (the encoding
+layer's operations are its multiply-accumulates: non-zero pixels × fan-out).
 
-Produced by (about {seconds / 60:.0f} minutes on {platform.machine()}, 2 cores):
+Produced by (about {seconds / 60:.0f} minutes on a shared 2-core machine):
 
     {command}
+
+Any build folder can be checked the same way: `python -m sim run BUILD_DIR --images N
+[--backpressure] [--simulator icarus] [--debug]` (writes `sim_report.json`; on a mismatch
+it names the first layer, step and neuron whose spike differs). CI runs 50 images of the
+example with and without back-pressure and 20+ random networks (tests/test_sim_network*.py).
 """
 
 
@@ -156,7 +168,16 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-write", dest="write", action="store_false",
                    help="do not write benchmarks/mnist_sim.json and docs/measured.md")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite docs/measured.md from benchmarks/mnist_sim.json (e.g. after a stopped run)")
     args = p.parse_args(argv)
+    if args.render:
+        saved = json.loads(RESULTS.read_text())
+        report = saved["sim"]
+        build_report = dict(saved["build"], model=saved["sim"]["model"])
+        MEASURED.write_text(markdown(saved["command"], report, build_report,
+                                     [measured_row(report, build_report)] + ANCHORS, saved["total_seconds"]))
+        return 0
     from sim.network import simulate_build
 
     out = args.out or REPO / "build" / args.model.stem
@@ -180,7 +201,7 @@ def main(argv=None) -> int:
                    "images_done": report["images"], "images_asked": args.images, "sim": report,
                    "chunks": chunks,
                    "build": {k: build_report.get(k) for k in ("board", "part", "clock_mhz", "resources", "fits",
-                                                              "cycles_per_image", "latency_cycles")},
+                                                              "cycles_per_image", "latency_cycles", "model_id")},
                    "anchors": ANCHORS,
                    "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                          cwd=REPO).stdout.strip()}
