@@ -95,6 +95,8 @@ class Accelerator:
     def __init__(self, build_dir, overlay=None, *, batch_size: int = DEFAULT_BATCH, timeout: float | None = None):
         self.info: BuildInfo = load_manifest(build_dir)
         self.batch_size = _positive_int("batch_size", batch_size)
+        if timeout is not None:
+            _positive_float("timeout", timeout)
         if overlay is None:
             overlay = self._load_overlay()
         self.overlay = overlay

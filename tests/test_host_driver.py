@@ -145,6 +145,8 @@ def test_overlays_without_a_dma_or_a_tern_ip_are_not_tern_builds():
 def test_accelerator_parameters_are_checked_before_any_hardware(build_dir):
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, not 0"):
         Accelerator(build_dir, batch_size=0)
+    with pytest.raises(ValueError, match="timeout must be a number > 0, not -1"):
+        Accelerator(build_dir, timeout=-1)
     with pytest.raises(NotATernBuild, match="bitstream must be a file in the build folder"):
         Accelerator(build_dir)
     (build_dir / "tern_m.bit").write_bytes(b"\0")
