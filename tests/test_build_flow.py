@@ -5,6 +5,7 @@ simulation tests; the simulation runs the emitted Verilog of the top and every l
 against the golden model, through the manifest's register map and packing only.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -64,7 +65,17 @@ def built(tmp_path_factory):
     pytest.importorskip("hw.readout")
     root = tmp_path_factory.mktemp("build")
     model = save_checkpoint(root / "small.pt", small_checkpoint())
-    report = build(model, out=root / "out", images=16)
+    # A fresh synthesis cache: yosys really runs here, whatever an earlier run left behind.
+    saved = os.environ.get("TERN_CACHE_DIR")
+    os.environ["TERN_CACHE_DIR"] = str(root / "cache")
+    try:
+        report = build(model, out=root / "out", images=16)
+    finally:
+        if saved is None:
+            del os.environ["TERN_CACHE_DIR"]
+        else:
+            os.environ["TERN_CACHE_DIR"] = saved
+    assert report["synthesis_cached"] == []
     return root / "out", report
 
 
