@@ -10,6 +10,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from sim.runner import run_testbench
+from sim.toolchain import fix_verilator_pch
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_BUILD = ROOT / "sim_build"
@@ -46,6 +47,8 @@ def run_component(component, name: str, test_module: str, params: dict, config: 
     text = verilog.convert(component, name=name, emit_src=False)
     if simulator == "icarus":
         text = kick_comb_blocks_at_time_zero(text)
+    else:
+        fix_verilator_pch()
     source = write_if_changed(base / f"{name}.v", text)
     return run_testbench([source], name, test_module, base / "build", params=params,
                          simulator=simulator, seed=seed, testcase=testcase)

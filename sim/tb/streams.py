@@ -160,6 +160,7 @@ async def latency(bench: Bench, source: Source, word: int, arrived, limit: int =
     source.send(word)
     await bench.run_until(lambda: source.sent > 0, limit, "the input to be accepted")
     accepted = bench.cycle          # the accepting edge comes right after this step
+    await bench.step()
     await bench.run_until(arrived, limit, "the output")
     return bench.cycle - accepted
 
