@@ -205,6 +205,7 @@ def save_checkpoint(model, path: str | os.PathLike, meta: dict | None = None) ->
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
