@@ -5,7 +5,8 @@
       manifest.json             what the driver reads
       host/                     the driver and `python3 -m host infer` (numpy + pynq only)
       mnist_inference.ipynb     the notebook, run from this folder (BUILD_DIR = ".")
-      data/heldout_images.npy   the held-out split only (uint8 [N, C, H, W]) and its labels
+      data/heldout_images.npy   the held-out split only (uint8 [N, C, H, W]), its labels, and
+                                the golden model's classes (gen.golden on the build's IR)
       deploy.json               what was copied, what is missing
       README.md                 the steps on the board
 
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOST_DIR = REPO / "host"
 NOTEBOOK = HOST_DIR / "notebooks" / "mnist_inference.ipynb"
 MNIST_SHAPE = [1, 28, 28]
+IR_STEM = "steps/03_ir/model"
 BOARD_FOLDER = "/home/xilinx/jupyter_notebooks/tern_{name}"
 
 
@@ -49,16 +51,23 @@ def _copy_host(dest: Path) -> list[str]:
     return copied
 
 
-def _write_images(data_dir: Path, manifest: dict, limit: int | None) -> list[str]:
-    from host.images import IMAGES_NPY, LABELS_NPY
+def _write_images(data_dir: Path, build_dir: Path, limit: int | None) -> list[str]:
+    """The held-out images, their labels, and the golden model's classes on the build's IR."""
+    import numpy as np
+
+    from host.images import GOLDEN_NPY, IMAGES_NPY, LABELS_NPY
     from snn.data import load_mnist
 
+    from .golden import run
+    from .irfile import load
+
     images, labels = load_mnist(split="heldout", limit=limit)
+    golden = run(load(build_dir / IR_STEM), images)
     data_dir.mkdir()
-    import numpy as np
     np.save(data_dir / IMAGES_NPY, images)
     np.save(data_dir / LABELS_NPY, labels.astype(np.int64))
-    return [f"data/{IMAGES_NPY}", f"data/{LABELS_NPY}"]
+    np.save(data_dir / GOLDEN_NPY, golden.classes.astype(np.int64))
+    return [f"data/{IMAGES_NPY}", f"data/{LABELS_NPY}", f"data/{GOLDEN_NPY}"]
 
 
 def readme(manifest: dict, missing: list[str], images: int) -> str:
@@ -81,6 +90,9 @@ def readme(manifest: dict, missing: list[str], images: int) -> str:
               "3. Or from a shell on the board, in this folder:", "",
               "       sudo -E python3 -m host infer . --images 2000", "",
               "   (`--json` for scripts). Loading an overlay needs root, as PYNQ's own notebooks do.", "",
+              "Both compare every class with the golden model's (`data/golden_classes.npy`, computed from the "
+              "build's integer IR when this folder was made): the hardware must agree on every image; "
+              "`python -m host infer` exits with code 1 if it does not.", "",
               "In Python:", "",
               "    from host import Accelerator", "    acc = Accelerator(\".\")", "    classes = acc.predict(images)  # uint8 [N, C, H, W]",
               "", "The driver needs numpy and the board's pynq only. Files: `manifest.json` (packing, register map), "
@@ -116,7 +128,7 @@ def deploy(build_dir, out=None, images: int | None = None) -> dict:
         copied.append(NOTEBOOK.name)
         count = 0
         if manifest["input"]["shape"] == MNIST_SHAPE:
-            copied += _write_images(work / "data", manifest, images)
+            copied += _write_images(work / "data", build_dir, images)
             from host.images import load_heldout
             count = len(load_heldout(work, limit=None)[1])
         record = {"build": str(build_dir.resolve()), "model": manifest["model"]["name"],

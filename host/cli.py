@@ -3,7 +3,8 @@ a built accelerator and print accuracy, throughput and the IP's counters.
 
 On the board BUILD_DIR is the deployment folder (bitstream, manifest.json, data/); here
 `--sim` runs the same driver against the build's RTL (sim.board.SimulatedBoard).
-Bad input exits with code 2 and one line on stderr; a board or DMA failure with code 1.
+Bad input exits with code 2 and one line on stderr; a board or DMA failure with code 1, and
+so does a class that differs from the golden model's (shipped by a deployment).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _progress(total: int, enabled: bool):
 
 def infer(args) -> dict:
     from .driver import Accelerator
-    from .images import load_heldout
+    from .images import load_golden, load_heldout
 
     if args.images < 1:
         raise ValueError(f"--images must be an integer >= 1, not {args.images!r}")
@@ -73,9 +74,12 @@ def infer(args) -> dict:
     finally:
         if board is not None:
             board.close()
+    golden = load_golden(args.build_dir, limit=args.images, start=args.start)
     return {"build": str(args.build_dir), "model": acc.info.model_name, "model_id": f"0x{acc.info.model_id:08x}",
             "simulated": bool(args.sim), "images": len(images), "first_image": args.start,
             "correct": int((classes == labels).sum()), "accuracy": float((classes == labels).mean()),
+            "golden_matches": int((classes == golden).sum()) if golden is not None and len(golden) == len(classes)
+            else None,
             "classes": classes.tolist(), "run": stats.to_json(), "counters": counters}
 
 
@@ -89,6 +93,8 @@ def summary(result: dict) -> str:
              f"IP: {run['cycles_per_image']:,.0f} busy cycles per image"
              + (f" = {run['hw_images_per_second']:,.0f} images/s at the fabric clock"
                 if run["hw_images_per_second"] else "")]
+    if result["golden_matches"] is not None:
+        lines.append(f"golden model: {result['golden_matches']}/{result['images']} classes match")
     c = result["counters"]
     lines.append(f"counters: {c['images_in']} images in, {c['images_out']} out, errors "
                  f"{', '.join(c['errors']) or 'none'}; spike events " +
@@ -109,4 +115,8 @@ def main(argv=None) -> int:
         print(f"python -m host {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(result, indent=2) if args.json else summary(result))
+    if result["golden_matches"] is not None and result["golden_matches"] != result["images"]:
+        print(f"python -m host {args.command}: {result['images'] - result['golden_matches']} classes differ from "
+              f"the golden model", file=sys.stderr)
+        return EXIT_FAILED
     return 0

@@ -2,7 +2,9 @@
 
 A deployment (gen/deploy.py) ships the held-out split as `data/heldout_images.npy` (uint8
 [N, C, H, W]) and `data/heldout_labels.npy` (int64 [N]) beside manifest.json, so the board
-needs neither the IDX files nor the training code. In the repository, `snn.data` (numpy
+needs neither the IDX files nor the training code, and `data/golden_classes.npy`: what the
+golden model (gen.golden on the build's IR) says for each image, so that the board checks
+its own results bit for bit. In the repository, `snn.data` (numpy
 only) reads the same split from data/mnist/.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 DATA_DIR = "data"
 IMAGES_NPY = "heldout_images.npy"
 LABELS_NPY = "heldout_labels.npy"
+GOLDEN_NPY = "golden_classes.npy"      # the golden model's classes for the shipped images
 
 
 def _check_count(name: str, value, lo: int) -> int | None:
@@ -44,3 +47,15 @@ def load_heldout(folder=None, limit: int | None = None, start: int = 0) -> tuple
         raise FileNotFoundError(f"no held-out images: {Path(folder or '.') / DATA_DIR / IMAGES_NPY} is missing "
                                 f"and the Tern repository's snn.data is not importable") from None
     return load_mnist(split="heldout", limit=limit, start=start)
+
+
+def load_golden(folder, limit: int | None = None, start: int = 0) -> np.ndarray | None:
+    """The golden model's classes that a deployment ships for its images, or None."""
+    limit = _check_count("limit", limit, 0)
+    start = _check_count("start", start, 0)
+    path = Path(folder) / DATA_DIR / GOLDEN_NPY
+    if not path.is_file():
+        return None
+    classes = np.load(path)
+    stop = len(classes) if limit is None else min(len(classes), start + limit)
+    return classes[start:stop].astype(np.int64)

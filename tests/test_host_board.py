@@ -7,6 +7,7 @@ its RTL runs under Verilator behind sim.board.SimulatedBoard, and the driver's o
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,13 +191,20 @@ def host_cli(*args, cwd=REPO):
                           cwd=cwd, timeout=900)
 
 
-def test_cli_infer_on_the_simulated_board_prints_json(build_dir, heldout):
-    out = host_cli("infer", build_dir, "--images", 3, "--start", 5, "--sim", "--json")
+def test_cli_infer_on_the_simulated_board_prints_json(build_dir, heldout, tmp_path):
+    from gen.deploy import deploy
+
+    # A build folder with a deployment's data/ beside it: the CLI checks the golden classes too.
+    folder = tmp_path / "build"
+    shutil.copytree(build_dir, folder, ignore=shutil.ignore_patterns("steps", "deploy"))
+    deploy(build_dir, out=tmp_path / "deploy", images=10)
+    shutil.copytree(tmp_path / "deploy" / "data", folder / "data")
+    out = host_cli("infer", folder, "--images", 3, "--start", 5, "--sim", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     images, labels = heldout
     assert result["classes"] == golden(build_dir, images[5:8]).classes.tolist()
-    assert result["images"] == 3 and result["simulated"] is True
+    assert result["images"] == 3 and result["simulated"] is True and result["golden_matches"] == 3
     assert result["correct"] == int((np.array(result["classes"]) == labels[5:8]).sum())
     assert result["counters"]["images_out"] == 3 and result["run"]["cycles_per_image"] > 0
 
@@ -243,21 +251,23 @@ def test_deployment_holds_what_the_board_needs(build_dir, tmp_path):
     assert record["ready"] is False and record["missing"] == [stem, manifest["files"]["hwh"]]
     assert "Not ready for the board yet" in (folder / "README.md").read_text()
     for name in ("manifest.json", "mnist_inference.ipynb", "host/driver.py", "host/__main__.py",
-                 "data/heldout_images.npy", "data/heldout_labels.npy", "deploy.json"):
+                 "data/heldout_images.npy", "data/heldout_labels.npy", "data/golden_classes.npy", "deploy.json"):
         assert (folder / name).is_file(), name
     images, labels = load_mnist(split="heldout", limit=50)
     assert np.array_equal(np.load(folder / "data" / "heldout_images.npy"), images)
     assert np.array_equal(np.load(folder / "data" / "heldout_labels.npy"), labels)
+    assert np.array_equal(np.load(folder / "data" / "golden_classes.npy"), golden(build_dir, images).classes)
 
     # With the bitstream made, the deployment is ready; its driver runs from the folder alone.
     for key in ("bitstream", "hwh"):
         (build_dir / manifest["files"][key]).write_bytes(b"placeholder")
     try:
-        record = deploy(build_dir, out=folder)
+        record = deploy(build_dir, out=folder, images=30)
     finally:
         for key in ("bitstream", "hwh"):
             (build_dir / manifest["files"][key]).unlink()
-    assert record["ready"] is True and (folder / stem).is_file() and record["heldout_images"] == 2000
+    assert record["ready"] is True and (folder / stem).is_file() and record["heldout_images"] == 30
+    assert len(np.load(folder / "data" / "golden_classes.npy")) == 30
     code = ("import sys, host; print(host.__file__); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'amaranth', 'cocotb', 'gen', 'snn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, check=True)
