@@ -81,7 +81,7 @@ def lif_unit(lanes):
     return LIFUnit(lanes=lanes, tag_width=8, **LIF_WIDTHS)
 
 
-def measure(lanes_list, do_synth: bool) -> dict:
+def measure(lanes_list, do_synth: bool, out: Path | None = None) -> dict:
     rows = []
     jobs = []
     for lanes in lanes_list:
@@ -118,7 +118,17 @@ def measure(lanes_list, do_synth: bool) -> dict:
             row.update(synth(comp(), block))
         rows.append(row)
         log.info("%s", row)
-    return {"rows": rows, "lanes": lanes_list}
+        if out is not None:   # partial results survive an interrupted run
+            save({"rows": rows, "lanes": lanes_list, "complete": False}, out)
+    result = {"rows": rows, "lanes": lanes_list, "complete": True}
+    if out is not None:
+        save(result, out)
+    return result
+
+
+def save(result: dict, out: Path) -> None:
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
 
 
 def markdown(result: dict) -> str:
@@ -127,7 +137,8 @@ def markdown(result: dict) -> str:
              "seed 1); resources are yosys `synth_xilinx -family xc7` (YoWASP) cell counts via",
              "`gen.synth.synthesise` (LUT includes LUT-RAM, BRAM in RAMB36 units).", "",
              "Test layers: conv 4×12×12 → 8 channels, 3×3, padding 1 (stride 1 or 2); dense 64 → 16;",
-             "8-bit weights. Throughput: every input neuron fires once per map, two maps, no idle input.", "",
+             "8-bit weights. Throughput: every input neuron fires once per map, two maps, no idle input.",
+             *([] if result.get("complete", True) else ["", "**Partial run: the rows below are all that finished.**"]), "",
              "## Accumulator: sustained synaptic ops per cycle (goal: P) and latency", "",
              "| setting | P | SOPs | cycles | SOPs/cycle | SOPs/cycle / P | event→idle latency |",
              "|---|---|---|---|---|---|---|"]
@@ -164,9 +175,7 @@ def main(argv=None) -> int:
         print(f"error: --lanes must divide 8 (the test layers' output channels), not {bad}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
-    result = measure(args.lanes, not args.no_synth)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(result))
+    result = measure(args.lanes, not args.no_synth, args.out)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -13,7 +13,7 @@ def random_lane(rng, p, t):
     th = sorted(rng.sample(range(lo_th, hi_th + 1), 2))
     lo_i, hi_i = signed_range(p["current_width"])
     lo_b, hi_b = signed_range(p["bias_width"])
-    current = rng.choice([lo_i, hi_i, rng.randint(lo_i, hi_i), rng.randint(-4, 4)])
+    current = rng.choice([lo_i, hi_i, rng.randint(lo_i, hi_i), rng.randint(max(lo_i, -4), min(hi_i, 4))])
     bias = rng.choice([lo_b, hi_b, rng.randint(lo_b, hi_b), 0])
     lo_m, hi_m = signed_range(p["membrane_width"])
     r = rng.randint(lo_m, hi_m)
