@@ -59,12 +59,18 @@ def simulate(component, name, module, testcase, config, extra=None) -> dict:
 
 
 def synth(component, name) -> dict:
-    from gen.synth import synthesise
-    with tempfile.TemporaryDirectory(dir=HERE.parent / "sim_build" if (HERE.parent / "sim_build").is_dir() else None) as tmp:
+    """One block through gen.synth's per-module synth_xilinx (xc7): LUT/FF/BRAM36/DSP."""
+    import time
+
+    from gen.synth import count_cells, synthesise_module
+    build = HERE.parent / "sim_build"
+    build.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build) as tmp:
         path = Path(tmp) / f"{name}.v"
         path.write_text(verilog.convert(component, name=name, emit_src=False))
-        u = synthesise([path], name, Path(tmp) / "synth", root=tmp)
-        return {"luts": u.luts, "ffs": u.ffs, "bram36": u.bram36, "dsps": u.dsps, "synth_seconds": u.seconds}
+        start = time.monotonic()
+        cells, _ = synthesise_module(name, [path], [], Path(tmp) / "synth", Path(tmp))
+        return {**count_cells(cells), "synth_seconds": round(time.monotonic() - start, 1)}
 
 
 def accumulator(config):
