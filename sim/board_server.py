@@ -71,10 +71,8 @@ def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int
     example about 4x faster than cocotb's `--public-flat-rw` on every signal."""
     import random
 
-    from cocotb_tools.runner import get_results
-
     from sim.network import VERILATOR_ARGS, _lean_verilator_class
-    from sim.runner import PARAMS_ENV, TIMESCALE, SimulationFailed, check_simulator
+    from sim.runner import TIMESCALE, check_simulator, run_built_tests
     from sim.toolchain import fix_verilator_pch
 
     check_simulator("verilator")
@@ -99,22 +97,8 @@ def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int
                 if path.is_file() and path.suffix != ".vlt" and not path.name.startswith("."):
                     path.unlink()
             compile_model()
-    xml = build_dir / "results.xml"
-    xml.unlink(missing_ok=True)
-    try:
-        runner.test(hdl_toplevel=top, test_module=TEST_MODULE, build_dir=build_dir, test_dir=build_dir,
-                    extra_env={PARAMS_ENV: json.dumps(params)}, seed=seed, timescale=TIMESCALE,
-                    results_xml=str(xml))
-    except SystemExit:
-        pass                      # a failing test makes the runner exit; the results say why
-    try:
-        tests, failed = get_results(xml)
-    except RuntimeError:
-        raise SimulationFailed(f"{TEST_MODULE} on {top} (verilator, seed {seed}): the simulation ended "
-                               f"abnormally (no {xml})") from None
-    if tests == 0 or failed:
-        raise SimulationFailed(f"{TEST_MODULE} on {top} (verilator, seed {seed}): {failed} of {tests} "
-                               f"cocotb tests failed; see {xml}")
+    run_built_tests(runner, simulator="verilator", toplevel=top, test_module=TEST_MODULE,
+                    build_dir=build_dir, params=params, seed=seed)
 
 
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,

@@ -197,8 +197,7 @@ def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict,
                        build_log: Path | None = None):
     """sim.runner.run_testbench for Verilator, with only the top's signals public (see above).
     With build_log, the compiler's output (stdout and stderr: Verilator's warnings) goes there."""
-    from cocotb_tools.runner import get_results
-    from sim.runner import PARAMS_ENV, TIMESCALE, SimulationFailed, check_simulator
+    from sim.runner import TIMESCALE, check_simulator, run_built_tests
 
     check_simulator("verilator")
     build_dir = Path(build_dir).resolve()
@@ -209,22 +208,8 @@ def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict,
     with _quiet_stdout(build_log, stderr=True):
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, waves=waves, always=False)
-    xml = build_dir / "results.xml"
-    xml.unlink(missing_ok=True)
-    try:
-        runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
-                    extra_env={PARAMS_ENV: json.dumps(params)}, seed=seed, waves=waves, timescale=TIMESCALE,
-                    results_xml=str(xml))
-    except SystemExit:
-        pass                      # a failing test makes the runner exit; the results say why
-    try:
-        tests, failed = get_results(xml)
-    except RuntimeError:
-        raise SimulationFailed(f"{TB_MODULE} on {toplevel} (verilator, seed {seed}): the simulation "
-                               f"ended abnormally (no {xml})") from None
-    if tests == 0 or failed:
-        raise SimulationFailed(f"{TB_MODULE} on {toplevel} (verilator, seed {seed}): {failed} of {tests} "
-                               f"cocotb tests failed; see {xml}")
+    run_built_tests(runner, simulator="verilator", toplevel=toplevel, test_module=TB_MODULE,
+                    build_dir=build_dir, params=params, seed=seed, waves=waves)
 
 
 def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "verilator",

@@ -63,7 +63,7 @@ def run_testbench(sources: list[Path], toplevel: str, test_module: str, build_di
 
     Raises SimulationFailed if any test fails or no test ran.
     """
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_runner
 
     check_simulator(simulator)
     seed = random.randrange(1 << 31) if seed is None else int(seed)
@@ -76,12 +76,26 @@ def run_testbench(sources: list[Path], toplevel: str, test_module: str, build_di
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-j", "2", *verilator_args]
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, timescale=TIMESCALE, waves=waves, always=False)
-    extra_env = {PARAMS_ENV: json.dumps(params or {})}
+    return run_built_tests(runner, simulator=simulator, toplevel=toplevel, test_module=test_module,
+                           build_dir=build_dir, params=params, seed=seed, waves=waves, testcase=testcase)
+
+
+def run_built_tests(runner, *, simulator: str, toplevel: str, test_module: str, build_dir: Path,
+                    params: dict | None, seed: int, waves: bool = False,
+                    testcase: str | None = None) -> SimResult:
+    """Run the cocotb tests of `test_module` on a runner whose build is done, and check them.
+
+    Raises SimulationFailed if any test fails, none ran, or the simulation ended abnormally.
+    """
+    from cocotb_tools.runner import get_results
+
+    build_dir = Path(build_dir)
     xml = build_dir / "results.xml"
+    xml.unlink(missing_ok=True)
     try:
         runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
-                    test_dir=build_dir, extra_env=extra_env, seed=seed, waves=waves,
-                    testcase=testcase, timescale=TIMESCALE, results_xml=str(xml))
+                    test_dir=build_dir, extra_env={PARAMS_ENV: json.dumps(params or {})}, seed=seed,
+                    waves=waves, testcase=testcase, timescale=TIMESCALE, results_xml=str(xml))
     except SystemExit as exc:
         # Under pytest the cocotb runner exits on a failing test; we report it ourselves.
         log.debug("cocotb runner exited with %s", exc.code)
@@ -90,11 +104,10 @@ def run_testbench(sources: list[Path], toplevel: str, test_module: str, build_di
     except RuntimeError:
         raise SimulationFailed(f"{test_module} on {toplevel} ({simulator}, seed {seed}): "
                                f"the simulation ended abnormally (no {xml})") from None
-    result = SimResult(tests=tests, failed=failed, seed=seed, results_xml=Path(xml), build_dir=build_dir)
     if tests == 0 or failed:
         raise SimulationFailed(f"{test_module} on {toplevel} ({simulator}, seed {seed}): "
                                f"{failed} of {tests} cocotb tests failed; see {xml}")
-    return result
+    return SimResult(tests=tests, failed=failed, seed=seed, results_xml=xml, build_dir=build_dir)
 
 
 def tb_params() -> dict:
