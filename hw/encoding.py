@@ -14,10 +14,9 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accumulator import Accumulator
 from hw.event import bits_for, event_signature, pixel_signature
-from hw.geometry import check_geometry, check_lanes
-from hw.sweep import LIFSweep
+from hw.geometry import check_geometry
+from hw.sweep import accumulator_and_sweep
 
 
 class EncodingLayer(wiring.Component):
@@ -25,13 +24,10 @@ class EncodingLayer(wiring.Component):
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
                  membrane_width: int):
         self.geometry = check_geometry(geometry)
-        check_lanes(lanes, geometry.out_channels)
-        self.accumulator = Accumulator(geometry, weights, lanes=lanes, weight_width=weight_width,
-                                       current_width=current_width, mode="pixel")
-        self.sweep = LIFSweep(out_channels=geometry.out_channels, positions=geometry.out_positions,
-                              bias=bias, theta_pos=theta_pos, theta_neg=theta_neg,
-                              leak_shift=leak_shift, steps=steps, kind=kind, lanes=lanes,
-                              current_width=current_width, membrane_width=membrane_width)
+        self.accumulator, self.sweep = accumulator_and_sweep(
+            geometry, weights, bias, theta_pos, theta_neg, mode="pixel", leak_shift=leak_shift,
+            steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
+            current_width=current_width, membrane_width=membrane_width)
         self.steps = steps
         self.out_addr_width = bits_for(geometry.out_size)
         super().__init__({

@@ -16,12 +16,11 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accumulator import Accumulator
 from hw.event import bits_for, event_signature
 from hw.event_queue import EventQueue
-from hw.geometry import check_geometry, check_lanes
+from hw.geometry import check_geometry
 from hw.lif import check_int
-from hw.sweep import LIFSweep
+from hw.sweep import accumulator_and_sweep
 
 
 class SpikingLayer(wiring.Component):
@@ -29,14 +28,11 @@ class SpikingLayer(wiring.Component):
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
                  membrane_width: int, queue_depth: int = 512):
         self.geometry = check_geometry(geometry)
-        check_lanes(lanes, geometry.out_channels)
+        self.accumulator, self.sweep = accumulator_and_sweep(
+            geometry, weights, bias, theta_pos, theta_neg, mode="spike", leak_shift=leak_shift,
+            steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
+            current_width=current_width, membrane_width=membrane_width)
         self.queue_depth = check_int("queue_depth", queue_depth, 2, "an integer >= 2")
-        self.accumulator = Accumulator(geometry, weights, lanes=lanes, weight_width=weight_width,
-                                       current_width=current_width, mode="spike")
-        self.sweep = LIFSweep(out_channels=geometry.out_channels, positions=geometry.out_positions,
-                              bias=bias, theta_pos=theta_pos, theta_neg=theta_neg,
-                              leak_shift=leak_shift, steps=steps, kind=kind, lanes=lanes,
-                              current_width=current_width, membrane_width=membrane_width)
         self.steps = steps
         self.in_addr_width = bits_for(geometry.in_size)
         self.out_addr_width = bits_for(geometry.out_size)

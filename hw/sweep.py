@@ -17,8 +17,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.accumulator import Accumulator
 from hw.event import bits_for, event_signature
 from hw.fifo import StreamFIFO
+from hw.geometry import check_geometry, check_lanes
 from hw.lif import LIFUnit, check_int, check_kind
 
 SPIKE_FIFO_DEPTH = 16
@@ -197,3 +199,19 @@ class LIFSweep(wiring.Component):
         m.d.comb += [self.done.eq(eos & self.events.ready),
                      self.busy.eq(running | draining | eos)]
         return m
+
+
+def accumulator_and_sweep(geometry, weights, bias, theta_pos, theta_neg, *, mode: str, leak_shift: int,
+                          steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
+                          membrane_width: int):
+    """The two halves every neuron layer engine is built from: the P-lane accumulator that
+    writes the currents (`mode` "spike" or "pixel") and the LIF sweep that reads them."""
+    check_geometry(geometry)
+    check_lanes(lanes, geometry.out_channels)
+    accumulator = Accumulator(geometry, weights, lanes=lanes, weight_width=weight_width,
+                              current_width=current_width, mode=mode)
+    sweep = LIFSweep(out_channels=geometry.out_channels, positions=geometry.out_positions,
+                     bias=bias, theta_pos=theta_pos, theta_neg=theta_neg,
+                     leak_shift=leak_shift, steps=steps, kind=kind, lanes=lanes,
+                     current_width=current_width, membrane_width=membrane_width)
+    return accumulator, sweep
