@@ -91,7 +91,34 @@ def _run_yosys(script: str, logfile: Path, root: Path) -> subprocess.CompletedPr
                           cwd=root, capture_output=True, text=True)
 
 
-def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path) -> tuple[dict, bool]:
+# `synth_xilinx -family xc7`'s own memory mapping (techlibs/xilinx/synth_xilinx.cc), spelt out
+# so that the block RAMs' initial contents can be dropped between mapping and techmap.
+XC7_MEMORY_LIBMAP = ("memory_libmap -logic-cost-rom 0.015625 -lib +/xilinx/lutrams_xc5v.txt "
+                     "-lib +/xilinx/brams_xc4v.txt -D HAS_SIZE_36 -D HAS_CASCADE -D HAS_CONFLICT_BUG "
+                     "-D HAS_MIXWIDTH_SDP -no-auto-huge")
+XC7_MEMORY_TECHMAP = "techmap -map +/xilinx/lutrams_xc5v_map.v; techmap -map +/xilinx/brams_xc6v_map.v"
+
+
+def synth_xilinx_script(module: str, keep_bram_init: bool = False) -> str:
+    """`synth_xilinx -family xc7 -flatten -noiopad` of `module`, run in two halves around its
+    memory mapping. Between them the block RAMs lose their INIT parameter: yosys elaborates
+    its BRAM techmap once per distinct parameter set, ~2 s each, so a layer whose weight ROM
+    fills a dozen BRAMs spent most of its synthesis slicing weights into INIT_xx strings.
+    The memories are mapped by then (a BRAM's output is opaque to everything after), so the
+    BRAM, DSP and FF counts are those of the plain run and LUTs agree up to ABC's mapping
+    noise (a few in thousands: cell names, and with them ABC's traversal order, differ);
+    tests/test_build_flow.py checks it. The Vivado project uses the real contents: this run
+    only counts resources.
+    """
+    synth = f"synth_xilinx -family xc7 -top {module} -flatten -noiopad"
+    if keep_bram_init:
+        return synth
+    return (f"{synth} -run begin:map_memory; {XC7_MEMORY_LIBMAP}; "
+            f"setparam -unset INIT t:$__XILINX_BLOCKRAM_*; {XC7_MEMORY_TECHMAP}; {synth} -run map_ffram:")
+
+
+def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path,
+                      keep_bram_init: bool = False) -> tuple[dict, bool]:
     """synth_xilinx of `module` alone (modules in `blackboxes` kept as black boxes);
     returns (cells by type, whether the result came from the cache)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -103,9 +130,9 @@ def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path)
     reads = "; ".join(f"read_rtlil {rel(f)}" if str(f).endswith(".il") else f"read_verilog -sv {rel(f)}"
                       for f in files)
     boxes = f"blackbox {' '.join(blackboxes)}; " if blackboxes else ""
-    script = (f"{reads}; {boxes}synth_xilinx -family xc7 -top {module} -flatten -noiopad; "
-              f"tee -q -o {rel(stat)} stat -json")
-    digest = hashlib.sha256(f"{_yosys_version()}\n{module}\n{sorted(blackboxes)}\n".encode())
+    synth = synth_xilinx_script(module, keep_bram_init)
+    script = f"{reads}; {boxes}{synth}; tee -q -o {rel(stat)} stat -json"
+    digest = hashlib.sha256(f"{_yosys_version()}\n{synth}\n{sorted(blackboxes)}\n".encode())
     for f in files:
         digest.update(Path(f).read_bytes())
     cache = _cache_dir()
@@ -131,7 +158,7 @@ def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path)
     return cells, False
 
 
-def synthesise(units, workdir, root=None, jobs: int = 2) -> Utilisation:
+def synthesise(units, workdir, root=None, jobs: int = 2, keep_bram_init: bool = False) -> Utilisation:
     """Synthesise each (module, files, blackboxes) unit on its own, `jobs` at a time, and add
     up the cells: the layers and the top (with the layers as black boxes). Per-module runs
     let two cores work at once, and a cache keyed on the module's RTLIL skips layers that
@@ -146,9 +173,12 @@ def synthesise(units, workdir, root=None, jobs: int = 2) -> Utilisation:
     root = Path(root).resolve() if root is not None else workdir
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {module: pool.submit(synthesise_module, module, files, blackboxes, workdir / module, root)
-                   for module, files, blackboxes in units}
-        results = {module: f.result() for module, f in futures.items()}
+        # Largest first, so that the last module to start is a small one and the cores finish together.
+        by_size = sorted(units, key=lambda unit: -sum(Path(f).stat().st_size for f in unit[1]))
+        futures = {module: pool.submit(synthesise_module, module, files, blackboxes, workdir / module, root,
+                                          keep_bram_init)
+                   for module, files, blackboxes in by_size}
+        results = {module: futures[module].result() for module, _, _ in units}
     seconds = time.monotonic() - start
     total: dict = {}
     for cells, _ in results.values():
