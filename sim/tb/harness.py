@@ -9,7 +9,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from sim.runner import run_testbench
+from sim.runner import run_testbench, write_if_changed
 from sim.toolchain import fix_verilator_pch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,13 +19,6 @@ SIM_BUILD = ROOT / "sim_build"
 def build_key(name: str, config: dict) -> str:
     digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{name}-{digest}"
-
-
-def write_if_changed(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
 
 
 DUMP_MODULE_REG = re.compile(r"reg (\\\$auto\$verilog_backend\S*dump_module\$\d+) += 0;")
