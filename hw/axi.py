@@ -14,7 +14,7 @@ Port names are the ones Vivado infers interfaces from (`s_axis_*`, `m_axis_*`, `
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,13 +97,14 @@ class AxisPixelIn(wiring.Component):
         release = sent & ~padding & (beat_end | image_end)
         m.d.comb += [
             self.pixels.valid.eq(holding | padding),
-            self.pixels.payload.value.eq(pixel),
+            # One unconditional driver per payload field (see the Mux): a field driven
+            # under an `If` turns the payload into a `reg` written by several `always @*`
+            # blocks, which 4-state SystemVerilog simulators may never run at time 0 (X).
+            self.pixels.payload.value.eq(Mux(padding, 0, pixel)),
             self.pixels.payload.last.eq(image_end),
             self.s_axis_tready.eq(draining | (~padding & (~holding | release))),
             self.in_image.eq(holding | padding | draining | (count != 0)),
         ]
-        with m.If(padding):
-            m.d.comb += self.pixels.payload.value.eq(0)
 
         with m.If(sent):
             m.d.sync += count.eq(count + 1)

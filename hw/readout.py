@@ -60,7 +60,15 @@ class ReadoutLayer(wiring.Component):
         head = queue.r.payload
         m.d.comb += [acc.events.payload.addr.eq(head.addr), acc.events.payload.neg.eq(head.neg)]
         logits = [Signal(signed(self.logit_width), name=f"logit{i}") for i in range(K)]
+        best = Signal.like(self.result.payload.cls)
+        # Every payload field is driven unconditionally from a register (the class too, though
+        # it only matters while `valid`), so the payload is a net in the Verilog. With one field
+        # driven inside the FSM the backend makes the payload a `reg` written by one `always @*`
+        # per field; under SystemVerilog rules (Icarus -g2012) a declaration initialiser is no
+        # event, so a block whose register never leaves its initial value never runs and its
+        # field stays X (a logit that is 0 for every image: no spikes in and b = 0).
         m.d.comb += [self.result.payload.logits[i].eq(logits[i]) for i in range(K)]
+        m.d.comb += self.result.payload.cls.eq(best)
 
         read_addr = Signal(range(depth + 1))
         data_valid, data_addr = Signal(), Signal(range(max(2, depth)))
@@ -76,7 +84,7 @@ class ReadoutLayer(wiring.Component):
                             m.d.sync += logits[neuron].eq(acc.sweep_data[j] + self.steps * self.bias[channel])
 
         index = Signal(range(K + 1))
-        best, best_value = Signal.like(self.result.payload.cls), Signal(signed(self.logit_width))
+        best_value = Signal(signed(self.logit_width))
         with m.FSM():
             with m.State("ACCUMULATE"):
                 m.d.comb += [acc.events.valid.eq(queue.r.valid & ~head.eos),
@@ -111,7 +119,7 @@ class ReadoutLayer(wiring.Component):
                 with m.If(index >= K - 1):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += [self.result.valid.eq(1), self.result.payload.cls.eq(best)]
+                m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
                     m.next = "ACCUMULATE"
         return m
