@@ -11,6 +11,12 @@ designs; any other warning class fails the test):
                  `default:` arm.
   WIDTHEXPAND    the backend relies on Verilog's implicit sign/zero extension of operands;
   WIDTHTRUNC     Amaranth's own arithmetic widths are exact, so these never lose bits.
+
+`test_every_comb_block_runs_at_time_zero` checks the same Verilog for a 4-state hazard that
+no lint reports: yosys makes each `always @*` block read a dummy register that
+sim.tb.harness toggles at time 0 (under SystemVerilog rules, as Icarus -g2012 runs, a
+declaration initialiser is no event), except a block it writes as one bare statement; such
+a block whose inputs keep their initial values never runs and its output stays X.
 """
 import re
 import subprocess
@@ -20,6 +26,7 @@ import pytest
 from amaranth.back import verilog
 
 from hw.accumulator import Accumulator
+from hw.axi import AxiLiteRegisters, AxisPixelIn, AxisResultOut
 from hw.encoding import EncodingLayer
 from hw.event_queue import EventQueue
 from hw.fifo import StreamFIFO
@@ -79,3 +86,59 @@ def test_verilog_lints_clean(name, tmp_path):
                           "--top-module", name, str(path)], capture_output=True, text=True)
     problems = re.findall(r"%(?:Warning|Error)-?\w*:.*", out.stderr)
     assert out.returncode == 0 and not problems, "\n".join(problems[:20]) or out.stderr[-2000:]
+
+
+def single_neuron_components():
+    """Fan-in 1 and one neuron, the shapes of the network whose readout came out X on Icarus."""
+    one = DenseGeometry(1, 4)
+    return {
+        "readout_fan_in_1": lambda: ReadoutLayer(one, weights(one), np.zeros(4, dtype=np.int64), lanes=1,
+                                                 weight_width=8, steps=5, current_width=6, logit_width=10),
+        "readout_fan_in_1_one_group": lambda: ReadoutLayer(one, weights(one), np.zeros(4, dtype=np.int64), lanes=4,
+                                                           weight_width=8, steps=5, current_width=6, logit_width=10),
+        "spiking_layer_one_neuron": lambda: SpikingLayer(DenseGeometry(4, 1), weights(DenseGeometry(4, 1)), [0], [5],
+                                                         [-5], leak_shift=1, steps=5, kind="ternary", lanes=1,
+                                                         weight_width=8, current_width=11, membrane_width=16),
+        "axis_pixel_in": lambda: AxisPixelIn(50),
+        "axis_result_out": lambda: AxisResultOut(10, 4),
+        "axi_lite_registers": lambda: AxiLiteRegisters((("MAGIC", 0, "ro"), ("CONTROL", 4, "w1p"),
+                                                        ("SCRATCH", 8, "rw"), ("ERRORS", 12, "w1c"))),
+    }
+
+
+DUMMY_READ = re.compile(r"if \(\\\$auto\$verilog_backend\S*dump_module\$\d+ \) begin end")
+
+
+def comb_blocks_missing_the_kick(text: str) -> list[str]:
+    """The first statement of every `always @*` block that does not read yosys's dummy."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [lines[i + 1] for i, line in enumerate(lines)
+            if line in ("always @*", "always @* begin") and not DUMMY_READ.fullmatch(lines[i + 1])]
+
+
+def test_the_kick_check_sees_a_bare_comb_block():
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import data, wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Mixed(wiring.Component):    # one field driven under an If, the other unconditionally
+        o: Out(data.StructLayout({"a": 4, "b": 4}))
+        c: In(1)
+
+        def elaborate(self, platform):
+            m = Module()
+            r = Signal(4)
+            m.d.sync += r.eq(r)
+            m.d.comb += self.o.a.eq(r)
+            with m.If(self.c):
+                m.d.comb += self.o.b.eq(1)
+            return m
+
+    assert comb_blocks_missing_the_kick(verilog.convert(Mixed(), name="mixed", emit_src=False)) == ["o[3:0] = r;"]
+
+
+@pytest.mark.parametrize("name", list(components()) + list(single_neuron_components()))
+def test_every_comb_block_runs_at_time_zero(name):
+    build = {**components(), **single_neuron_components()}[name]
+    text = verilog.convert(build(), name=name, emit_src=False)
+    assert comb_blocks_missing_the_kick(text) == []
