@@ -75,6 +75,18 @@ def now_cycles() -> int:
 # --------------------------------------------------------------------------- AXI4-Stream
 
 
+def axis_signals(dut, prefix: str):
+    """(tdata, tvalid, tlast, tready) of the DUT's AXI4-Stream port `prefix`."""
+    return tuple(getattr(dut, f"{prefix}_{name}") for name in ("tdata", "tvalid", "tlast", "tready"))
+
+
+def check_share(name: str, share: float) -> float:
+    """A probability per cycle (of idle, of stall): at least 0, below 1 (1 would never move)."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), not {share!r}")
+    return share
+
+
 @dataclass
 class Frame:
     beats: list[int]
@@ -91,14 +103,9 @@ class AxisSource:
     """
 
     def __init__(self, dut, prefix: str, clock, *, rng: random.Random | None = None, gap: float = 0.0):
-        if not 0.0 <= gap < 1.0:
-            raise ValueError(f"gap must be in [0, 1), not {gap!r}")
         self.clock = clock
-        self.tdata = getattr(dut, f"{prefix}_tdata")
-        self.tvalid = getattr(dut, f"{prefix}_tvalid")
-        self.tlast = getattr(dut, f"{prefix}_tlast")
-        self.tready = getattr(dut, f"{prefix}_tready")
-        self.rng, self.gap = rng or random.Random(0), gap
+        self.tdata, self.tvalid, self.tlast, self.tready = axis_signals(dut, prefix)
+        self.rng, self.gap = rng or random.Random(0), check_share("gap", gap)
         self.queue: deque[list[int]] = deque()
         self.frames: list[tuple[int, int]] = []
         self.beats = 0                 # beats accepted so far
@@ -164,14 +171,9 @@ class AxisSink:
     """
 
     def __init__(self, dut, prefix: str, clock, *, rng: random.Random | None = None, stall: float = 0.0):
-        if not 0.0 <= stall < 1.0:
-            raise ValueError(f"stall must be in [0, 1), not {stall!r}")
         self.clock = clock
-        self.tdata = getattr(dut, f"{prefix}_tdata")
-        self.tvalid = getattr(dut, f"{prefix}_tvalid")
-        self.tlast = getattr(dut, f"{prefix}_tlast")
-        self.tready = getattr(dut, f"{prefix}_tready")
-        self.rng, self.stall = rng or random.Random(0), stall
+        self.tdata, self.tvalid, self.tlast, self.tready = axis_signals(dut, prefix)
+        self.rng, self.stall = rng or random.Random(0), check_share("stall", stall)
         self.frames: deque[Frame] = deque()
         self.received = 0
         self.error: str | None = None     # set when the output carried X/Z bits
@@ -238,6 +240,17 @@ class AxiLiteMaster:
             if self.p[name].value:
                 return
 
+    async def _response(self, channel: str, what: str) -> None:
+        """Accept one beat on the read data ("r") or write response ("b") channel; raises on
+        an error response."""
+        p = self.p
+        p[f"{channel}ready"].value = 1
+        await self._until(f"{channel}valid")
+        p[f"{channel}ready"].value = 0
+        resp = int(p[f"{channel}resp"].value)
+        if resp:
+            raise RuntimeError(f"AXI4-Lite {what} answered {resp:#b}")
+
     async def read(self, offset: int) -> int:
         """The 32-bit word at byte offset `offset`; raises on an error response."""
         async with self._lock:
@@ -246,11 +259,7 @@ class AxiLiteMaster:
             p["arvalid"].value = 1
             await self._until("arready")
             p["arvalid"].value = 0
-            p["rready"].value = 1
-            await self._until("rvalid")
-            p["rready"].value = 0
-            if int(p["rresp"].value):
-                raise RuntimeError(f"AXI4-Lite read of {offset:#x} answered {int(p['rresp'].value):#b}")
+            await self._response("r", f"read of {offset:#x}")
             return int(p["rdata"].value)
 
     async def write(self, offset: int, value: int, strobe: int = 0xF) -> None:
@@ -270,11 +279,7 @@ class AxiLiteMaster:
                     p["awvalid"].value = 0
                 if w:
                     p["wvalid"].value = 0
-            p["bready"].value = 1
-            await self._until("bvalid")
-            p["bready"].value = 0
-            if int(p["bresp"].value):
-                raise RuntimeError(f"AXI4-Lite write of {offset:#x} answered {int(p['bresp'].value):#b}")
+            await self._response("b", f"write of {offset:#x}")
 
 
 @dataclass

@@ -1,15 +1,13 @@
 """Accumulator testbench: random spike maps (spike mode) or pixel maps (pixel mode), one
 event per non-zero input in random order with random idle cycles; after each map the
 currents are swept out (and cleared) and compared with Σ W ⋆ s."""
-import json
-
 import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from hw.accumulator import Accumulator
 from sim.tb.reference import lane_words_to_map, make_geometry, make_weights, project
-from sim.tb.streams import Bench, pack, to_signed
+from sim.tb.streams import Bench, latency, pack, to_signed, write_report
 
 
 def build(p):
@@ -49,6 +47,27 @@ async def read_currents(dut, depth, lanes, width, clear=True):
     return words
 
 
+def event_word(acc, mode, addr, neg=0, value=255):
+    """One input event: a spike's sign in spike mode, a pixel's value in pixel mode."""
+    field = {"neg": neg} if mode == "spike" else {"value": value}
+    return pack(acc.event_layout, {"addr": addr, **field})
+
+
+async def start(dut, random_idle=False):
+    """The bench, its params, what they build (geometry, weights, accumulator) and the event
+    source (with random idle cycles as the params say, if random_idle), the sweep port held
+    off, after reset."""
+    bench = Bench(dut)
+    p = bench.params
+    built = build(p)
+    dut.sweep_en.value = 0
+    dut.sweep_clear.value = 0
+    dut.sweep_addr.value = 0
+    source = bench.source("events", idle=p.get("idle", 0.3) if random_idle else 0.0)
+    await bench.reset()
+    return bench, p, built, source
+
+
 async def wait_idle(bench, source, limit):
     # A beat seen accepted in the ReadOnly phase enters on the next edge: step past it.
     await bench.run_until(lambda: not source.busy, limit, "the event source")
@@ -58,14 +77,7 @@ async def wait_idle(bench, source, limit):
 
 @cocotb.test()
 async def accumulator_matches_projection(dut):
-    bench = Bench(dut)
-    p = bench.params
-    geometry, weights, acc = build(p)
-    dut.sweep_en.value = 0
-    dut.sweep_clear.value = 0
-    dut.sweep_addr.value = 0
-    source = bench.source("events", idle=p.get("idle", 0.3))
-    await bench.reset()
+    bench, p, (geometry, weights, acc), source = await start(dut, random_idle=True)
     rng = bench.rng
     sent = maps = 0
     while sent < p["events"]:
@@ -73,8 +85,7 @@ async def accumulator_matches_projection(dut):
         order = [int(i) for i in np.flatnonzero(x)]
         rng.shuffle(order)
         for i in order:
-            field = {"neg": int(x[i] < 0)} if p["mode"] == "spike" else {"value": int(x[i])}
-            source.send(pack(acc.event_layout, {"addr": i, **field}))
+            source.send(event_word(acc, p["mode"], i, neg=int(x[i] < 0), value=int(x[i])))
         sent += len(order)
         await wait_idle(bench, source, 100 * (len(order) + 10) * geometry.out_channels)
         words = await read_currents(dut, acc.current_depth, acc.lanes, acc.current_width)
@@ -90,46 +101,31 @@ async def accumulator_matches_projection(dut):
 @cocotb.test()
 async def accumulator_throughput(dut):
     """Full maps with no idle cycles: synaptic ops per cycle, written to params['report']."""
-    bench = Bench(dut)
-    p = bench.params
-    geometry, weights, acc = build(p)
-    dut.sweep_en.value = 0
-    source = bench.source("events", idle=0.0)
-    await bench.reset()
+    bench, p, (geometry, weights, acc), source = await start(dut)
     rng = bench.rng
-    events = ops = 0
-    for _ in range(p.get("maps", 2)):
+    maps = p.get("maps", 2)
+    for _ in range(maps):
         for i in range(geometry.in_size):
-            source.send(pack(acc.event_layout, {"addr": i, **({"neg": rng.randrange(2)} if p["mode"] == "spike" else {"value": 255})}))
+            source.send(event_word(acc, p["mode"], i, neg=rng.randrange(2)))
     taps = [int((project(geometry, np.ones(geometry.weight_shape, dtype=np.int64),
                          np.eye(geometry.in_size, dtype=np.int64)[i]) != 0).sum())
             for i in range(geometry.in_size)]
-    ops = sum(taps) * p.get("maps", 2)
-    events = geometry.in_size * p.get("maps", 2)
+    ops = sum(taps) * maps
+    events = geometry.in_size * maps
     await bench.run_until(lambda: source.sent > 0, 100)
-    start = bench.cycle - 1
-    await bench.run_until(lambda: not source.busy, 1000 * events)
-    await bench.step()
-    await bench.run_until(lambda: int(dut.idle.value), 1000 * events)
-    cycles = bench.cycle - start
+    start_cycle = bench.cycle - 1
+    await wait_idle(bench, source, 1000 * events)
+    cycles = bench.cycle - start_cycle
     report = {"events": events, "synaptic_ops": ops, "cycles": cycles, "sops_per_cycle": ops / cycles}
     bench.dut._log.info("throughput %s", report)
-    with open(p["report"], "w") as f:
-        json.dump(report, f)
+    write_report(p["report"], report)
 
 
 @cocotb.test()
 async def accumulator_latency(dut):
     """Cycles from one event (middle of the map) entering to its last current write (idle)."""
-    from sim.tb.streams import latency, write_report
-    bench = Bench(dut)
-    p = bench.params
-    geometry, weights, acc = build(p)
-    dut.sweep_en.value = 0
-    source = bench.source("events")
-    await bench.reset()
-    field = {"neg": 0} if p["mode"] == "spike" else {"value": 255}
-    word = pack(acc.event_layout, {"addr": geometry.in_size // 2, **field})
+    bench, p, (geometry, weights, acc), source = await start(dut)
+    word = event_word(acc, p["mode"], geometry.in_size // 2)
     await bench.step()
     cycles = await latency(bench, source, word, lambda: int(dut.idle.value))
     write_report(p["report"], {"latency_cycles": cycles})

@@ -14,15 +14,11 @@ from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from sim.runner import tb_params
+from sim.tb.streams import random_pause
 
 
 def ro_value(offset):
     return offset ^ 0xA5A50000
-
-
-def random_pause(rng, p):
-    while True:
-        yield rng.random() < p
 
 
 @cocotb.test()

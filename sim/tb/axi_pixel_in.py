@@ -13,17 +13,13 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSource
 
 from sim.runner import tb_params
+from sim.tb.streams import random_pause
 
 
 def expected_pixels(frame: bytes, pixels: int) -> list[int]:
     """What the block must hand on for one frame."""
     data = list(frame[:pixels])
     return data + [0] * (pixels - len(data))
-
-
-def random_pause(rng, idle):
-    while True:
-        yield rng.random() < idle
 
 
 class PixelInTB:

@@ -14,6 +14,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamSink
 
 from sim.runner import tb_params
+from sim.tb.streams import random_pause
 
 
 def pack_result(logits, cls, width, classes):
@@ -29,11 +30,6 @@ def expected_frame(logits, cls):
     if len(words) % 2:
         words.append(0)
     return struct.pack(f"<{len(words)}i", *words)
-
-
-def random_pause(rng, p):
-    while True:
-        yield rng.random() < p
 
 
 @cocotb.test()

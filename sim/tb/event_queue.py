@@ -3,7 +3,7 @@ out; the scoreboard checks order, content, binary polarity and the level count."
 import cocotb
 
 from hw.event import event_layout
-from sim.tb.streams import Bench, pack, unpack
+from sim.tb.streams import Bench, latency, pack, unpack, write_report
 
 
 @cocotb.test()
@@ -11,8 +11,7 @@ async def queue_passes_every_event_once_in_order(dut):
     bench = Bench(dut)
     p = bench.params
     layout = event_layout(p["addr_width"])
-    source = bench.source("w", idle=p.get("idle", 0.3))
-    sink = bench.sink("r", backpressure=p.get("backpressure", 0.3))
+    source, sink = bench.random_streams("w", "r")
     await bench.reset()
     rng = bench.rng
     expected = []
@@ -38,8 +37,7 @@ async def queue_passes_every_event_once_in_order(dut):
     sink.backpressure = p.get("backpressure", 0.3)
     await bench.run_until(lambda: len(sink.received) == len(expected), 50 * len(expected) + 1000,
                           "all events")
-    for _ in range(20):
-        await bench.step()
+    await bench.run_for(20)
     got = [unpack(layout, w) for w in sink.received]
     assert len(got) == len(expected), (len(got), len(expected))
     for i, (g, e) in enumerate(zip(got, expected)):
@@ -50,7 +48,6 @@ async def queue_passes_every_event_once_in_order(dut):
 @cocotb.test()
 async def queue_latency(dut):
     """Cycles from an event entering an empty queue to it being offered at the output."""
-    from sim.tb.streams import latency, write_report
     bench = Bench(dut)
     p = bench.params
     source = bench.source("w")

@@ -4,11 +4,17 @@ import cocotb
 
 from hw.lif import LIFUnit
 from sim.tb.reference import lif_neuron, signed_range
-from sim.tb.streams import Bench, pack, unpack
+from sim.tb.streams import Bench, latency, pack, unpack, write_report
+
+
+def build(p):
+    return LIFUnit(lanes=p["lanes"], steps=p["steps"], leak_shift=p["leak_shift"], kind=p["kind"],
+                   current_width=p["current_width"], bias_width=p["bias_width"],
+                   membrane_width=p["membrane_width"], theta_width=p["theta_width"], tag_width=8)
 
 
 def random_lane(rng, p, t):
-    k, T = p["leak_shift"], p["steps"]
+    k = p["leak_shift"]
     lo_th, hi_th = signed_range(p["theta_width"])
     th = sorted(rng.sample(range(lo_th, hi_th + 1), 2))
     lo_i, hi_i = signed_range(p["current_width"])
@@ -35,11 +41,8 @@ def random_lane(rng, p, t):
 async def lif_matches_spec(dut):
     bench = Bench(dut)
     p = bench.params
-    unit = LIFUnit(lanes=p["lanes"], steps=p["steps"], leak_shift=p["leak_shift"], kind=p["kind"],
-                   current_width=p["current_width"], bias_width=p["bias_width"],
-                   membrane_width=p["membrane_width"], theta_width=p["theta_width"], tag_width=8)
-    source = bench.source("neurons", idle=p.get("idle", 0.2))
-    sink = bench.sink("updates", backpressure=p.get("backpressure", 0.2))
+    unit = build(p)
+    source, sink = bench.random_streams("neurons", "updates", default=0.2)
     await bench.reset()
     rng = bench.rng
     expected = []
@@ -70,12 +73,9 @@ async def lif_matches_spec(dut):
 @cocotb.test()
 async def lif_latency(dut):
     """Cycles from a neuron word entering to its update being offered."""
-    from sim.tb.streams import latency, write_report
     bench = Bench(dut)
     p = bench.params
-    unit = LIFUnit(lanes=p["lanes"], steps=p["steps"], leak_shift=p["leak_shift"], kind=p["kind"],
-                   current_width=p["current_width"], bias_width=p["bias_width"],
-                   membrane_width=p["membrane_width"], theta_width=p["theta_width"], tag_width=8)
+    unit = build(p)
     source = bench.source("neurons")
     bench.sink("updates")
     await bench.reset()

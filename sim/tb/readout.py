@@ -5,9 +5,9 @@ import cocotb
 import numpy as np
 
 from hw.readout import ReadoutLayer
-from sim.tb.layer import random_spikes
 from sim.tb.reference import bits_signed, current_bound, make_geometry, make_weights, project
-from sim.tb.streams import Bench, pack, unpack
+from sim.tb.spikes import DRAIN_CYCLES, random_spikes, send_step
+from sim.tb.streams import Bench, payload_layout, unpack
 
 
 def build(p):
@@ -29,9 +29,8 @@ async def readout_matches_reference(dut):
     bench = Bench(dut)
     p = bench.params
     geometry, weights, bias, layer = build(p)
-    in_layout = layer.events_in.payload.shape()
-    source = bench.source("events_in", idle=p.get("idle", 0.3))
-    sink = bench.sink("result", backpressure=p.get("backpressure", 0.3))
+    in_layout = payload_layout(layer, "events_in")
+    source, sink = bench.random_streams("events_in", "result")
     await bench.reset()
     rng = bench.rng
     expected = []
@@ -42,18 +41,12 @@ async def readout_matches_reference(dut):
             x = random_spikes(rng, geometry.in_size, False)
             if rng.random() < 0.1:   # ties between classes: all-zero input leaves T·b
                 x[:] = 0
-            order = [int(i) for i in np.flatnonzero(x)]
-            rng.shuffle(order)
-            for i in order:
-                source.send(pack(in_layout, {"addr": i, "neg": int(x[i] < 0)}))
-            source.send(pack(in_layout, {"eos": 1}))
+            transactions += send_step(source, in_layout, x, rng) + 1
             logits = logits + project(geometry, weights, x)
-            transactions += len(order) + 1
         expected.append({"logits": [int(v) for v in logits], "cls": int(np.argmax(logits))})
     await bench.run_until(lambda: len(sink.received) >= len(expected), 50 * transactions + 1000,
                           "all results")
-    for _ in range(50):
-        await bench.step()
+    await bench.run_for(DRAIN_CYCLES)
     assert len(sink.received) == len(expected), f"{len(sink.received)} results, expected {len(expected)}"
     for i, (word, want) in enumerate(zip(sink.received, expected)):
         got = unpack(layer.result_layout, word)

@@ -43,17 +43,29 @@ def to_signed(raw: int, width: int) -> int:
     return raw - (1 << width) if raw >> (width - 1) & 1 else raw
 
 
-def signal(dut, name):
-    return getattr(dut, name)
+def payload_layout(component, port: str):
+    """The payload layout of an Amaranth component's stream `port` (the DUT's signals of
+    that stream are named after it: `<port>__valid`, ...)."""
+    return getattr(component, port).payload.shape()
+
+
+def stream_signals(dut, prefix: str):
+    """(valid, payload, ready) of the DUT's stream `prefix`, as Amaranth names them."""
+    return (getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__payload"),
+            getattr(dut, f"{prefix}__ready"))
+
+
+def random_pause(rng: random.Random, probability: float):
+    """A cocotbext-axi pause generator: pauses a channel in a random share of the cycles."""
+    while True:
+        yield rng.random() < probability
 
 
 class Source:
     """Drives `<prefix>__valid/__payload`, holding each beat until `__ready`."""
 
     def __init__(self, dut, prefix: str, rng: random.Random, idle: float = 0.0):
-        self.valid = signal(dut, f"{prefix}__valid")
-        self.payload = signal(dut, f"{prefix}__payload")
-        self.ready = signal(dut, f"{prefix}__ready")
+        self.valid, self.payload, self.ready = stream_signals(dut, prefix)
         self.rng, self.idle = rng, idle
         self.queue: deque[int] = deque()
         self.current = None
@@ -83,9 +95,7 @@ class Sink:
     """Drives `<prefix>__ready` (high with probability 1 - backpressure), collects beats."""
 
     def __init__(self, dut, prefix: str, rng: random.Random, backpressure: float = 0.0):
-        self.valid = signal(dut, f"{prefix}__valid")
-        self.payload = signal(dut, f"{prefix}__payload")
-        self.ready = signal(dut, f"{prefix}__ready")
+        self.valid, self.payload, self.ready = stream_signals(dut, prefix)
         self.rng, self.backpressure = rng, backpressure
         self.received: list[int] = []
         self._ready = 0
@@ -123,6 +133,12 @@ class Bench:
         self.sinks.append(Sink(self.dut, prefix, self.rng, backpressure))
         return self.sinks[-1]
 
+    def random_streams(self, in_prefix: str, out_prefix: str, default: float = 0.3) -> tuple[Source, Sink]:
+        """A source on `in_prefix` with random idle cycles and a sink on `out_prefix` with random
+        back-pressure, in the shares the params `idle` and `backpressure` give (else `default`)."""
+        return (self.source(in_prefix, idle=self.params.get("idle", default)),
+                self.sink(out_prefix, backpressure=self.params.get("backpressure", default)))
+
     async def reset(self, cycles: int = 2):
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, cycles)
@@ -152,6 +168,11 @@ class Bench:
                                      f"(seed {self.seed})")
             await self.step()
         return self.cycle - start
+
+    async def run_for(self, cycles: int):
+        """`cycles` more cycles (e.g. to let anything unexpected still come out)."""
+        for _ in range(cycles):
+            await self.step()
 
 
 async def latency(bench: Bench, source: Source, word: int, arrived, limit: int = 10_000) -> int:

@@ -24,11 +24,7 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFra
                            AxiStreamSource)
 
 from sim.runner import tb_params
-
-
-def random_pause(rng, p):
-    while True:
-        yield rng.random() < p
+from sim.tb.streams import random_pause
 
 
 class Registers:
