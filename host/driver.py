@@ -65,6 +65,17 @@ def _positive_float(name: str, value) -> float:
     return float(value)
 
 
+def next_transfer(batch: int, row: int, count: int, batches: int) -> tuple[int, int] | None:
+    """Where the DMA transfers after image `row` of batch `batch` (of `count` images) go:
+    (buffer pair, image slot in it). Batches alternate between the two pairs, so after a
+    batch's last image comes slot 0 of the other pair; None after the very last image."""
+    if row + 1 < count:
+        return batch % 2, row + 1
+    if batch + 1 < batches:
+        return (batch + 1) % 2, 0
+    return None
+
+
 def find_ips(overlay) -> tuple[str, list[str]]:
     """(DMA name, candidate Tern IP names) from an overlay's ip_dict."""
     ip_dict = getattr(overlay, "ip_dict", None)
@@ -234,7 +245,7 @@ class Accelerator:
         sent, armed, received = 1, 1, 0          # send transfers, receive transfers, results
         try:
             for b, first in enumerate(starts):
-                inp, out = self._buffers[b % 2]
+                out = self._buffers[b % 2][1]
                 count = min(size, n - first)
                 if b + 1 < len(starts):
                     # The DMA is busy with this batch: pack the next one into the other buffers,
@@ -243,20 +254,16 @@ class Accelerator:
                     pack_images(self.info, images[nxt:nxt + size], self._buffers[(b + 1) % 2][0])
                 for row in range(count):
                     index = first + row
+                    following = next_transfer(b, row, count, len(starts))
                     self._wait(send, "send", index)
-                    if row + 1 < count:
-                        send.transfer(inp, start=(row + 1) * ib, nbytes=ib)
-                        sent += 1
-                    elif b + 1 < len(starts):
-                        send.transfer(self._buffers[(b + 1) % 2][0], start=0, nbytes=ib)
+                    if following is not None:
+                        pair, slot = following
+                        send.transfer(self._buffers[pair][0], start=slot * ib, nbytes=ib)
                         sent += 1
                     self._wait(recv, "receive", index)
                     received += 1
-                    if row + 1 < count:
-                        recv.transfer(out, start=(row + 1) * ob, nbytes=ob)
-                        armed += 1
-                    elif b + 1 < len(starts):
-                        recv.transfer(self._buffers[(b + 1) % 2][1], start=0, nbytes=ob)
+                    if following is not None:
+                        recv.transfer(self._buffers[pair][1], start=slot * ob, nbytes=ob)
                         armed += 1
                 batch_logits, batch_classes = unpack_results(self.info, np.asarray(out[:count]))
                 yield first, batch_logits, batch_classes

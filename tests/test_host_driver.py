@@ -16,7 +16,7 @@ import pytest
 from gen.manifest import input_packing, output_packing
 from gen.regmap import register_map
 from host import Accelerator, NotATernBuild, TernError, load_manifest
-from host.driver import find_ips
+from host.driver import find_ips, next_transfer
 from host.manifest import parse_manifest
 from host.packing import check_images, pack_images, unpack_results
 from sim.axis import pack_images as tb_pack_images
@@ -140,6 +140,13 @@ def test_overlays_without_a_dma_or_a_tern_ip_are_not_tern_builds():
         find_ips(Overlay())
     Overlay.ip_dict["tern_0"] = {"type": "xilinx.com:module_ref:tern_top:1.0"}
     assert find_ips(Overlay()) == ("axi_dma", ["tern_0"])
+
+
+def test_transfers_go_through_each_batch_then_to_the_other_buffer_pair():
+    # 5 images in batches of 2: pair 0 holds images 0-1 and 4, pair 1 images 2-3.
+    after = [next_transfer(b, row, min(2, 5 - 2 * b), 3) for b in range(3) for row in range(min(2, 5 - 2 * b))]
+    assert after == [(0, 1), (1, 0), (1, 1), (0, 0), None]
+    assert next_transfer(0, 0, 1, 1) is None
 
 
 def test_accelerator_parameters_are_checked_before_any_hardware(build_dir):
