@@ -5,9 +5,10 @@ added into the current memory, P synaptic ops per cycle.
            ──► walker (one op per cycle: valid kernel tap × channel group)
            ──► read-modify-write on the P-wide current memory
 
-The current memory's read port is transparent to its write port and the write happens in
-the cycle the read data returns, so back-to-back ops on one address see each other's
-result (forwarding) at one op per cycle. The same memory ports serve the LIF sweep
+Weights are read, their signed contribution registered, then the current is read and
+written back (three cycles, one op per cycle). The current memory's read port is
+transparent to its write port and the write happens in the cycle the read data returns,
+so back-to-back ops on one address see each other's result (forwarding). The same memory ports serve the LIF sweep
 (`sweep_*`), which the engine only drives while `idle` is high.
 """
 from __future__ import annotations
@@ -230,31 +231,27 @@ class Accumulator(wiring.Component):
         c_rd = cmem.read_port(transparent_for=[c_wr])
         m.d.comb += [w_rd.addr.eq(op_w), w_rd.en.eq(1), self.sweep_data.eq(c_rd.data)]
 
-        # Stage 1: weights arrive (spike: current too; pixel: product being formed).
-        valid1 = Signal()
-        c1 = Signal.like(op_c)
+        # Stage 1: the weights arrive. Stage 2: their contribution (±w, or w × pixel, which
+        # maps onto a DSP) has been registered and the current arrives: the BRAM's slow
+        # clock-to-output and the adder's carry chain sit in different cycles. The current
+        # is read for stage 2 while stage 1 is in flight and the read port is transparent to
+        # the write, so back-to-back ops on one address still see each other's result.
+        valid1, valid2 = Signal(), Signal()
+        c1, c2 = Signal.like(op_c), Signal.like(op_c)
         sign1 = Signal.like(op_sign)
         clear1 = Signal()
         m.d.sync += [valid1.eq(op_valid), c1.eq(op_c), sign1.eq(op_sign),
-                     clear1.eq(self.sweep_en & self.sweep_clear)]
+                     clear1.eq(self.sweep_en & self.sweep_clear), valid2.eq(valid1), c2.eq(c1)]
         if self.mode == "spike":
-            m.d.comb += [c_rd.addr.eq(Mux(self.sweep_en, self.sweep_addr, op_c)),
-                         c_rd.en.eq(1)]
-            rmw_valid, rmw_c = valid1, c1
-            contribution = [Mux(sign1, -w_rd.data[j], w_rd.data[j]) for j in range(self.lanes)]
-            busy = op_valid | valid1
+            contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(Mux(sign1, -w_rd.data[j], w_rd.data[j])) for j in range(self.lanes)]
         else:
-            # DSP-style: register the product, read the current one cycle later.
-            valid2 = Signal()
-            c2 = Signal.like(op_c)
-            product = [Signal(signed(self.weight_width + PIXEL_BITS + 1), name=f"product{j}")
-                       for j in range(self.lanes)]
-            m.d.sync += [valid2.eq(valid1), c2.eq(c1)]
-            m.d.sync += [product[j].eq(w_rd.data[j] * sign1) for j in range(self.lanes)]
-            m.d.comb += [c_rd.addr.eq(Mux(self.sweep_en, self.sweep_addr, c1)), c_rd.en.eq(1)]
-            rmw_valid, rmw_c = valid2, c2
-            contribution = product
-            busy = op_valid | valid1 | valid2
+            contribution = [Signal(signed(self.weight_width + PIXEL_BITS + 1), name=f"product{j}")
+                            for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(w_rd.data[j] * sign1) for j in range(self.lanes)]
+        m.d.comb += [c_rd.addr.eq(Mux(self.sweep_en, self.sweep_addr, c1)), c_rd.en.eq(1)]
+        rmw_valid, rmw_c = valid2, c2
+        busy = op_valid | valid1 | valid2
         sweep_addr1 = Signal.like(self.sweep_addr)
         m.d.sync += sweep_addr1.eq(self.sweep_addr)
         with m.If(rmw_valid):
