@@ -50,7 +50,11 @@ def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: 
     # Copies of the RTL in the cache folder: Verilator rebuilds whenever the paths or times of
     # its inputs change, so compiling the build folder's own files would rebuild for every new
     # build folder (and a rebuild over an old one can trip on its stale precompiled header).
-    sources = copy_sources(files, folder / "rtl")
+    # Icarus also needs sim.network's time-0 kick of every `always @*` block (see there).
+    kick = None
+    if simulator == "icarus":
+        from sim.tb.harness import kick_comb_blocks_at_time_zero as kick
+    sources = copy_sources(files, folder / "rtl", kick)
     if simulator == "verilator":
         return run_lean_verilator(sources, top, TEST_MODULE, folder, params=params, seed=seed)
     return run_testbench(sources, top, TEST_MODULE, folder, params=params, simulator=simulator, seed=seed)
