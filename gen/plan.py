@@ -30,13 +30,13 @@ from .ir import INPUT, Conv2d, Dense, Network
 log = logging.getLogger(__name__)
 
 ENGINES = {"encoding": "EncodingLayer", "spiking": "SpikingLayer", "readout": "ReadoutLayer"}
-RESOURCE_BUDGET = 0.7        # the automatic choice leaves 30 % of the board for the rest
-MAX_AUTO_LANES = 16          # keeps synthesis time and routing sane; a user may ask for more
+# The share of each board resource the automatic choice may plan for (see auto_lanes).
+RESOURCE_BUDGET = {"luts": 0.7, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
+MAX_AUTO_LANES = 32          # keeps synthesis time and routing sane; a user may ask for more
 MIN_QUEUE_DEPTH = 16
 MAX_QUEUE_DEPTH = 4096
 QUEUE_HEADROOM = 1.5         # over the measured peak events per step
-BRAM36_BITS = 36 * 1024
-LUTRAM_MAX_BITS = 2048       # smaller memories go to distributed RAM in the estimate
+SPIKE_FIFO_DEPTH = 16        # hw/sweep.py's FIFO of fired words
 
 QUEUE_JUSTIFICATION = (
     "No overflow: every queue applies back-pressure (its input is not ready when full), so a "
@@ -210,10 +210,18 @@ def worst_case_traffic(net: Network) -> dict[str, Traffic]:
 
 @dataclass(frozen=True)
 class Memory:
+    """One memory of a layer engine as hw/ builds it: `depth` words of `width` bits.
+
+    The P lanes share each memory, a word holding one field per lane (`per_lane`; the
+    ArrayLayouts in hw/accumulator.py and hw/sweep.py), so synthesis tiles the whole
+    P-field word across block RAMs rather than P narrow memories.
+    """
     name: str
     depth: int
-    width: int
-    per_lane: bool
+    width: int                  # bits per word, all lanes together
+    per_lane: bool              # one field of width / lanes bits per lane
+    rom: bool = False           # fixed contents (weights): no write port
+    transparent: bool = False   # its read port sees the same cycle's write (forwarding)
 
     @property
     def bits(self) -> int:
@@ -299,46 +307,127 @@ def layer_cycles(kind: str, geom: Geometry, traffic: Traffic, lanes: int, timest
     return traffic.sops / lanes + timesteps * (sweep + 1)
 
 
-def layer_memories(kind: str, geom: Geometry, lanes: int, wbits: int, widths: dict) -> tuple[Memory, ...]:
+def readout_sum_width(widths: dict, timesteps: int) -> int:
+    """The readout's current word: it sums T steps (hw/readout.py sizes it the same way)."""
+    return max(widths["logit_bits"], widths["accumulator_bits"] + timesteps.bit_length()) + 1
+
+
+def layer_memories(kind: str, geom: Geometry, lanes: int, wbits: int, widths: dict, timesteps: int,
+                   in_queue_depth: int = 0, in_addr_width: int = 0, out_addr_width: int = 0) -> tuple[Memory, ...]:
+    """The engine's memories as hw/ builds them (depths of at least 2 words, as there)."""
     groups = geom.out_channels // lanes
-    mems = [Memory("weights", groups * geom.fan_in, wbits, True)]
+    mems = [Memory("weights", max(2, groups * geom.fan_in), lanes * wbits, True, rom=True)]
     if kind == "readout":
-        mems.append(Memory("logits", groups, widths["logit_bits"], True))
+        mems.append(Memory("currents", max(2, groups), lanes * readout_sum_width(widths, timesteps), True,
+                           transparent=True))
     else:
-        positions = groups * geom.out_positions
-        mems.append(Memory("currents", positions, widths["accumulator_bits"], True))
-        mems.append(Memory("membranes", positions, widths["membrane_bits"], True))
+        positions = max(2, groups * geom.out_positions)
+        mems.append(Memory("currents", positions, lanes * widths["accumulator_bits"], True, transparent=True))
+        mems.append(Memory("membranes", positions, lanes * widths["membrane_bits"], True))
+        # The sweep's FIFO of fired words: fire and sign bits per lane and the word's base address.
+        mems.append(Memory("spikes", SPIKE_FIFO_DEPTH, 2 * lanes + out_addr_width, False))
+    if in_queue_depth:
+        mems.append(Memory("queue", in_queue_depth, in_addr_width + 2, False))   # addr, neg, eos
     return tuple(mems)
 
 
-BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))  # (width, depth)
+# ----------------------------------------------------------------- how yosys maps a memory
+#
+# BRAM binds first on the PYNQ-Z2, so the estimate follows yosys's own choice for every
+# memory rather than a bits-per-BRAM rule: `memory_libmap` (passes/memory/memory_libmap.cc)
+# prices each way to build a memory and takes the cheapest, and synth_xilinx -family xc7
+# offers it soft logic, LUT RAM (techlibs/xilinx/lutrams_xc5v.txt) and block RAM
+# (brams_xc4v.txt with HAS_SIZE_36, HAS_CASCADE, HAS_MIXWIDTH_SDP). For one aspect ratio
+# (a data width `unit` and the words one primitive holds at it) the memory is cut into
+# `chunks` address ranges whose bits are packed side by side into `replicas` primitives;
+# the price is the primitives' cost plus half a unit per bit of the read mux and write
+# demux over the chunks, plus 2 per emulated port feature. The numbers below are the
+# libraries' costs; tests/test_build_plan.py checks the result against synthesis.
 
 
-def _memory_cost(mem: Memory) -> tuple[float, float]:
-    """(bram36, luts) of one memory: small ones in LUT RAM (64 bits per LUT), others in the
-    cheapest tiling of BRAM18 halves."""
-    if mem.bits <= LUTRAM_MAX_BITS:
-        return 0.0, float(math.ceil(mem.bits / 64))
-    halves = min(math.ceil(mem.width / w) * math.ceil(mem.depth / d) for w, d in BRAM18_SHAPES)
-    return halves / 2, 0.0
+@dataclass(frozen=True)
+class RamPrimitive:
+    name: str
+    bram36: float            # per replica: RAMB18 = 0.5, RAMB36 = 1, a cascaded pair = 2
+    luts: int                # per replica, for LUT RAM
+    cost: int                # the library's cost per replica
+    widthscale: int          # the part of `cost` that scales with the bits used (LUT RAM)
+    abits: int               # address bits at the narrowest width
+    widths: tuple[int, ...]  # data widths, narrowest first; each halves the words
+    byte: int                # write-enable granularity (0: the whole word)
+    rom: bool                # may hold a ROM (memory_libmap prunes ROMs from LUT RAM)
 
 
-def layer_estimate(kind: str, lanes: int, memories, widths: dict, queue_depth: int, out_addr_width: int) -> dict:
-    """A rough resource estimate for the automatic lane choice (synthesis decides fit)."""
-    acc = widths.get("accumulator_bits") or 16
-    mem_bits = widths.get("membrane_bits") or widths.get("logit_bits") or 16
-    luts = lanes * (80 + 4 * acc + 4 * mem_bits) + 150
-    ffs = lanes * (2 * acc + 2 * mem_bits + 40) + 150
-    bram = 0.0
-    for mem in memories:
-        b, l = _memory_cost(mem)
-        bram += b * (lanes if mem.per_lane else 1)
-        luts += l * (lanes if mem.per_lane else 1)
-    if queue_depth:
-        b, l = _memory_cost(Memory("queue", queue_depth, out_addr_width + 2, False))
-        bram, luts = bram + b, luts + l
-    dsps = lanes if kind == "encoding" else 0
-    return {"luts": int(luts), "ffs": int(ffs), "bram36": bram, "dsps": dsps}
+RAM_PRIMITIVES = (
+    RamPrimitive("RAMB18E1 TDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18), 9, True),
+    RamPrimitive("RAMB36E1 TDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36), 9, True),
+    RamPrimitive("RAMB36E1 cascade", 2.0, 0, 513, 0, 16, (1, 2, 4, 9), 9, True),
+    RamPrimitive("RAMB18E1 SDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18, 36), 9, True),
+    RamPrimitive("RAMB36E1 SDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36, 72), 9, True),
+    RamPrimitive("RAM32M", 0.0, 4, 8, 7, 5, (6,), 0, False),
+    RamPrimitive("RAM64M", 0.0, 4, 8, 7, 6, (3,), 0, False),
+)
+LOGIC_COST_ROM = 1 / 64      # gen/synth.py runs memory_libmap with -logic-cost-rom 0.015625
+LOGIC_COST_RAM = 1.0         # memory_libmap's default
+MUX_COST = 0.5               # per bit of read mux / write demux over the chunks
+EMULATION_COST = 2           # per point of emulated port behaviour
+
+
+@dataclass(frozen=True)
+class MemoryMapping:
+    """How yosys builds one memory, and what that takes."""
+    primitive: str           # a RamPrimitive name, or "logic"
+    unit: int                # data width per primitive
+    chunks: int              # address ranges (read-muxed)
+    replicas: int            # primitives
+    cost: float
+    bram36: float
+    luts: int
+    ffs: int
+
+
+def _tilings(mem: Memory):
+    """Every (primitive, width) way to build `mem` as memory_libmap prices it."""
+    emulation = 1 + (3 if mem.transparent else 0)    # an unshared read port; forwarding logic
+    for prim in RAM_PRIMITIVES:
+        if mem.rom and not prim.rom:
+            continue
+        for i, unit in enumerate(prim.widths):
+            byte = 1 if mem.rom else (prim.byte if 0 < prim.byte <= unit else unit)
+            padded = -(-mem.width // byte) * byte             # write-enable groups are not split
+            chunks = -(-mem.depth // (1 << (prim.abits - i)))
+            replicas = -(-chunks * padded // unit)
+            cost = (prim.cost - prim.widthscale) * replicas + (prim.widthscale * chunks * mem.width) // unit
+            cost += MUX_COST * (chunks - 1) * mem.width
+            cost += MUX_COST * chunks if chunks > 1 and not mem.rom else 0
+            cost += EMULATION_COST * emulation
+            yield prim, unit, chunks, replicas, cost
+
+
+def memory_mapping(mem: Memory) -> MemoryMapping:
+    """The cheapest way to build `mem` (soft logic, LUT RAM or block RAM) and its resources.
+
+    LUTs and FFs beside the primitives: the read mux over the chunks (a LUT6 is a 4:1 mux)
+    and its registered select; the bypass mux of a transparent read port; a LUT RAM's
+    registered read address (its read is asynchronous). (The registers that hold a
+    transparent port's write data are the engine's own pipeline registers: LOGIC_FFS.)
+    """
+    logic = int(mem.bits * (LOGIC_COST_ROM if mem.rom else LOGIC_COST_RAM))   # yosys compares it as an int
+    best = min(_tilings(mem), key=lambda t: t[4], default=None)
+    if best is None or logic <= best[4]:
+        # A ROM becomes LUT6 tables (64 words each) behind its read register; a RAM, registers.
+        tables = -(-mem.depth // 64)
+        luts = mem.width * (tables + -(-(tables - 1) // 3)) if mem.rom else 2 * mem.bits
+        ffs = mem.width if mem.rom else mem.bits
+        return MemoryMapping("logic", mem.width, 1, 0, float(logic), 0.0, luts, ffs)
+    prim, unit, chunks, replicas, cost = best
+    luts = replicas * prim.luts + mem.width * -(-(chunks - 1) // 3) + (chunks if chunks > 1 else 0)
+    ffs = addr_width(chunks) if chunks > 1 else 0
+    if prim.luts:
+        ffs += addr_width(mem.depth)
+    if mem.transparent:
+        luts += mem.width
+    return MemoryMapping(prim.name, unit, chunks, replicas, cost, replicas * prim.bram36, luts, ffs)
 
 
 def queue_depth(traffic: Traffic, neurons: int) -> int:
@@ -349,8 +438,47 @@ def queue_depth(traffic: Traffic, neurons: int) -> int:
     return int(min(MAX_QUEUE_DEPTH, max(MIN_QUEUE_DEPTH, min(depth, cap))))
 
 
-# The top (AXI blocks, counters, register file) in the same rough units.
-TOP_ESTIMATE = {"luts": 900, "ffs": 1400, "bram36": 0.0, "dsps": 0}
+# Logic beside the memories, per engine: a fixed part (event decoder, walker, sweep and
+# queue control, the readout's logits and argmax) and a part per lane that grows with the
+# lane's register bits (accumulator and membrane: adders, LIF arithmetic, pipeline
+# registers). Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
+# (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
+LOGIC_LUTS = {"encoding": (850, 1.8), "spiking": (550, 2.95), "readout": (380, 1.75)}   # fixed, per lane bit
+LOGIC_FFS = {"encoding": (500, 2.2), "spiking": (450, 2.6), "readout": (150, 0.5)}
+# The top (AXI edges, register file, one event counter per layer): tern_top has no queue.
+TOP_LUTS, TOP_FFS, TOP_PER_LAYER = 400, 500, 50
+
+
+def _lane_bits(kind: str, widths: dict, timesteps: int) -> int:
+    if kind == "readout":
+        return readout_sum_width(widths, timesteps)
+    return widths["accumulator_bits"] + widths["membrane_bits"]
+
+
+def decoder_dsps(geom: Geometry) -> int:
+    """DSPs of a conv engine's event decoder: it divides the flat address by the plane size
+    and the row width (multiplications by reciprocals) and multiplies the channel back; a
+    dense decoder has no multiplier."""
+    return 3 if geom.conv else 0
+
+
+def layer_estimate(kind: str, geom: Geometry, lanes: int, widths: dict, memories, timesteps: int) -> dict:
+    """LUTs, FFs, BRAM36 and DSPs of one layer engine: its memories as yosys maps them
+    (`memory_mapping`), its logic from LOGIC_LUTS/LOGIC_FFS, and its multipliers (the
+    encoding layer multiplies pixels by weights in one DSP per lane)."""
+    bits = lanes * _lane_bits(kind, widths, timesteps)
+    maps = [memory_mapping(m) for m in memories]
+    luts = LOGIC_LUTS[kind][0] + LOGIC_LUTS[kind][1] * bits + sum(m.luts for m in maps)
+    ffs = LOGIC_FFS[kind][0] + LOGIC_FFS[kind][1] * bits + sum(m.ffs for m in maps)
+    if kind == "readout":
+        ffs += geom.out_channels * widths["logit_bits"]          # the logits are registers
+    dsps = decoder_dsps(geom) + (lanes if kind == "encoding" else 0)
+    return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": dsps}
+
+
+def top_estimate(layers: int) -> dict:
+    return {"luts": TOP_LUTS + TOP_PER_LAYER * layers, "ffs": TOP_FFS + TOP_PER_LAYER * layers,
+            "bram36": 0.0, "dsps": 0}
 
 
 def _widths(b) -> dict:
@@ -358,29 +486,34 @@ def _widths(b) -> dict:
             "membrane_bits": b.membrane_bits, "logit_bits": b.logit_bits}
 
 
+def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds) -> LayerPlan:
+    """Layer i of `net` at `lanes` lanes; its estimate includes its input queue."""
+    layer = net.layers[i]
+    geom = layer_geometry(net, layer)
+    widths = _widths(bounds[layer.name])
+    in_aw = 0 if i == 0 else addr_width(int(np.prod(geom.in_shape)))
+    out_aw = 0 if layer.kind == "readout" else addr_width(layer.size)
+    t = traffic[layer.name]
+    depth = 0 if layer.kind == "readout" else queue_depth(t, layer.size)
+    previous = net.layers[i - 1] if i else None
+    in_depth = queue_depth(traffic[previous.name], previous.size) if previous is not None else 0
+    mems = layer_memories(layer.kind, geom, lanes, net.wbits, widths, net.timesteps, in_depth, in_aw, out_aw)
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, engine=ENGINES[layer.kind], neuron=layer.neuron,
+        geometry=geom, lanes=lanes, valid_lanes=tuple(valid_lanes(geom.out_channels)),
+        lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
+        widths=widths, memories=mems, queue_depth=depth, traffic=t,
+        cycles=layer_cycles(layer.kind, geom, t, lanes, net.timesteps),
+        estimate=layer_estimate(layer.kind, geom, lanes, widths, mems, net.timesteps))
+
+
 def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds) -> list[LayerPlan]:
-    plans = []
-    for i, layer in enumerate(net.layers):
-        geom = layer_geometry(net, layer)
-        widths = _widths(bounds[layer.name])
-        p = lanes[layer.name]
-        in_aw = 0 if i == 0 else addr_width(int(np.prod(geom.in_shape)))
-        out_aw = 0 if layer.kind == "readout" else addr_width(layer.size)
-        t = traffic[layer.name]
-        depth = 0 if layer.kind == "readout" else queue_depth(t, layer.size)
-        mems = layer_memories(layer.kind, geom, p, net.wbits, widths)
-        plans.append(LayerPlan(
-            name=layer.name, kind=layer.kind, engine=ENGINES[layer.kind], neuron=layer.neuron,
-            geometry=geom, lanes=p, valid_lanes=tuple(valid_lanes(geom.out_channels)),
-            lanes_source=sources[layer.name], in_addr_width=in_aw, out_addr_width=out_aw,
-            widths=widths, memories=mems, queue_depth=depth, traffic=t,
-            cycles=layer_cycles(layer.kind, geom, t, p, net.timesteps),
-            estimate=layer_estimate(layer.kind, p, mems, widths, depth, out_aw)))
-    return plans
+    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds)
+            for i, layer in enumerate(net.layers)]
 
 
 def _total(plans) -> dict:
-    total = dict(TOP_ESTIMATE)
+    total = top_estimate(len(plans))
     for lp in plans:
         for key in total:
             total[key] += lp.estimate[key]
@@ -388,30 +521,36 @@ def _total(plans) -> dict:
     return total
 
 
-def _fits(total: dict, capacity, budget: float) -> bool:
-    return (total["luts"] <= budget * capacity.luts and total["ffs"] <= budget * capacity.ffs
-            and total["bram36"] <= budget * capacity.bram36 and total["dsps"] <= budget * capacity.dsps)
+def _fits(total: dict, capacity, budget: dict) -> bool:
+    return all(total[key] <= budget[key] * getattr(capacity, key) for key in budget)
 
 
 def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds) -> dict[str, int]:
-    """Raise the bottleneck's lanes while the estimate fits the budget and it is slower than the input."""
-    lanes = {layer.name: fixed.get(layer.name, 1) for layer in net.layers}
-    sources = {name: "user" if name in fixed else "auto" for name in lanes}
-    input_cycles = int(np.prod(net.input_shape))
-    while True:
-        plans = _build_layers(net, lanes, sources, traffic, bounds)
-        candidates = sorted((lp for lp in plans if lp.name not in fixed), key=lambda lp: -lp.cycles)
-        worst = max(plans, key=lambda lp: lp.cycles)
-        if worst.cycles <= input_cycles or not candidates or candidates[0].name != worst.name:
-            return lanes
-        lp = candidates[0]
-        higher = [p for p in lp.valid_lanes if p > lp.lanes and p <= MAX_AUTO_LANES]
-        if not higher:
-            return lanes
-        trial = dict(lanes, **{lp.name: higher[0]})
-        if not _fits(_total(_build_layers(net, trial, sources, traffic, bounds)), board.capacity, RESOURCE_BUDGET):
-            return lanes
-        lanes = trial
+    """The fewest lanes per layer that give the fastest image rate whose estimate fits the budget.
+
+    The slowest layer sets the rate, so a target rate (cycles per image) asks of each layer
+    only the fewest lanes that reach it: more would spend resources for nothing. The targets
+    tried are the cycles the layers reach at their valid lane counts (at most MAX_AUTO_LANES;
+    the user's layers keep theirs), from the fastest down, but never faster than the slowest
+    layer can go nor than the input itself (one pixel per cycle); the first whose plan fits
+    RESOURCE_BUDGET wins. If even the slowest target does not fit, every automatic layer gets
+    its fewest lanes (1), and the build refuses the plan with the numbers.
+    """
+    options = {}
+    for i, layer in enumerate(net.layers):
+        if layer.name in fixed:
+            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds)]
+        else:
+            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds)
+                                   for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
+    # Cycles fall as lanes rise, so each layer's last option is its fastest.
+    floor = max([int(np.prod(net.input_shape))] + [opts[-1].cycles for opts in options.values()])
+    targets = sorted({lp.cycles for opts in options.values() for lp in opts if lp.cycles > floor} | {floor})
+    for target in targets:
+        chosen = [next(lp for lp in opts if lp.cycles <= target) for opts in options.values()]
+        if _fits(_total(chosen), board.capacity, RESOURCE_BUDGET):
+            return {lp.name: lp.lanes for lp in chosen}
+    return {name: opts[0].lanes for name, opts in options.items()}
 
 
 def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=None) -> Plan:
