@@ -25,24 +25,15 @@ HERE = REPO / "benchmarks"
 KEYS = ("luts", "ffs", "bram36", "dsps")
 
 
-def load_network(model: Path, wbits: int = 8):
-    from gen.checkpoint import read_checkpoint
-    from gen.floatnet import parse_checkpoint
-    from gen.folds import fold_all, to_layers
-    from gen.quantise import quantise
-
-    float_net = parse_checkpoint(read_checkpoint(model), name=model.stem)
-    return quantise(to_layers(fold_all(float_net)), wbits)
-
-
 def calibrate(model: Path, lanes_list, layers=None, images: int = 32, workdir: Path | None = None) -> list[dict]:
     from gen.boards import get_board
     from gen.build import plan_images
     from gen.emit import build_engine, module_name, write_module
+    from gen.frontend import compile_checkpoint
     from gen.plan import make_plan
     from gen.synth import count_cells, synthesise_module
 
-    net = load_network(model)
+    net = compile_checkpoint(model).network
     imgs, _ = plan_images(net, images)
     board = get_board("pynq-z2")
     rows = []
