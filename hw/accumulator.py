@@ -5,10 +5,10 @@ added into the current memory, P synaptic ops per cycle.
            ──► walker (one op per cycle: valid kernel tap × channel group)
            ──► read-modify-write on the P-wide current memory
 
-Weights are read, their signed contribution registered, then the current is read and
-written back (three cycles, one op per cycle). The current memory's read port is
-transparent to its write port and the write happens in the cycle the read data returns,
-so back-to-back ops on one address see each other's result (forwarding). The same memory ports serve the LIF sweep
+Four registered stages, one op per cycle: weight address; weights (and the current's
+read issued); contribution and current registered; write back. The current read is
+transparent to the write port, and the one write it cannot see (the op just ahead) is
+forwarded, so back-to-back ops on one address see each other's result. The same memory ports serve the LIF sweep
 (`sweep_*`), which the engine only drives while `idle` is high.
 """
 from __future__ import annotations
@@ -231,32 +231,49 @@ class Accumulator(wiring.Component):
         c_rd = cmem.read_port(transparent_for=[c_wr])
         m.d.comb += [w_rd.addr.eq(op_w), w_rd.en.eq(1), self.sweep_data.eq(c_rd.data)]
 
-        # Stage 1: the weights arrive. Stage 2: their contribution (±w, or w × pixel, which
-        # maps onto a DSP) has been registered and the current arrives: the BRAM's slow
-        # clock-to-output and the adder's carry chain sit in different cycles. The current
-        # is read for stage 2 while stage 1 is in flight and the read port is transparent to
-        # the write, so back-to-back ops on one address still see each other's result.
-        valid1, valid2 = Signal(), Signal()
-        c1, c2 = Signal.like(op_c), Signal.like(op_c)
-        sign1 = Signal.like(op_sign)
+        # One op per cycle through four registered stages, so that no cycle holds more than
+        # one slow thing (a BRAM's clock-to-output and its cascade multiplexer, a multiply,
+        # an adder's carry chain):
+        #   0: the walker presents the weight address;
+        #   1: the weights arrive and are registered; the current's read is issued;
+        #   2: the contribution (±w, or w × pixel on a DSP) is formed and registered, and the
+        #      current arrives and is registered;
+        #   3: current + contribution is written back.
+        # The read issued in stage 1 sees every write up to that cycle (the port is
+        # transparent to the write port) but not the one of the next cycle, which belongs to
+        # the op just ahead: when that write hit the same address its data is forwarded.
+        valid1, valid2, valid3 = Signal(), Signal(), Signal()
+        c1, c2, c3 = Signal.like(op_c), Signal.like(op_c), Signal.like(op_c)
+        sign1, sign2 = Signal.like(op_sign), Signal.like(op_sign)
+        weight2 = Signal.like(w_rd.data)
+        current3 = Signal(self.current_shape)
         clear1 = Signal()
         m.d.sync += [valid1.eq(op_valid), c1.eq(op_c), sign1.eq(op_sign),
-                     clear1.eq(self.sweep_en & self.sweep_clear), valid2.eq(valid1), c2.eq(c1)]
+                     clear1.eq(self.sweep_en & self.sweep_clear),
+                     valid2.eq(valid1), c2.eq(c1), sign2.eq(sign1), weight2.eq(w_rd.data),
+                     valid3.eq(valid2), c3.eq(c2), current3.eq(c_rd.data)]
         if self.mode == "spike":
             contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
-            m.d.sync += [contribution[j].eq(Mux(sign1, -w_rd.data[j], w_rd.data[j])) for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(Mux(sign2, -weight2[j], weight2[j])) for j in range(self.lanes)]
         else:
             contribution = [Signal(signed(self.weight_width + PIXEL_BITS + 1), name=f"product{j}")
                             for j in range(self.lanes)]
-            m.d.sync += [contribution[j].eq(w_rd.data[j] * sign1) for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(weight2[j] * sign2) for j in range(self.lanes)]
         m.d.comb += [c_rd.addr.eq(Mux(self.sweep_en, self.sweep_addr, c1)), c_rd.en.eq(1)]
-        rmw_valid, rmw_c = valid2, c2
-        busy = op_valid | valid1 | valid2
+        busy = op_valid | valid1 | valid2 | valid3
+
+        last_en = Signal()
+        last_addr = Signal.like(c_wr.addr)
+        last_data = Signal(self.current_shape)
+        m.d.sync += [last_en.eq(c_wr.en), last_addr.eq(c_wr.addr), last_data.eq(c_wr.data)]
+        current = Mux(last_en & (last_addr == c3), last_data, current3)
+        current = current3.shape()(current)
+
         sweep_addr1 = Signal.like(self.sweep_addr)
         m.d.sync += sweep_addr1.eq(self.sweep_addr)
-        with m.If(rmw_valid):
-            m.d.comb += [c_wr.en.eq(1), c_wr.addr.eq(rmw_c)]
-            m.d.comb += [c_wr.data[j].eq(c_rd.data[j] + contribution[j]) for j in range(self.lanes)]
+        with m.If(valid3):
+            m.d.comb += [c_wr.en.eq(1), c_wr.addr.eq(c3)]
+            m.d.comb += [c_wr.data[j].eq(current[j] + contribution[j]) for j in range(self.lanes)]
         with m.Elif(clear1):
             m.d.comb += [c_wr.en.eq(1), c_wr.addr.eq(sweep_addr1)]
             m.d.comb += [c_wr.data[j].eq(0) for j in range(self.lanes)]
