@@ -67,10 +67,19 @@ def calibrate(model: Path, lanes_list, layers=None, images: int = 32, workdir: P
     return rows
 
 
+def git_head() -> str:
+    import subprocess
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 def markdown(rows, command: str) -> str:
     lines = ["# The plan's resource estimate vs yosys, per layer engine", "",
-             f"`{command}`: each layer engine of the shipped example synthesised alone "
-             "(yosys `synth_xilinx`, xc7), beside `gen.plan`'s estimate for it (estimate / synthesis).", "",
+             f"`{command}` (at commit {git_head()}): each layer engine of the shipped example "
+             "synthesised alone (yosys `synth_xilinx -family xc7`, as `gen build` runs it), beside "
+             "`gen.plan`'s estimate for it: estimate / synthesis. The estimate must never be below "
+             "synthesis; BRAM36 follows yosys's own memory mapping and should match it exactly. "
+             "`tests/test_build_plan.py` checks both on these rows.", "",
              "| layer | lanes | LUT | FF | BRAM36 | DSP | BRAM36 ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         e, s = r["estimate"], r["synthesis"]

@@ -449,19 +449,20 @@ def queue_depth(traffic: Traffic, neurons: int) -> int:
 
 # Logic beside the memories, per engine: a fixed part (event decoder, walker, sweep and
 # queue control, the readout's logits and argmax) and a part per lane that grows with the
-# lane's register bits (accumulator and membrane: adders, LIF arithmetic, pipeline
-# registers). Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
+# lane's register bits (weight, accumulator and membrane words: adders, LIF arithmetic,
+# pipeline registers). Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
 # (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
-LOGIC_LUTS = {"encoding": (850, 1.8), "spiking": (550, 2.95), "readout": (380, 1.75)}   # fixed, per lane bit
-LOGIC_FFS = {"encoding": (500, 2.2), "spiking": (450, 2.6), "readout": (150, 0.5)}
+LOGIC_LUTS = {"encoding": (850, 1.85), "spiking": (520, 2.35), "readout": (380, 1.2)}   # fixed, per lane bit
+LOGIC_FFS = {"encoding": (500, 2.6), "spiking": (500, 3.1), "readout": (170, 2.05)}
 # The top (AXI edges, register file, one event counter per layer): tern_top has no queue.
 TOP_LUTS, TOP_FFS, TOP_PER_LAYER = 400, 500, 50
 
 
-def _lane_bits(kind: str, widths: dict, timesteps: int) -> int:
+def _lane_bits(kind: str, widths: dict, timesteps: int, wbits: int) -> int:
+    """A lane's register bits: its weight and current (and membrane) words."""
     if kind == "readout":
-        return readout_sum_width(widths, timesteps)
-    return widths["accumulator_bits"] + widths["membrane_bits"]
+        return wbits + readout_sum_width(widths, timesteps)
+    return wbits + widths["accumulator_bits"] + widths["membrane_bits"]
 
 
 def decoder_dsps(geom: Geometry) -> int:
@@ -471,11 +472,12 @@ def decoder_dsps(geom: Geometry) -> int:
     return 3 if geom.conv else 0
 
 
-def layer_estimate(kind: str, geom: Geometry, lanes: int, widths: dict, memories, timesteps: int) -> dict:
+def layer_estimate(kind: str, geom: Geometry, lanes: int, widths: dict, memories, timesteps: int,
+                   wbits: int) -> dict:
     """LUTs, FFs, BRAM36 and DSPs of one layer engine: its memories as yosys maps them
     (`memory_mapping`), its logic from LOGIC_LUTS/LOGIC_FFS, and its multipliers (the
     encoding layer multiplies pixels by weights in one DSP per lane)."""
-    bits = lanes * _lane_bits(kind, widths, timesteps)
+    bits = lanes * _lane_bits(kind, widths, timesteps, wbits)
     maps = [memory_mapping(m) for m in memories]
     luts = LOGIC_LUTS[kind][0] + LOGIC_LUTS[kind][1] * bits + sum(m.luts for m in maps)
     ffs = LOGIC_FFS[kind][0] + LOGIC_FFS[kind][1] * bits + sum(m.ffs for m in maps)
@@ -513,7 +515,7 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds) 
         lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
         widths=widths, memories=mems, queue_depth=depth, traffic=t,
         cycles=layer_cycles(layer.kind, geom, t, lanes, net.timesteps),
-        estimate=layer_estimate(layer.kind, geom, lanes, widths, mems, net.timesteps))
+        estimate=layer_estimate(layer.kind, geom, lanes, widths, mems, net.timesteps, net.wbits))
 
 
 def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds) -> list[LayerPlan]:

@@ -1,18 +1,28 @@
-"""gen.plan: lanes (given, checked, automatic), widths, memories, queues, cycles."""
+"""gen.plan: lanes (given, checked, automatic), widths, memories, queues, cycles, and the
+resource estimate against yosys (benchmarks/plan_calibration.py)."""
+import dataclasses
+import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gen.boards import get_board
-from gen.frontend import compile_dict
+from gen.boards import Capacity, get_board
+from gen.frontend import compile_checkpoint, compile_dict
 from gen.golden import run
-from gen.plan import (PlanError, check_lanes, load_lanes_config, make_plan, parse_lanes_arg, queue_depth,
-                      valid_lanes, Traffic)
+from gen.plan import (MAX_AUTO_LANES, RESOURCE_BUDGET, Memory, PlanError, check_lanes, load_lanes_config,
+                      make_plan, memory_mapping, parse_lanes_arg, queue_depth, valid_lanes, Traffic)
 from gen.random_net import random_checkpoint, random_images
 from gen.regmap import FIRST_EVENT_COUNTER, register_map
 
 BOARD = get_board("pynq-z2")
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "mnist_ternary_t2.pt"
+CALIBRATION = REPO / "benchmarks" / "plan_calibration.json"
+KEYS = ("luts", "ffs", "bram36", "dsps")
+# The plan the earlier greedy choice made for the example (conv1=1, conv2=16, conv3=8, fc=1).
+OLD_AUTO_CYCLES = 188_123
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +119,137 @@ def test_register_map_offsets_are_unique_and_counters_follow_layers():
                                                 "description": "constant 0x5445524e ('TERN')", "fields": {}}
     with pytest.raises(ValueError, match="layer names must be unique"):
         register_map(["a", "a"])
+
+
+# --------------------------------------------------------------------------- the shipped example
+
+
+@pytest.fixture(scope="module")
+def example():
+    """The shipped example's IR and the held-out images `gen build` measures traffic on."""
+    from gen.build import DEFAULT_IMAGES, plan_images
+
+    if not EXAMPLE.is_file():
+        pytest.fail(f"{EXAMPLE} is missing: it is committed with the repository")
+    net = compile_checkpoint(EXAMPLE).network
+    return net, plan_images(net, DEFAULT_IMAGES)[0]
+
+
+def fits_budget(estimate, capacity=BOARD.capacity) -> bool:
+    return all(estimate[k] <= RESOURCE_BUDGET[k] * getattr(capacity, k) for k in KEYS)
+
+
+def test_auto_plan_of_the_example_is_the_fastest_that_fits(example):
+    net, images = example
+    plan = make_plan(net, BOARD, None, images)
+    assert fits_budget(plan.estimate)
+    assert plan.cycles_per_image < OLD_AUTO_CYCLES / 2
+    # Brute force over every lane combination up to the cap (a layer's plan does not depend on
+    # the others' lanes): none that fits the budget is faster.
+    counts = sorted({p for layer in net.layers for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES})
+    at = {p: make_plan(net, BOARD, {l.name: p if l.channels % p == 0 else 1 for l in net.layers}, images)
+          for p in counts}
+    options = [[at[p].layer(layer.name) for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
+               for layer in net.layers]
+    top = {k: plan.estimate[k] - sum(lp.estimate[k] for lp in plan.layers) for k in KEYS}
+    best = min(max(lp.cycles for lp in combo) for combo in itertools.product(*options)
+               if fits_budget({k: top[k] + sum(lp.estimate[k] for lp in combo) for k in KEYS}))
+    assert plan.cycles_per_image == pytest.approx(max(best, plan.input_cycles))
+
+
+def test_auto_plan_gives_each_layer_the_fewest_lanes_that_keep_up(example):
+    net, images = example
+    plan = make_plan(net, BOARD, None, images)
+    for lp in plan.layers:
+        assert lp.lanes_source == "auto" and lp.cycles <= plan.cycles_per_image
+        fewer = [p for p in lp.valid_lanes if p < lp.lanes]
+        if fewer:   # one step down would make this layer the slowest
+            slower = make_plan(net, BOARD, {lp.name: fewer[-1]}, images).layer(lp.name)
+            assert slower.cycles > plan.cycles_per_image
+
+
+def test_user_lanes_are_kept_and_the_others_only_keep_up_with_them(example):
+    net, images = example
+    plan = make_plan(net, BOARD, {"conv2": 4, "fc": 10}, images)
+    conv2 = plan.layer("conv2")
+    assert (conv2.lanes, conv2.lanes_source, plan.layer("fc").lanes) == (4, "user", 10)
+    assert plan.bottleneck.name == "conv2"       # nothing else is raised past the rate it sets
+    for lp in plan.layers:
+        if lp.lanes_source == "auto" and lp.lanes > 1:
+            fewer = [p for p in lp.valid_lanes if p < lp.lanes][-1]
+            assert make_plan(net, BOARD, {"conv2": 4, "fc": 10, lp.name: fewer}, images).layer(lp.name).cycles \
+                > conv2.cycles
+    # A user may go past the automatic cap.
+    assert make_plan(net, BOARD, {"conv2": 64}, images).layer("conv2").lanes == 64
+
+
+def test_a_board_too_small_for_anything_gets_one_lane_everywhere(example):
+    net, images = example
+    tiny = dataclasses.replace(BOARD, capacity=Capacity(luts=100, ffs=100, bram36=1, dsps=1))
+    plan = make_plan(net, tiny, None, images)
+    assert [lp.lanes for lp in plan.layers] == [1] * len(net.layers)
+    assert plan.estimate["bram36"] > tiny.capacity.bram36      # gen build refuses it with these numbers
+
+
+# --------------------------------------------------------------------------- estimate vs yosys
+
+
+@pytest.mark.parametrize("mem, primitive, replicas, bram36", [
+    # (yosys 0.70 synth_xilinx of the example's engines: "mapping memory ... via ...")
+    (Memory("currents", 25088, 18, True, transparent=True), "RAMB18E1 TDP", 25, 12.5),   # conv1, P=1
+    (Memory("membranes", 25088, 20, True), "RAMB18E1 TDP", 35, 17.5),                    # 4096 x 4 aspect
+    (Memory("weights", 288, 8, True, rom=True), "logic", 0, 0.0),                        # a small ROM
+    (Memory("spikes", 16, 17, False), "RAM32M", 3, 0.0),
+    (Memory("queue", 4096, 17, False), "RAMB36E1 TDP", 2, 2.0),
+    (Memory("currents", 49, 1024, True, transparent=True), "RAM64M", 342, 0.0),          # conv3, P=64
+])
+def test_memory_mapping_follows_yosys(mem, primitive, replicas, bram36):
+    m = memory_mapping(mem)
+    assert (m.primitive.split()[0] if m.replicas else m.primitive, m.replicas, m.bram36) == \
+        (primitive.split()[0], replicas, bram36)
+
+
+def test_the_model_knows_the_hardware_constants():
+    from hw.readout import ReadoutLayer
+    from hw.geometry import DenseGeometry
+    from hw.sweep import SPIKE_FIFO_DEPTH
+    from gen.plan import SPIKE_FIFO_DEPTH as PLANNED, readout_sum_width
+
+    assert PLANNED == SPIKE_FIFO_DEPTH
+    r = ReadoutLayer(DenseGeometry(in_features=4, out_features=2), np.ones((2, 4), int), [0, 0], lanes=1,
+                     weight_width=8, steps=3, current_width=11, logit_width=14)
+    assert r.sum_width == readout_sum_width({"logit_bits": 14, "accumulator_bits": 11}, 3)
+
+
+def calibration_rows():
+    return json.loads(CALIBRATION.read_text())["rows"] if CALIBRATION.is_file() else []
+
+
+def test_estimate_is_above_the_recorded_synthesis_and_close(example):
+    """benchmarks/plan_calibration.json: each engine of the example synthesised alone by yosys."""
+    net, images = example
+    rows = calibration_rows()
+    assert len(rows) >= 20, "run python -m benchmarks.plan_calibration"
+    for row in rows:
+        lp = make_plan(net, BOARD, {row["layer"]: row["lanes"]}, images).layer(row["layer"])
+        est, got = lp.estimate, row["synthesis"]
+        assert all(est[k] >= got[k] for k in KEYS), (row["layer"], row["lanes"], est, got)
+        assert est["bram36"] == got["bram36"], (row["layer"], row["lanes"])
+        assert est["luts"] <= 1.5 * got["luts"] and est["ffs"] <= 1.5 * got["ffs"], (row["layer"], row["lanes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer, lanes", [("conv2", 8), ("fc", 5)])
+def test_estimate_is_above_a_fresh_synthesis(example, tmp_path, layer, lanes):
+    from gen.emit import build_engine, module_name, write_module
+    from gen.synth import count_cells, synthesise_module
+
+    net, images = example
+    plan = make_plan(net, BOARD, {layer: lanes}, images)
+    i = [lp.name for lp in plan.layers].index(layer)
+    module = module_name(layer)
+    engine = build_engine(net, plan.layers[i], plan.layers[i - 1].queue_depth if i else 0)
+    write_module(engine, module, tmp_path / f"{module}.v", tmp_path / f"{module}.il")
+    cells, _ = synthesise_module(module, [tmp_path / f"{module}.il"], [], tmp_path / "synth", tmp_path)
+    got, est = count_cells(cells), plan.layers[i].estimate
+    assert all(est[k] >= got[k] for k in KEYS) and est["bram36"] == got["bram36"], (est, got)
