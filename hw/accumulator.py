@@ -140,12 +140,14 @@ class Accumulator(wiring.Component):
         m_y, s_y = magic_divider(g.in_width, hw_size)
         advance = ~out.valid | out.ready
         m.d.comb += self.events.ready.eq(advance)
-        valid = [Signal(name=f"dec_valid{i}") for i in range(3)]
-        a1 = Signal(self.addr_width)
+        # Four stages, the event registered first: the address may come straight out of a
+        # queue's block RAM, which must not drive the reciprocal multiply in the same cycle.
+        valid = [Signal(name=f"dec_valid{i}") for i in range(4)]
+        a0, a1 = Signal(self.addr_width), Signal(self.addr_width)
         c1, c2, c3 = (Signal(range(max(2, g.in_channels)), name=f"dec_c{i}") for i in (1, 2, 3))
         rem2 = Signal(range(max(2, hw_size)))
         y3, x3 = Signal(range(max(2, g.in_height))), Signal(range(max(2, g.in_width)))
-        sign = [Signal.like(self.events.payload[sign_name], name=f"dec_sign{i}") for i in range(3)]
+        sign = [Signal.like(self.events.payload[sign_name], name=f"dec_sign{i}") for i in range(4)]
         rows = axis_tables(g, g.in_height, g.out_height)
         cols = axis_tables(g, g.in_width, g.out_width)
         oy0, ky0, nrows = (Array(Const(v, range(max(t) + 1)) for v in t) for t in rows)
@@ -153,18 +155,18 @@ class Accumulator(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 valid[0].eq(self.events.valid), sign[0].eq(self.events.payload[sign_name]),
-                a1.eq(self.events.payload.addr),
-                c1.eq((self.events.payload.addr * m_c) >> s_c),
-                valid[1].eq(valid[0]), sign[1].eq(sign[0]), c2.eq(c1), rem2.eq(a1 - c1 * hw_size),
-                valid[2].eq(valid[1]), sign[2].eq(sign[1]), c3.eq(c2),
+                a0.eq(self.events.payload.addr),
+                valid[1].eq(valid[0]), sign[1].eq(sign[0]), a1.eq(a0), c1.eq((a0 * m_c) >> s_c),
+                valid[2].eq(valid[1]), sign[2].eq(sign[1]), c2.eq(c1), rem2.eq(a1 - c1 * hw_size),
+                valid[3].eq(valid[2]), sign[3].eq(sign[2]), c3.eq(c2),
                 y3.eq((rem2 * m_y) >> s_y), x3.eq(rem2 - ((rem2 * m_y) >> s_y) * g.in_width),
-                out.valid.eq(valid[2]),
-                out.payload.sign.eq(sign[2]),
+                out.valid.eq(valid[3]),
+                out.payload.sign.eq(sign[3]),
                 out.payload.w_base.eq((c3 * g.kernel + ky0[y3]) * g.kernel + kx0[x3]),
                 out.payload.c_base.eq(oy0[y3] * g.out_width + ox0[x3]),
                 out.payload.rows.eq(nrows[y3]), out.payload.cols.eq(ncols[x3]),
             ]
-        self.decode_busy = valid[0] | valid[1] | valid[2] | out.valid
+        self.decode_busy = valid[0] | valid[1] | valid[2] | valid[3] | out.valid
         return out
 
     # -- walk: one (tap, group) op per cycle -----------------------------------------------
