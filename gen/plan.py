@@ -4,15 +4,18 @@
 
 * Lanes P per layer are the folding knob (docs/hardware.md): P must divide the layer's
   output channels. Given lanes are checked (an invalid P is an error listing the valid
-  values, never snapped); the others are chosen by `auto_lanes`, which balances the
-  pipeline: it raises the bottleneck layer's P while the estimated resources stay
-  within a budget of the board and the bottleneck is slower than the input itself.
+  values, never snapped); the others are chosen by `auto_lanes`: the highest image rate
+  whose resource estimate fits a budget of the board, each layer with the fewest lanes
+  that keep up with the slowest one.
 * Register widths come from `gen.bounds` (no overflow, no saturation).
-* Memory layout per docs/hardware.md: per lane, a current memory of (O/P)·Ho·Wo words and
-  a weight memory of (O/P)·C·k·k words.
+* Memories as hw/ builds them: the lanes share each memory, a word holding one field per
+  lane: weights (O/P)·C·k·k words, currents and membranes (O/P)·Ho·Wo words, the sweep's
+  spike FIFO and the input queue. The estimate maps each one as yosys would
+  (`memory_mapping`) and adds the engine's logic, fitted to synthesis.
 * Cycles per image per layer: synaptic ops / P (events × fan-out, measured by the golden
-  model on held-out images) + T LIF sweeps of (O/P)·Ho·Wo cycles. The layers run as a
-  pipeline, so the slowest layer sets the image rate.
+  model on held-out images) + T LIF sweeps of (O/P)·Ho·Wo cycles, or one cycle per event
+  sent if that is longer. The layers run as a pipeline, so the slowest layer sets the
+  image rate.
 * Event queues: the depth of each inter-layer queue, with the argument for why it can
   neither overflow nor deadlock (`QUEUE_JUSTIFICATION`).
 """
@@ -256,7 +259,8 @@ class LayerPlan:
         d["geometry"] = {**asdict(self.geometry), "in_shape": list(self.geometry.in_shape),
                          "out_shape": list(self.geometry.out_shape)}
         d["valid_lanes"] = list(self.valid_lanes)
-        d["memories"] = [{**asdict(m), "bits": m.bits} for m in self.memories]
+        d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": _mapping_json(memory_mapping(m))}
+                         for m in self.memories]
         return d
 
 
@@ -437,6 +441,10 @@ def memory_mapping(mem: Memory) -> MemoryMapping:
     if mem.transparent:
         luts += mem.width
     return MemoryMapping(prim.name, unit, chunks, replicas, cost, replicas * prim.bram36, luts, ffs)
+
+
+def _mapping_json(m: MemoryMapping) -> dict:
+    return {"primitive": m.primitive, "replicas": m.replicas, "bram36": m.bram36, "luts": m.luts}
 
 
 def queue_depth(traffic: Traffic, neurons: int) -> int:
