@@ -36,7 +36,7 @@ ENGINES = {"encoding": "EncodingLayer", "spiking": "SpikingLayer", "readout": "R
 # The share of each board resource the automatic choice may plan for (see auto_lanes).
 RESOURCE_BUDGET = {"luts": 0.7, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
 # Keeps synthesis time and routing sane; a user may ask for more. The example's default
-# build (conv2 and conv3 at 32) takes about 95 s on 2 idle cores; at 64 lanes their
+# build (conv2 and conv3 at 32) takes about 105 s on 2 idle cores; at 64 lanes their
 # synthesis takes 1.5x as long, past two minutes for the whole build.
 MAX_AUTO_LANES = 32
 MIN_QUEUE_DEPTH = 16
