@@ -42,12 +42,14 @@ def timed(fn):
 
 
 def synthesis_units(out: Path):
-    """The build's own synthesis units, rebuilt from its manifest and RTLIL folder."""
+    """The build's own synthesis units, from its module list and RTLIL folder."""
+    from gen.emit import TOP_MODULE
+    from gen.synth import design_units
+
     modules = json.loads((out / "steps" / "05_emit_rtl" / "modules.json").read_text())
     rtlil = out / "steps" / "05_emit_rtl" / "rtlil"
     layers = [m["module"] for m in modules]
-    files = [rtlil / f"{m}.il" for m in layers]
-    return [(m, [f], []) for m, f in zip(layers, files)] + [("tern_top", files + [rtlil / "tern_top.il"], layers)]
+    return design_units(layers, TOP_MODULE, [rtlil / f"{m}.il" for m in layers + [TOP_MODULE]])
 
 
 def measure(model: Path, baseline: bool) -> dict:

@@ -209,7 +209,7 @@ def step_lint(ctx: Context, folder: Path) -> list[Path]:
 
 def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
     from .plan import PlanError
-    from .synth import synthesise
+    from .synth import design_units, synthesise
 
     if not ctx.synthesise:
         ctx.state["utilisation"] = None
@@ -217,9 +217,7 @@ def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
     emitted = ctx.state["emitted"]
     # The RTLIL of the very elaboration the Verilog came from: yosys reads it in a blink.
     # Each layer is synthesised alone and the top with the layers as black boxes.
-    layers = [m.module for m in emitted.layers]
-    units = [(m, [f], []) for m, f in zip(layers, emitted.rtlil_files)]
-    units.append((emitted.top_module, list(emitted.rtlil_files), layers))
+    units = design_units([m.module for m in emitted.layers], emitted.top_module, emitted.rtlil_files)
     util = synthesise(units, folder, root=ctx.work)
     ctx.state["utilisation"] = util
     path = _write_json(folder / "utilisation.json", util.to_json())

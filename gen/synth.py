@@ -158,6 +158,13 @@ def synthesise_module(module: str, files, blackboxes, workdir: Path, root: Path,
     return cells, False
 
 
+def design_units(layers: list[str], top: str, rtlil_files) -> list[tuple]:
+    """The synthesis units of a build: each layer alone, then the top with the layers as
+    black boxes. `rtlil_files` holds the layers' files in order, the top's last."""
+    files = list(rtlil_files)
+    return [(m, [f], []) for m, f in zip(layers, files)] + [(top, files, list(layers))]
+
+
 def synthesise(units, workdir, root=None, jobs: int = 2, keep_bram_init: bool = False) -> Utilisation:
     """Synthesise each (module, files, blackboxes) unit on its own, `jobs` at a time, and add
     up the cells: the layers and the top (with the layers as black boxes). Per-module runs

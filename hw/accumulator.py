@@ -8,8 +8,8 @@ added into the current memory, P synaptic ops per cycle.
 Four registered stages, one op per cycle: weight address; weights (and the current's
 read issued); contribution and current registered; write back. The current read is
 transparent to the write port, and the one write it cannot see (the op just ahead) is
-forwarded, so back-to-back ops on one address see each other's result. The same memory ports serve the LIF sweep
-(`sweep_*`), which the engine only drives while `idle` is high.
+forwarded, so back-to-back ops on one address see each other's result. The same memory
+ports serve the LIF sweep (`sweep_*`), which the engine only drives while `idle` is high.
 """
 from __future__ import annotations
 
@@ -268,8 +268,7 @@ class Accumulator(wiring.Component):
         last_addr = Signal.like(c_wr.addr)
         last_data = Signal(self.current_shape)
         m.d.sync += [last_en.eq(c_wr.en), last_addr.eq(c_wr.addr), last_data.eq(c_wr.data)]
-        current = Mux(last_en & (last_addr == c3), last_data, current3)
-        current = current3.shape()(current)
+        current = self.current_shape(Mux(last_en & (last_addr == c3), last_data, current3))
 
         sweep_addr1 = Signal.like(self.sweep_addr)
         m.d.sync += sweep_addr1.eq(self.sweep_addr)
