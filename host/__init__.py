@@ -8,8 +8,8 @@ Needs numpy, and pynq on the board (imported only when a bitstream is loaded); n
 amaranth, cocotb or gen. Here, sim.board.SimulatedBoard stands in for the board.
 """
 from .driver import Accelerator, RunStats
-from .errors import DmaTimeout, ModelMismatch, NotATernBuild, TernError
+from .errors import DmaError, DmaTimeout, ModelMismatch, NotATernBuild, TernError
 from .manifest import BuildInfo, load_manifest
 
 __all__ = ["Accelerator", "RunStats", "BuildInfo", "load_manifest", "TernError", "NotATernBuild",
-           "ModelMismatch", "DmaTimeout"]
+           "ModelMismatch", "DmaTimeout", "DmaError"]

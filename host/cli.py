@@ -4,17 +4,22 @@ a built accelerator and print accuracy, throughput and the IP's counters.
 On the board BUILD_DIR is the deployment folder (bitstream, manifest.json, data/); here
 `--sim` runs the same driver against the build's RTL (sim.board.SimulatedBoard).
 Bad input exits with code 2 and one line on stderr; a board or DMA failure with code 1, and
-so does a class that differs from the golden model's (shipped by a deployment).
+so does a class that differs from the golden model's (shipped by a deployment); Ctrl-C
+with 130. BUILD_DIR is made absolute here, before anything runs in another folder.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+# A file or folder the user named that cannot be used is bad input; other OS errors are failures.
+USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,9 +51,13 @@ def _progress(total: int, enabled: bool):
 def infer(args) -> dict:
     from .driver import Accelerator
     from .images import load_golden, load_heldout
+    from .manifest import load_manifest
 
     if args.images < 1:
         raise ValueError(f"--images must be an integer >= 1, not {args.images!r}")
+    if args.start < 0:
+        raise ValueError(f"--start must be an integer >= 0, not {args.start!r}")
+    load_manifest(args.build_dir)        # refuse a bad build before loading images or starting a board
     images, labels = load_heldout(args.build_dir, limit=args.images, start=args.start)
     if len(images) == 0:
         raise ValueError(f"--start must leave held-out images to run, not {args.start!r}")
@@ -106,14 +115,24 @@ def main(argv=None) -> int:
     from .errors import NotATernBuild, TernError
 
     args = build_parser().parse_args(argv)
+    args.build_dir = Path(args.build_dir).resolve()
+
+    def fail(message, code: int) -> int:
+        print(f"python -m host {args.command}: {' '.join(str(message).split())}", file=sys.stderr)
+        return code
+
     try:
         result = infer(args)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_INTERRUPTED)
     except (NotATernBuild, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"python -m host {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_USAGE
-    except (TernError, RuntimeError, OSError) as exc:
-        print(f"python -m host {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(exc, EXIT_USAGE)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"cannot read{where} ({exc.strerror or exc})",
+                    EXIT_USAGE if exc.errno in USER_ERRNOS else EXIT_FAILED)
+    except (TernError, RuntimeError) as exc:
+        return fail(exc, EXIT_FAILED)
     print(json.dumps(result, indent=2) if args.json else summary(result))
     if result["golden_matches"] is not None and result["golden_matches"] != result["images"]:
         print(f"python -m host {args.command}: {result['images'] - result['golden_matches']} classes differ from "

@@ -11,10 +11,15 @@ Only numpy and, lazily, pynq are imported: the simulated board passes its own ov
 buffer allocator, so this same code runs against the RTL simulation of a build.
 
 Transfers are one image each, because the AXI DMA ends an MM2S transfer with TLAST and an
-S2MM transfer at TLAST, and the IP frames images by TLAST (docs/build.md). The stream keeps
-both DMA channels busy: the next image's send is issued as soon as the send channel is
-free, while the previous result is still being received, and the next batch is packed
-into the second pair of buffers while the DMA works on the current one.
+S2MM transfer at TLAST, and the IP frames images by TLAST (docs/build.md). The stream polls
+both DMA channels and serves whichever is idle: the send channel runs ahead, one image
+after another, as far as the IP accepts them (several images can be inside the layer
+pipeline at once), while the receive channel is re-armed for the next result as soon as
+one arrives. Batches alternate between two pairs of buffers, so the next batch is packed
+while the DMA works on the current one. Each transfer names one row of a buffer (`buf[i]`),
+so pynq flushes (before a send) and invalidates (after a receive) only that image's bytes.
+A channel that halts or sets an error bit in its status register (DMASR) raises DmaError at
+once, with the bits decoded, instead of waiting for the timeout.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DmaTimeout, ModelMismatch, NotATernBuild, TernError
+from .errors import DmaError, DmaTimeout, ModelMismatch, NotATernBuild, TernError
 from .manifest import MAGIC, BuildInfo, load_manifest
 from .packing import check_images, pack_images, unpack_results
 
@@ -37,6 +42,11 @@ DMA_TYPE = ":axi_dma:"
 MODULE_REF_TYPE = ":module_ref:"
 CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = 0, 1
 ERROR_NAMES = ("SHORT_IMAGE", "LONG_IMAGE")
+# The AXI DMA's status registers (PG021): MM2S_DMASR and S2MM_DMASR, and their bits.
+DMASR_OFFSET = {"send": 0x04, "receive": 0x34}
+DMASR_HALTED, DMASR_IDLE = 1 << 0, 1 << 1
+DMASR_ERRORS = ((4, "internal error"), (5, "slave error (the memory refused the access)"),
+                (6, "decode error (no memory at the address)"))
 
 
 @dataclass(frozen=True)
@@ -65,15 +75,20 @@ def _positive_float(name: str, value) -> float:
     return float(value)
 
 
-def next_transfer(batch: int, row: int, count: int, batches: int) -> tuple[int, int] | None:
-    """Where the DMA transfers after image `row` of batch `batch` (of `count` images) go:
-    (buffer pair, image slot in it). Batches alternate between the two pairs, so after a
-    batch's last image comes slot 0 of the other pair; None after the very last image."""
-    if row + 1 < count:
-        return batch % 2, row + 1
-    if batch + 1 < batches:
-        return (batch + 1) % 2, 0
-    return None
+def buffer_slot(image: int, size: int) -> tuple[int, int]:
+    """(buffer pair, row) of image `image` when batches of `size` alternate between two pairs."""
+    batch, row = divmod(image, size)
+    return batch % 2, row
+
+
+def dma_error(status: int | None) -> str | None:
+    """What is wrong with a busy DMA channel whose DMASR reads `status`, or None if nothing."""
+    if status is None:
+        return None
+    problems = [name for bit, name in DMASR_ERRORS if status >> bit & 1]
+    if status & DMASR_HALTED:
+        problems.insert(0, "channel halted")
+    return ", ".join(problems) or None
 
 
 def find_ips(overlay) -> tuple[str, list[str]]:
@@ -92,6 +107,19 @@ def find_ips(overlay) -> tuple[str, list[str]]:
         raise NotATernBuild(f"the overlay has no Tern IP (its IPs: {', '.join(sorted(ip_dict))}): "
                             f"not a Tern build")
     return dmas[0], candidates
+
+
+@dataclass
+class _Flow:
+    """Where a stream stands: transfers issued and finished on each channel."""
+    n: int
+    deadline: float                  # time.monotonic() by which something must progress
+    sent: int = 0                    # send transfers issued
+    sends_done: int = 0              # ... and finished
+    armed: int = 0                   # receive transfers issued
+    received: int = 0                # results in
+    send_busy: bool = False
+    recv_busy: bool = False
 
 
 class Accelerator:
@@ -234,70 +262,119 @@ class Accelerator:
         if n == 0:
             self.last_run = None
             return
-        starts = list(range(0, n, size))
+        batches = -(-n // size)
         cycles_before, out_before = self.busy_cycles(), self.read("IMAGES_OUT")
         began = time.perf_counter()
-        pack_images(self.info, images[0:size], self._buffers[0][0])
-        send, recv = self.dma.sendchannel, self.dma.recvchannel
-        ib, ob = self.info.input_bytes, self.info.output_bytes
-        recv.transfer(self._buffers[0][1], start=0, nbytes=ob)
-        send.transfer(self._buffers[0][0], start=0, nbytes=ib)
-        sent, armed, received = 1, 1, 0          # send transfers, receive transfers, results
+        flow = _Flow(n=n, deadline=time.monotonic() + self.timeout)
+        packed = 0
         try:
-            for b, first in enumerate(starts):
-                out = self._buffers[b % 2][1]
-                count = min(size, n - first)
-                if b + 1 < len(starts):
-                    # The DMA is busy with this batch: pack the next one into the other buffers,
-                    # whose sends all finished before this batch's first send was issued.
-                    nxt = starts[b + 1]
-                    pack_images(self.info, images[nxt:nxt + size], self._buffers[(b + 1) % 2][0])
-                for row in range(count):
-                    index = first + row
-                    following = next_transfer(b, row, count, len(starts))
-                    self._wait(send, "send", index)
-                    if following is not None:
-                        pair, slot = following
-                        send.transfer(self._buffers[pair][0], start=slot * ib, nbytes=ib)
-                        sent += 1
-                    self._wait(recv, "receive", index)
-                    received += 1
-                    if following is not None:
-                        recv.transfer(self._buffers[pair][1], start=slot * ob, nbytes=ob)
-                        armed += 1
-                batch_logits, batch_classes = unpack_results(self.info, np.asarray(out[:count]))
-                yield first, batch_logits, batch_classes
+            while flow.received < n:
+                progressed = False
+                # A batch goes into the pair whose previous batch has been sent entirely.
+                if packed < batches and flow.sends_done >= (packed - 1) * size:
+                    first = packed * size
+                    pack_images(self.info, images[first:first + size], self._buffers[packed % 2][0])
+                    packed += 1
+                    progressed = True
+                if flow.recv_busy and self._idle("receive", flow.received):
+                    flow.recv_busy = False
+                    flow.received += 1
+                    progressed = True
+                    if flow.received % size == 0 or flow.received == n:
+                        first = (flow.received - 1) // size * size
+                        out = self._buffers[(first // size) % 2][1]
+                        yield (first, *unpack_results(self.info, np.asarray(out[:flow.received - first])))
+                if not flow.recv_busy and flow.armed < n:
+                    pair, row = buffer_slot(flow.armed, size)
+                    self.dma.recvchannel.transfer(self._buffers[pair][1][row])
+                    flow.recv_busy = True
+                    flow.armed += 1
+                if flow.send_busy and self._idle("send", flow.sent - 1):
+                    flow.send_busy = False
+                    flow.sends_done = flow.sent
+                    progressed = True
+                if not flow.send_busy and flow.sent < n and flow.sent // size < packed:
+                    pair, row = buffer_slot(flow.sent, size)
+                    self.dma.sendchannel.transfer(self._buffers[pair][0][row])
+                    flow.send_busy = True
+                    flow.sent += 1
+                    progressed = True
+                self._check_progress(flow, progressed)
         except GeneratorExit:
             # The caller stopped early: collect the results of images already sent, so that
             # they do not come back as the next call's first results.
-            self._drain(sent, armed, received)
+            self._drain(flow)
             raise
+        if flow.send_busy:
+            self._wait_idle("send", flow.sent - 1)
         seconds = time.perf_counter() - began
         self._check_errors()
         self.last_run = self._stats(n, seconds, self.busy_cycles() - cycles_before,
                                     (self.read("IMAGES_OUT") - out_before) % (1 << 32))
 
-    def _drain(self, sent: int, armed: int, received: int) -> None:
-        send, recv = self.dma.sendchannel, self.dma.recvchannel
-        scratch = self._buffers[0][1]
-        self._wait(send, "send", sent - 1)
-        while received < sent:
-            if armed == received:
-                recv.transfer(scratch, start=0, nbytes=self.info.output_bytes)
-                armed += 1
-            self._wait(recv, "receive", received)
-            received += 1
+    def _channel(self, what: str):
+        return self.dma.sendchannel if what == "send" else self.dma.recvchannel
 
-    def _wait(self, channel, what: str, index: int) -> None:
+    def _idle(self, what: str, index: int) -> bool:
+        """Whether the channel finished its transfer (of image `index`); DmaError if it failed."""
+        channel = self._channel(what)
+        if channel.idle:
+            channel.wait()    # returns at once now; pynq invalidates the received row here
+            return True
+        problem = dma_error(self._dma_status(what))
+        if problem:
+            raise DmaError(f"the DMA {what} of image {index} failed: {problem} (DMASR "
+                           f"{self._dma_status(what):#010x}); reload the overlay")
+        return False
+
+    def _dma_status(self, what: str) -> int | None:
+        """The channel's DMASR, through the DMA's register interface when it has one, else
+        from pynq's channel properties (`error`, `running`)."""
+        read = getattr(self.dma, "read", None)
+        if callable(read):
+            return int(read(DMASR_OFFSET[what]))
+        channel = self._channel(what)
+        status = 0
+        if getattr(channel, "error", False):
+            status |= 1 << 5
+        if getattr(channel, "running", True) is False:
+            status |= DMASR_HALTED
+        return status
+
+    def _check_progress(self, flow: "_Flow", progressed: bool) -> None:
+        """Restart the clock on progress; past it, DmaTimeout naming the oldest transfer."""
+        now = time.monotonic()
+        if progressed:
+            flow.deadline = now + self.timeout
+            return
+        if now <= flow.deadline:
+            return
+        what, index = ("receive", flow.received) if flow.recv_busy else ("send", flow.sent - 1)
+        c = self.counters()
+        raise DmaTimeout(f"the DMA {what} of image {index} did not finish within {self.timeout:g} s "
+                         f"(IP counters: {c['images_in']} images in, {c['images_out']} out, "
+                         f"errors {c['errors'] or 'none'}): the accelerator or the DMA stalled; "
+                         f"reload the overlay")
+
+    def _wait_idle(self, what: str, index: int) -> None:
         deadline = time.monotonic() + self.timeout
-        while not channel.idle:
+        while not self._idle(what, index):
             if time.monotonic() > deadline:
-                c = self.counters()
-                raise DmaTimeout(f"the DMA {what} of image {index} did not finish within {self.timeout:g} s "
-                                 f"(IP counters: {c['images_in']} images in, {c['images_out']} out, "
-                                 f"errors {c['errors'] or 'none'}): the accelerator or the DMA stalled; "
-                                 f"reload the overlay")
-        channel.wait()   # returns at once now; lets pynq finish its bookkeeping (cache invalidation)
+                raise DmaTimeout(f"the DMA {what} of image {index} did not finish within {self.timeout:g} s: "
+                                 f"the accelerator or the DMA stalled; reload the overlay")
+
+    def _drain(self, flow: "_Flow") -> None:
+        """Receive (into a scratch row) every result of an image already sent."""
+        scratch = self._buffers[0][1][0]
+        if flow.send_busy:
+            self._wait_idle("send", flow.sent - 1)
+        while flow.received < flow.sent:
+            if not flow.recv_busy:
+                self.dma.recvchannel.transfer(scratch)
+                flow.recv_busy = True
+            self._wait_idle("receive", flow.received)
+            flow.recv_busy = False
+            flow.received += 1
 
     def _check_errors(self) -> None:
         flags = self.counters()["errors"]

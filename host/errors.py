@@ -16,3 +16,7 @@ class ModelMismatch(TernError):
 
 class DmaTimeout(TernError):
     """A DMA transfer did not finish in time: the accelerator or the DMA stalled."""
+
+
+class DmaError(TernError):
+    """The AXI DMA reported an error state (a halted channel, a slave or decode error)."""

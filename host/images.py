@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import NotATernBuild
+
 DATA_DIR = "data"
 IMAGES_NPY = "heldout_images.npy"
 LABELS_NPY = "heldout_labels.npy"
@@ -27,6 +29,18 @@ def _check_count(name: str, value, lo: int) -> int | None:
     return int(value)
 
 
+def _load_npy(path: Path, what: str, mmap: bool = False) -> np.ndarray:
+    """A .npy array written by gen deploy; anything else (garbage, a pickle, a truncated file)
+    is refused as what it is, naming the file and what was expected."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise NotATernBuild(f"{path} must be a numpy .npy file of {what} (as python -m gen deploy writes "
+                            f"it), and cannot be read as one") from None
+
+
 def load_heldout(folder=None, limit: int | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images [N, C, H, W], int64 labels [N]) of the held-out split.
 
@@ -37,8 +51,13 @@ def load_heldout(folder=None, limit: int | None = None, start: int = 0) -> tuple
     if folder is not None:
         data = Path(folder) / DATA_DIR
         if (data / IMAGES_NPY).is_file():
-            images = np.load(data / IMAGES_NPY, mmap_mode="r")
-            labels = np.load(data / LABELS_NPY)
+            images = _load_npy(data / IMAGES_NPY, "uint8 images [N, C, H, W]", mmap=True)
+            labels = _load_npy(data / LABELS_NPY, "integer labels [N]")
+            if images.dtype != np.uint8 or images.ndim != 4 or labels.ndim != 1 \
+                    or len(labels) != len(images) or labels.dtype.kind not in "iu":
+                raise NotATernBuild(f"{data}: {IMAGES_NPY} must hold uint8 images [N, C, H, W] and {LABELS_NPY} "
+                                    f"their N integer labels, not {images.dtype} {list(images.shape)} and "
+                                    f"{labels.dtype} {list(labels.shape)}")
             stop = len(images) if limit is None else min(len(images), start + limit)
             return np.ascontiguousarray(images[start:stop]), labels[start:stop].astype(np.int64)
     try:
@@ -56,6 +75,8 @@ def load_golden(folder, limit: int | None = None, start: int = 0) -> np.ndarray 
     path = Path(folder) / DATA_DIR / GOLDEN_NPY
     if not path.is_file():
         return None
-    classes = np.load(path)
+    classes = _load_npy(path, "integer classes [N]")
+    if classes.ndim != 1 or classes.dtype.kind not in "iu":
+        raise NotATernBuild(f"{path}: must hold integer classes [N], not {classes.dtype} {list(classes.shape)}")
     stop = len(classes) if limit is None else min(len(classes), start + limit)
     return classes[start:stop].astype(np.int64)

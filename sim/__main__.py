@@ -1,17 +1,22 @@
 """`python -m sim run BUILD_DIR --images N`: simulate a build folder, bit-exact against the golden model.
 
 Exit status: 0 when every logit, class and counter matches; 1 on a mismatch or when the
-simulation fails; 2 on bad input (missing or incomplete build folder, bad arguments).
+simulation fails; 2 on bad input (missing or incomplete build folder, bad arguments, a
+report path that cannot be written); 130 when interrupted. Errors are one line on stderr.
+Every path is made absolute here: the testbench runs in the simulator's own folder.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
+from pathlib import Path
 
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 PROG = "python -m sim"
 
 
@@ -67,20 +72,40 @@ def summary(result) -> str:
     return "\n".join(lines)
 
 
+def fail(message: str, code: int) -> int:
+    print(f"{PROG} run: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+# A file or folder the user gave that cannot be used is bad input; anything else (a full
+# disk, an I/O error) is the run failing.
+USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
+
+
+def os_error_code(exc: OSError) -> int:
+    return EXIT_BAD_INPUT if exc.errno in USER_ERRNOS else EXIT_MISMATCH
+
+
+def os_error_line(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"cannot write or read{where} ({exc.strerror or exc})"
+
+
 def cmd_run(args) -> int:
     from sim.network import BuildFolderError, SimulationError, simulate_build
 
     try:
-        result = simulate_build(args.build, args.images, start=args.start, simulator=args.simulator,
-                                backpressure=args.backpressure, seed=args.seed, waves=args.waves,
-                                debug=args.debug, report=args.report, progress=not args.json,
-                                quiet=not args.verbose)
+        result = simulate_build(Path(args.build).resolve(), args.images, start=args.start,
+                                simulator=args.simulator, backpressure=args.backpressure, seed=args.seed,
+                                waves=args.waves, debug=args.debug,
+                                report=None if args.report is None else Path(args.report).resolve(),
+                                progress=not args.json, quiet=not args.verbose)
     except (BuildFolderError, ValueError) as exc:
-        print(f"{PROG} run: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(exc, EXIT_BAD_INPUT)
     except (SimulationError, RuntimeError) as exc:
-        print(f"{PROG} run: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_MISMATCH
+        return fail(exc, EXIT_MISMATCH)
+    except OSError as exc:               # e.g. the build folder is read-only or the disk is full
+        return fail(os_error_line(exc), os_error_code(exc))
     print(json.dumps(result.report, indent=2) if args.json else summary(result))
     return 0 if result.ok else EXIT_MISMATCH
 
@@ -89,7 +114,11 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return {"run": cmd_run}[args.command](args)
+    try:
+        return {"run": cmd_run}[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

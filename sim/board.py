@@ -9,7 +9,11 @@ the AXI DMA as `axi_dma` (`sendchannel`/`recvchannel` with `transfer`/`wait`/`id
 pynq API), and `allocate(shape, dtype)` for buffers. It starts `python -m sim.board_server`
 as a subprocess, which runs the build's top under Verilator (sim/tb/board.py) and serves
 requests on 127.0.0.1; the server stops when this client closes or goes away.
-`stall_results()` holds m_axis tready low, as a stuck DMA would, to test timeouts.
+`stall_results()` holds m_axis tready low, as a stuck DMA would, to test timeouts;
+`fail_dma(channel, bits)` puts a channel in an AXI DMA error state (halted, with DMASR
+error bits), as a bad buffer address would on the board. What the driver does is recorded
+where a test can check it: `cache_log` (every buffer flush and invalidate, with its size)
+and `max_in_flight` (the most images sent whose result had not yet come back).
 """
 from __future__ import annotations
 
@@ -38,16 +42,29 @@ class SimulatedBoardError(RuntimeError):
     """The simulation server failed to start or answered with an error."""
 
 
+# The AXI DMA status register (DMASR) of each channel, as pynq's DMA reads it (PG021).
+DMASR = {"send": 0x04, "recv": 0x34}
+DMASR_HALTED, DMASR_IDLE = 1 << 0, 1 << 1
+DMASR_SLAVE_ERROR, DMASR_DECODE_ERROR = 1 << 5, 1 << 6
+
+
 class SimBuffer(np.ndarray):
-    """A numpy array standing in for pynq's contiguous buffer (PynqBuffer)."""
+    """A numpy array standing in for pynq's contiguous buffer (PynqBuffer): a view (a row)
+    is a buffer too, and flush/invalidate record their size in the board's cache_log, as
+    pynq's cache maintenance covers exactly the view's bytes."""
 
     physical_address = 0
 
+    def __array_finalize__(self, obj):
+        self.cache_log = getattr(obj, "cache_log", None)
+
     def flush(self):
-        pass
+        if self.cache_log is not None:
+            self.cache_log.append(("flush", self.nbytes))
 
     def invalidate(self):
-        pass
+        if self.cache_log is not None:
+            self.cache_log.append(("invalidate", self.nbytes))
 
     def freebuffer(self):
         pass
@@ -72,9 +89,24 @@ class SimChannel:
     def __init__(self, board: "SimulatedBoard", name: str):
         self._board, self.name = board, name
         self._target = None       # (flat uint8 view, start, nbytes) of an armed receive
+        self._active = None       # the array of the last transfer (pynq invalidates it in wait)
         self._busy = False
+        self._error = 0           # DMASR error bits set by fail_dma; the channel halts
+
+    @property
+    def status(self) -> int:
+        """The channel's DMASR as the real DMA would read it now (no simulation runs)."""
+        if self._error:
+            return self._error | DMASR_HALTED
+        return 0 if self._busy else DMASR_IDLE
+
+    @property
+    def error(self) -> bool:
+        return bool(self._error)
 
     def transfer(self, array, start: int = 0, nbytes: int = 0) -> None:
+        if self._error:
+            raise RuntimeError("DMA channel not started")        # what pynq says of a halted channel
         if self._busy and not self.idle:
             raise RuntimeError("DMA channel not idle")
         flat = np.asarray(array).reshape(-1).view(np.uint8)
@@ -83,15 +115,23 @@ class SimChannel:
             raise ValueError(f"transfer must lie within the buffer's {flat.nbytes} bytes, "
                              f"not start={start}, nbytes={nbytes}")
         if self.name == "send":
+            if hasattr(array, "flush"):
+                array.flush()                 # pynq flushes the whole array it is given
             data = flat[start:start + nbytes].tobytes()
             self._board.request(op="send", data=base64.b64encode(data).decode())
+            self._board.images_sent += 1
+            self._board.max_in_flight = max(self._board.max_in_flight,
+                                            self._board.images_sent - self._board.results_received)
         else:
             self._target = (flat, start, nbytes)
             self._board.request(op="recv", nbytes=nbytes)
+        self._active = array
         self._busy = True
 
     @property
     def idle(self) -> bool:
+        if self._error:
+            return False                      # a halted channel never goes idle
         if not self._busy:
             return True
         reply = self._board.request(op="run", channel=self.name, cycles=RUN_CYCLES)
@@ -104,22 +144,36 @@ class SimChannel:
             raise SimulatedBoardError(f"DMA {self.name}: {reply['error']}")
         if reply["idle"]:
             self._busy = False
+            if self.name == "recv":
+                self._board.results_received += 1
         return not self._busy
 
     @property
     def running(self) -> bool:
-        return True
+        return not self._error
 
     def wait(self) -> None:
-        """Like pynq: block until the transfer is done (no timeout)."""
+        """Like pynq: block until the transfer is done (no timeout), then invalidate the
+        received array's cache lines."""
         while not self.idle:
-            pass
+            if self._error:
+                raise RuntimeError(f"DMA {self.name}: error state, DMASR {self.status:#x}")
+        if self.name == "recv" and self._active is not None and hasattr(self._active, "invalidate"):
+            self._active.invalidate()
+            self._active = None
 
 
 class SimDma:
     def __init__(self, board: "SimulatedBoard"):
         self.sendchannel = SimChannel(board, "send")
         self.recvchannel = SimChannel(board, "recv")
+
+    def read(self, offset: int = 0, length: int = 4) -> int:
+        """The DMA's registers as pynq's DefaultIP.read gives them: only the two DMASR."""
+        for name, address in DMASR.items():
+            if offset == address:
+                return (self.sendchannel if name == "send" else self.recvchannel).status
+        return 0
 
 
 class SimulatedBoard:
@@ -129,13 +183,16 @@ class SimulatedBoard:
 
     def __init__(self, build_dir, *, simulator: str = "verilator", start_timeout_s: float = 900,
                  idle_timeout_s: float = 600, seed: int | None = None):
-        self.build_dir = Path(build_dir)
-        manifest_path = self.build_dir / "manifest.json"
-        if not manifest_path.is_file():
-            raise ValueError(f"build_dir must be a Tern build folder with manifest.json, not {str(build_dir)!r}")
-        top = json.loads(manifest_path.read_text())["top"]["module"]
+        from host.manifest import load_manifest
+        from sim.board_server import rtl_sources
+
+        self.build_dir = Path(build_dir).resolve()
+        load_manifest(self.build_dir)                 # NotATernBuild (a ValueError) for a bad build
+        _, top = rtl_sources(self.build_dir)
         self.ip_dict = {DMA_NAME: {"type": "xilinx.com:ip:axi_dma:7.1", "phys_addr": 0x40400000},
                         IP_NAME: {"type": f"xilinx.com:module_ref:{top}:1.0", "phys_addr": 0x43C00000}}
+        self.cache_log: list[tuple[str, int]] = []
+        self.images_sent = self.results_received = self.max_in_flight = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="tern-board-")
         self._sock = self._stream = None
         self._proc = self._start(simulator, idle_timeout_s, seed)
@@ -152,7 +209,7 @@ class SimulatedBoard:
     def _start(self, simulator, idle_timeout_s, seed):
         self._port_file = Path(self._tmp.name) / "port"
         self._log_path = Path(self._tmp.name) / "server.log"
-        cmd = [sys.executable, "-m", "sim.board_server", str(self.build_dir.resolve()), "--port-file",
+        cmd = [sys.executable, "-m", "sim.board_server", str(self.build_dir), "--port-file",
                str(self._port_file), "--simulator", simulator, "--idle-timeout", str(idle_timeout_s)]
         if seed is not None:
             cmd += ["--seed", str(seed)]
@@ -202,7 +259,14 @@ class SimulatedBoard:
     # ------------------------------------------------------------------ pynq-like API
 
     def allocate(self, shape, dtype=np.uint8, **kwargs) -> SimBuffer:
-        return np.zeros(shape, dtype=dtype).view(SimBuffer)
+        buf = np.zeros(shape, dtype=dtype).view(SimBuffer)
+        buf.cache_log = self.cache_log
+        return buf
+
+    def fail_dma(self, channel: str = "recv", bits: int = DMASR_SLAVE_ERROR) -> None:
+        """Put a DMA channel ("send" or "recv") in an error state: halted with DMASR `bits`."""
+        target = self.axi_dma.sendchannel if channel == "send" else self.axi_dma.recvchannel
+        target._error = bits
 
     def stall_results(self, stalled: bool = True) -> None:
         """Hold m_axis tready low (True), as a DMA that stopped receiving would, or release it."""

@@ -3,50 +3,65 @@ and serve the simulated board (sim/tb/board.py) until the client disconnects.
 
 sim.board.SimulatedBoard starts this as a subprocess; it is a module of its own so that a
 notebook kernel or a script can start a board without importing cocotb itself.
-The Verilator build of the top is cached under sim_build/board/<hash of the RTL>.
+The Verilator build of the top is cached per RTL hash in the user's cache
+($TERN_CACHE_DIR/board, else ~/.cache/tern/board, as gen.synth's cache), never in the source
+tree, so that an installed, read-only copy of Tern runs; with TERN_CACHE_DIR set empty (the
+caches off) it goes into the build folder's sim/board/.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "sim_build" / "board"
 TEST_MODULE = "sim.tb.board"
 
 
 def rtl_sources(build_dir: Path) -> tuple[list[Path], str]:
-    """(Verilog files, top module) of a build, from its manifest."""
-    manifest = json.loads((build_dir / "manifest.json").read_text())
+    """(Verilog files, top module) of a build, from its manifest (checked as the driver checks it)."""
+    from host.manifest import load_manifest
+
+    manifest = load_manifest(build_dir).raw
+    top = manifest.get("top", {}).get("module") if isinstance(manifest.get("top"), dict) else None
+    if not isinstance(top, str) or not top:
+        raise ValueError(f"{build_dir / 'manifest.json'}: top.module must name the top Verilog module")
     files = [build_dir / f for f in manifest["files"]["rtl"]]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ValueError(f"the build's RTL files must exist, not missing {missing}")
-    return files, manifest["top"]["module"]
+    return files, top
 
 
-def cache_dir(files: list[Path], top: str, simulator: str) -> Path:
+def cache_root(build_dir: Path) -> Path:
+    """Where compiled boards are kept: the user's cache (see the module docstring)."""
+    root = os.environ.get("TERN_CACHE_DIR")
+    if root == "":
+        return Path(build_dir) / "sim" / "board"
+    return Path(root or Path.home() / ".cache" / "tern") / "board"
+
+
+def cache_dir(files: list[Path], top: str, simulator: str, root: Path) -> Path:
     digest = hashlib.sha1(top.encode())
     for f in files:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
-    return CACHE / simulator / f"{top}-{digest.hexdigest()[:12]}"
+    return Path(root) / simulator / f"{top}-{digest.hexdigest()[:12]}"
 
 
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
           idle_timeout_s: float = 600, seed: int | None = None):
     from sim.runner import copy_sources, run_lean_verilator, run_testbench
 
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()
     files, top = rtl_sources(build_dir)
     params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
               "idle_timeout_s": idle_timeout_s}
     # The lean Verilator: only the top's own signals public (all the board touches are its
     # AXI ports), which simulates the MNIST example about 4x faster than cocotb's default.
-    folder = cache_dir(files, top, "verilator-lean" if simulator == "verilator" else simulator)
+    folder = cache_dir(files, top, "verilator-lean" if simulator == "verilator" else simulator,
+                       cache_root(build_dir))
     # Copies of the RTL in the cache folder: Verilator rebuilds whenever the paths or times of
     # its inputs change, so compiling the build folder's own files would rebuild for every new
     # build folder (and a rebuild over an old one can trip on its stale precompiled header).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -76,10 +77,17 @@ class BuildFolder:
 
 
 def load_build(path) -> BuildFolder:
-    """Read and check a build folder; raises BuildFolderError with a one-line reason."""
-    from gen.irfile import IRFileError, load
+    """Read and check a build folder; raises BuildFolderError with a one-line reason.
 
-    path = Path(path)
+    The manifest is validated by the host driver's own reader (one definition of what a
+    manifest must hold: known version, register map, file names inside the folder), and its
+    model ID must be the ID of the IR it names, which the IR file's own hash guards.
+    """
+    from gen.irfile import IRFileError, load, model_id as compute_id
+    from host.errors import NotATernBuild
+    from host.manifest import parse_manifest
+
+    path = Path(path).resolve()
     if not path.is_dir():
         raise BuildFolderError(f"build folder not found: {path}")
     manifest_path = path / MANIFEST
@@ -87,34 +95,86 @@ def load_build(path) -> BuildFolder:
         hint = " (a failed build leaves <out>.failed)" if path.name.endswith(".failed") else ""
         raise BuildFolderError(f"{path} is not a complete build: no {MANIFEST}{hint}; "
                                f"run python -m gen build MODEL --out {path}")
+    manifest = _read_json(manifest_path)
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BuildFolderError(f"{manifest_path} is not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise BuildFolderError(f"{manifest_path} must be a {MANIFEST_FORMAT!r} manifest")
-    for key in ("files", "top", "input", "output", "registers", "layers"):
-        if key not in manifest:
-            raise BuildFolderError(f"{manifest_path} lacks the field {key!r}")
+        info = parse_manifest(manifest, manifest_path, path)
+    except NotATernBuild as exc:
+        raise BuildFolderError(str(exc)) from None
+    _check_layout(manifest, manifest_path)
+    for name in manifest["files"]["rtl"] + manifest["files"]["ir"]:
+        if not (path / name).resolve().is_relative_to(path):
+            raise BuildFolderError(f"{manifest_path}: {name!r} leads outside the build folder (a link)")
     missing = [f for f in manifest["files"]["rtl"] if not (path / f).is_file()]
     if missing:
         raise BuildFolderError(f"{path} is incomplete: missing {', '.join(missing)}")
     ir_json = next((f for f in manifest["files"]["ir"] if f.endswith(".json")), None)
     if ir_json is None:
-        raise BuildFolderError(f"{manifest_path} names no IR .json file")
+        raise BuildFolderError(f"{manifest_path}: files.ir must name the IR's .json file")
     try:
         net = load(path / ir_json)
     except IRFileError as exc:
-        raise BuildFolderError(f"{path} is incomplete: {exc}") from None
-    model_id = manifest.get("model", {}).get("model_id")
-    if model_id is not None:
-        from gen.irfile import model_id as compute_id
-        if compute_id(net) != model_id:
-            raise BuildFolderError(f"{path}: the IR does not match the manifest's model ID {model_id:#010x}")
+        raise BuildFolderError(f"{path} is incomplete: {' '.join(str(exc).split())}") from None
+    if compute_id(net) != info.model_id:
+        raise BuildFolderError(f"{path}: the IR {ir_json} is not the model of the manifest "
+                               f"(model ID {compute_id(net):#010x}, manifest {info.model_id:#010x})")
     report = None
     if (path / "report.json").is_file():
-        report = json.loads((path / "report.json").read_text())
-    return BuildFolder(path=path, manifest=manifest, net=net, report=report)
+        report = _read_json(path / "report.json")
+    return BuildFolder(path=path, manifest=manifest, net=net, report=report if isinstance(report, dict) else None)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BuildFolderError(f"{path} must be JSON written by python -m gen build: "
+                               f"{' '.join(str(exc).split())}") from None
+    except OSError as exc:
+        raise BuildFolderError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _check_layout(manifest: dict, where: Path) -> None:
+    """What the testbench reads beyond the host's part: the top module and the layers."""
+    top = manifest.get("top")
+    if not isinstance(top, dict) or not isinstance(top.get("module"), str) \
+            or not top["module"].replace("_", "a").isalnum():
+        raise BuildFolderError(f"{where}: top.module must be a Verilog module name, not {top!r:.60}")
+    layers = manifest.get("layers")
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(l, dict) and isinstance(l.get("name"), str) and isinstance(l.get("kind"), str)
+            and not isinstance(l.get("lanes"), bool) and isinstance(l.get("lanes"), int) and l["lanes"] >= 1
+            for l in layers):
+        raise BuildFolderError(f"{where}: layers must be a non-empty list of {{name, kind, lanes >= 1}}, "
+                               f"not {layers!r:.60}")
+    for key in ("input", "output"):
+        if not isinstance(manifest.get(key), dict):
+            raise BuildFolderError(f"{where}: field {key!r} must be an object")
+
+
+def check_report_path(report) -> Path | None:
+    """The --report path, absolute, refused before any simulation if it cannot be written
+    (a missing folder, a folder in its place): a late failure would lose the whole run."""
+    if report is None:
+        return None
+    path = Path(report).resolve()
+    if path.is_dir():
+        raise BuildFolderError(f"--report must be a file name, not the folder {path}")
+    if not path.parent.is_dir():
+        raise BuildFolderError(f"--report must be in an existing folder, not {path} ({path.parent} does not exist)")
+    if not os.access(path.parent, os.W_OK):
+        raise BuildFolderError(f"--report must be in a folder you can write, not {path.parent}")
+    return path
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write the report through a temporary file and a rename: never a half-written report."""
+    text = json.dumps(report, indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- images
@@ -179,7 +239,7 @@ def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "v
     sim_dir = build.path / "sim" / (simulator + ("-waves" if waves else ""))
     sim_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work or sim_dir, prefix=".run-") as tmp:
-        tmp = Path(tmp)
+        tmp = Path(tmp).resolve()        # the testbench runs in another folder: absolute paths only
         np.save(tmp / "beats.npy", pack_images(images, build.manifest["input"]))
         if expected is not None:
             np.save(tmp / "expected.npy", np.asarray(expected, np.int64))
@@ -267,7 +327,7 @@ def compare(build: BuildFolder, golden, raw: RawRun, n: int) -> list[Mismatch]:
         out.append(Mismatch(got, f"no result ({got} of {n} came back): {raw.error or 'unknown'}"))
         return out
     regs = raw.registers
-    if raw.identity.get("MAGIC") is not None and "model" in manifest:
+    if raw.identity.get("MAGIC") is not None:
         if raw.identity.get("MODEL_ID") != manifest["model"]["model_id"]:
             out.append(Mismatch(-1, f"MODEL_ID reads {raw.identity.get('MODEL_ID'):#010x}, manifest says "
                                     f"{manifest['model']['model_id']:#010x}"))
@@ -380,6 +440,7 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
     from sim.runner import check_simulator
 
     check_simulator(simulator)
+    report = check_report_path(report)
     build = load_build(build_dir)
     pixels, labels, source = load_images(build.net, images, start)
     golden = golden_run(build.net, pixels, record=True)
@@ -407,7 +468,7 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
         found = sorted((build.path / "sim" / f"{simulator}-waves").rglob("*.[fv][sc][td]"))
         result.waves = found[0] if found else None
         result.report["waves"] = {"file": str(result.waves) if result.waves else None, "images": count}
-    path = Path(report) if report is not None else build.path / REPORT
-    path.write_text(json.dumps(result.report, indent=2) + "\n")
+    path = report if report is not None else build.path / REPORT
+    write_report(path, result.report)
     result.report_path = path
     return result

@@ -16,7 +16,7 @@ import pytest
 from gen.manifest import input_packing, output_packing
 from gen.regmap import register_map
 from host import Accelerator, NotATernBuild, TernError, load_manifest
-from host.driver import find_ips, next_transfer
+from host.driver import buffer_slot, dma_error, find_ips
 from host.manifest import parse_manifest
 from host.packing import check_images, pack_images, unpack_results
 from sim.axis import pack_images as tb_pack_images
@@ -30,7 +30,8 @@ def manifest_dict(shape=(1, 28, 28), classes=10, model_id=0x1234ABCD):
             "board": {"name": "pynq-z2", "clock_mhz": 100.0}, "timesteps": 2, "classes": classes,
             "input": input_packing(shape), "output": output_packing(classes, 20),
             "registers": register_map(["conv1", "fc"]).to_json(),
-            "files": {"rtl": [], "bitstream": "tern_m.bit", "hwh": "tern_m.hwh"}}
+            "files": {"rtl": ["rtl/tern_top.v"], "ir": ["steps/03_ir/model.json", "steps/03_ir/model.npz"],
+                      "bitstream": "tern_m.bit", "hwh": "tern_m.hwh"}}
 
 
 @pytest.fixture
@@ -74,6 +75,16 @@ def test_manifest_reads_shapes_packing_and_registers(build_dir):
     (lambda m: m["input"].update(shape=[28, 28]), "input.shape must be [C, H, W] of positive integers, not [28, 28]"),
     (lambda m: m["input"].update(pixels_per_image=100), "input.pixels_per_image must be C*H*W = 784, not 100"),
     (lambda m: m["registers"].update(version=7), "register map version must be one of (1,), not 7"),
+    (lambda m: m.update(version=True), "manifest version must be one of (1,), not True"),
+    (lambda m: m["files"].update(rtl=[]), "files.rtl must be a non-empty list of file names, not []"),
+    (lambda m: m["files"].update(ir="model.json"), "files.ir must be a non-empty list of file names"),
+    (lambda m: m["files"].update(rtl=["/etc/passwd"]), "files.rtl[0] must stay inside the build folder "
+                                                       "(relative, no '..'), not '/etc/passwd'"),
+    (lambda m: m["files"].update(bitstream="../../x.bit"), "files.bitstream must stay inside the build folder"),
+    (lambda m: m["registers"].update(registers="MAGIC"), "field 'registers.registers' must be a list, not 'MAGIC'"),
+    (lambda m: m["registers"]["registers"][0].update(offset="0x0"), "registers.registers[0] must be "
+                                                                     "{\"name\": string, \"offset\": word-aligned"),
+    (lambda m: m["model"].update(model_id=1 << 40), "model.model_id must be a 32-bit unsigned integer"),
 ])
 def test_bad_manifests_are_refused_with_the_reason(change, message):
     data = manifest_dict()
@@ -142,11 +153,21 @@ def test_overlays_without_a_dma_or_a_tern_ip_are_not_tern_builds():
     assert find_ips(Overlay()) == ("axi_dma", ["tern_0"])
 
 
-def test_transfers_go_through_each_batch_then_to_the_other_buffer_pair():
+def test_batches_alternate_between_the_two_buffer_pairs():
     # 5 images in batches of 2: pair 0 holds images 0-1 and 4, pair 1 images 2-3.
-    after = [next_transfer(b, row, min(2, 5 - 2 * b), 3) for b in range(3) for row in range(min(2, 5 - 2 * b))]
-    assert after == [(0, 1), (1, 0), (1, 1), (0, 0), None]
-    assert next_transfer(0, 0, 1, 1) is None
+    assert [buffer_slot(i, 2) for i in range(5)] == [(0, 0), (0, 1), (1, 0), (1, 1), (0, 0)]
+
+
+@pytest.mark.parametrize("status, problem", [
+    (0x0000_0002, None),                         # idle
+    (0x0000_0000, None),                         # busy, running
+    (0x0000_0001, "channel halted"),
+    (0x0000_4021, "channel halted, slave error (the memory refused the access)"),
+    (0x0000_4041, "channel halted, decode error (no memory at the address)"),
+    (0x0000_0010, "internal error"),
+])
+def test_dma_status_bits_are_decoded(status, problem):
+    assert dma_error(status) == problem
 
 
 def test_accelerator_parameters_are_checked_before_any_hardware(build_dir):
