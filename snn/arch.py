@@ -33,6 +33,17 @@ SUPPORTED_LAYER_TYPES = tuple(LAYER_FIELDS)
 CURRENT_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d")
 MAX_TAU_SHIFT = 16  # tau = 2^-16 is already no leak worth modelling; bounds register widths
 
+# Size limits (docs/checkpoint.md), checked before anything is allocated: a file must not be
+# able to make a reader reserve gigabytes. Each admits far more than any model Tern ships or
+# tests (MNIST nets, CIFAR/ImageNet-sized ResNets) and refuses the absurd.
+MAX_TIMESTEPS = 64            # as gen.ir.MAX_TIMESTEPS: the hardware's step counter
+MAX_SIDE = 2048               # input height/width, conv stride and padding (ImageNet is 224)
+MAX_CHANNELS = 4096           # input and conv channels (ResNets use <= 2048)
+MAX_KERNEL = 64               # conv kernel_size
+MAX_LAYER_NEURONS = 2 ** 22   # values one layer outputs per image and timestep (C·H·W, or features)
+MAX_LAYER_WEIGHTS = 2 ** 24   # weights of one conv or linear layer (16.8 M; float32: 64 MiB)
+MAX_LAYERS = 4096             # layer dicts in one arch, residual bodies and shortcuts included
+
 
 class ArchError(ValueError):
     """An architecture description that Tern cannot build."""
@@ -43,10 +54,10 @@ def _where(layer: dict, field: str | None = None) -> str:
     return f"layer {name!r}" + (f" field {field!r}" if field else "")
 
 
-def _check_int(layer: dict, field: str, minimum: int) -> None:
+def _check_int(layer: dict, field: str, minimum: int, maximum: int) -> None:
     value = layer[field]
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ArchError(f"{_where(layer, field)} must be an int >= {minimum}, not {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ArchError(f"{_where(layer, field)} must be an int between {minimum} and {maximum}, not {value!r}")
 
 
 def _check_bool(layer: dict, field: str) -> None:
@@ -94,29 +105,29 @@ def _normalize_layer(layer: Any, names: set[str]) -> dict:
 def _check_fields(layer: dict, names: set[str]) -> None:
     kind = layer["type"]
     if kind == "conv2d":
-        for field in ("in_channels", "out_channels", "kernel_size", "stride"):
-            _check_int(layer, field, 1)
-        _check_int(layer, "padding", 0)
+        for field in ("in_channels", "out_channels"):
+            _check_int(layer, field, 1, MAX_CHANNELS)
+        _check_int(layer, "kernel_size", 1, MAX_KERNEL)
+        _check_int(layer, "stride", 1, MAX_SIDE)
+        _check_int(layer, "padding", 0, MAX_SIDE)
         _check_bool(layer, "bias")
     elif kind == "linear":
-        _check_int(layer, "in_features", 1)
-        _check_int(layer, "out_features", 1)
+        _check_int(layer, "in_features", 1, MAX_LAYER_NEURONS)
+        _check_int(layer, "out_features", 1, MAX_LAYER_NEURONS)
         _check_bool(layer, "bias")
     elif kind in ("batchnorm2d", "batchnorm1d"):
-        _check_int(layer, "num_features", 1)
+        _check_int(layer, "num_features", 1, MAX_LAYER_NEURONS)
         _check_positive_float(layer, "eps")
     elif kind == "lif":
         if layer["neuron"] not in NEURONS:
             raise ArchError(f"{_where(layer, 'neuron')} must be one of {list(NEURONS)}, not {layer['neuron']!r}")
-        _check_int(layer, "tau_shift", 0)
-        if layer["tau_shift"] > MAX_TAU_SHIFT:
-            raise ArchError(f"{_where(layer, 'tau_shift')} must be <= {MAX_TAU_SHIFT}, not {layer['tau_shift']!r}")
+        _check_int(layer, "tau_shift", 0, MAX_TAU_SHIFT)
         _check_positive_float(layer, "v_threshold")
         _check_bool(layer, "amplitude")
         _check_bool(layer, "mpbn")
         _check_positive_float(layer, "mpbn_eps")
     elif kind == "avgpool2d":
-        _check_int(layer, "kernel_size", 1)
+        _check_int(layer, "kernel_size", 1, MAX_SIDE)
     elif kind == "residual":
         body = layer["body"]
         if not isinstance(body, list) or not body:
@@ -152,23 +163,48 @@ def normalize_arch(arch: Any) -> dict:
         raise ArchError(f"arch has unknown keys {unknown}; its keys are "
                         "['input_normalization', 'input_shape', 'layers', 'timesteps']")
     shape = arch.get("input_shape")
-    if (not isinstance(shape, list) or len(shape) != 3
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
-        raise ArchError(f"input_shape must be a list [C, H, W] of ints >= 1, not {shape!r}")
+    _check_input_shape(shape)
     timesteps = arch.get("timesteps")
-    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
-        raise ArchError(f"timesteps must be an int >= 1, not {timesteps!r}")
+    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or not 1 <= timesteps <= MAX_TIMESTEPS:
+        raise ArchError(f"timesteps must be an int between 1 and {MAX_TIMESTEPS}, not {timesteps!r}")
     norm = copy.deepcopy(arch.get("input_normalization"))
     _check_input_normalization(norm, shape[0])
     layers = arch.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ArchError(f"layers must be a non-empty list of layer dicts, not {layers!r}")
+    if len(layers) > MAX_LAYERS:
+        raise ArchError(f"layers must hold at most {MAX_LAYERS} layers, not {len(layers)}")
     names: set[str] = set()
     out = {"input_shape": list(shape), "timesteps": timesteps, "input_normalization": norm,
            "layers": [_normalize_layer(layer, names) for layer in layers]}
+    if len(names) > MAX_LAYERS:
+        raise ArchError(f"layers must hold at most {MAX_LAYERS} layers (residual bodies and shortcuts "
+                        f"included), not {len(names)}")
     infer_shapes(out, _normalized=True)
+    _check_weights(out)
     _check_structure(out["layers"])
     return out
+
+
+def _check_input_shape(shape: Any) -> None:
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise ArchError(f"input_shape must be a list [C, H, W] of ints >= 1, not {shape!r}")
+    if shape[0] > MAX_CHANNELS or shape[1] > MAX_SIDE or shape[2] > MAX_SIDE:
+        raise ArchError(f"input_shape {shape} is too large: at most {MAX_CHANNELS} channels and "
+                        f"{MAX_SIDE}x{MAX_SIDE} pixels")
+    if math.prod(shape) > MAX_LAYER_NEURONS:
+        raise ArchError(f"input_shape {shape} is too large: {math.prod(shape):,} values per image, "
+                        f"the limit is {MAX_LAYER_NEURONS:,}")
+
+
+def _check_weights(arch: dict) -> None:
+    """Every layer's weights within the limit (outputs are checked as their shapes are inferred)."""
+    for key, shape in expected_parameters(arch).items():
+        if math.prod(shape) > MAX_LAYER_WEIGHTS:
+            name = key.rpartition(".")[0]
+            raise ArchError(f"layer {name!r} has {math.prod(shape):,} weights ({key} {list(shape)}); "
+                            f"the limit is {MAX_LAYER_WEIGHTS:,} per layer")
 
 
 def _check_structure(layers: list[dict]) -> None:
@@ -190,6 +226,15 @@ def _check_structure(layers: list[dict]) -> None:
 
 
 def _layer_output_shape(layer: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The layer's output shape, refused if it holds more than MAX_LAYER_NEURONS values."""
+    out = _unchecked_output_shape(layer, shape)
+    if math.prod(out) > MAX_LAYER_NEURONS:
+        raise ArchError(f"{_where(layer)} outputs {math.prod(out):,} values per image (shape {list(out)}); "
+                        f"the limit is {MAX_LAYER_NEURONS:,}")
+    return out
+
+
+def _unchecked_output_shape(layer: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
     kind = layer["type"]
     if kind in ("conv2d", "batchnorm2d", "avgpool2d", "flatten") and len(shape) != 3:
         raise ArchError(f"{_where(layer)} ({kind}) needs a [C, H, W] input, not shape {list(shape)}")
