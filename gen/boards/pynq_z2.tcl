@@ -1,6 +1,8 @@
 # Tern: Vivado project for the PYNQ-Z2 (xc7z020clg400-1), generated for model %%MODEL%%.
 # Run from anywhere:   vivado -mode batch -source build_bitstream.tcl
-# Produces %%STEM%%.bit and %%STEM%%.hwh next to this script (the pair PYNQ's Overlay loads).
+# Produces %%STEM%%.bit and %%STEM%%.hwh next to this script (the pair PYNQ's Overlay loads),
+# only when the routed design meets timing: otherwise it stops with the WNS and copies nothing
+# (an earlier pair is removed first, so no stale bitstream is left looking like this one).
 #
 # Block design: processing_system7 (PYNQ-Z2 settings, FCLK0 = %%CLOCK_MHZ%% MHz)
 #   M_AXI_GP0 -> AXI interconnect -> AXI DMA control + our AXI4-Lite registers
@@ -13,6 +15,9 @@ set stem %%STEM%%
 set top %%TOP%%
 set proj_dir [file join $here vivado]
 set rtl_files [list %%RTL_FILES%%]
+
+# Nothing of an earlier run may pass for this run's result.
+file delete -force [file join $here $stem.bit] [file join $here $stem.hwh]
 
 create_project tern $proj_dir -part $part -force
 # Use the TUL board files when they are installed (they carry the full PS7 preset).
@@ -34,13 +39,28 @@ if {$board ne ""} {
 } else {
     apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
         -config {make_external "FIXED_IO, DDR" apply_board_preset "0" Master "Disable" Slave "Disable"} [get_bd_cells ps7]
-    # The PYNQ-Z2 settings that matter without the board files: DDR3 (MT41K256M16 RE-125,
-    # 32 bit), bank voltages, UART0 on MIO 14..15, SD0, Ethernet, USB, QSPI.
+    # Without the board files the PS7 gets the PYNQ-Z2's own settings, not another board's
+    # defaults: one x16 DDR3L part (MT41K256M16 RE-125, 512 MB) on a 16-bit bus, the 50 MHz
+    # PS input clock, bank voltages, UART0 on MIO 14..15, SD0, Ethernet, USB, QSPI. The DDR
+    # board delays are left to the controller's training (write leveling, read gate, data eye).
+    puts "Tern: the TUL PYNQ-Z2 board files are not installed: using the PYNQ-Z2's PS7 settings from this script\
+ (to use the board preset instead, copy the pynq-z2 folder of github.com/Xilinx/PYNQ boards/Pynq-Z2 or of TUL's\
+ board files into <Vivado>/data/boards/board_files and run again)"
     set_property -dict [list \
+        CONFIG.PCW_CRYSTAL_PERIPHERAL_FREQMHZ {50} \
+        CONFIG.PCW_APU_PERIPHERAL_FREQMHZ {650} \
         CONFIG.PCW_PRESET_BANK0_VOLTAGE {LVCMOS 3.3V} \
         CONFIG.PCW_PRESET_BANK1_VOLTAGE {LVCMOS 1.8V} \
+        CONFIG.PCW_UIPARAM_DDR_MEMORY_TYPE {DDR 3 (Low Voltage)} \
         CONFIG.PCW_UIPARAM_DDR_PARTNO {MT41K256M16 RE-125} \
-        CONFIG.PCW_UIPARAM_DDR_BUS_WIDTH {32 Bit} \
+        CONFIG.PCW_UIPARAM_DDR_BUS_WIDTH {16 Bit} \
+        CONFIG.PCW_UIPARAM_DDR_DRAM_WIDTH {16 Bits} \
+        CONFIG.PCW_UIPARAM_DDR_DEVICE_CAPACITY {4096 MBits} \
+        CONFIG.PCW_UIPARAM_DDR_SPEED_BIN {DDR3_1066F} \
+        CONFIG.PCW_UIPARAM_DDR_FREQ_MHZ {533.333333} \
+        CONFIG.PCW_UIPARAM_DDR_TRAIN_WRITE_LEVEL {1} \
+        CONFIG.PCW_UIPARAM_DDR_TRAIN_READ_GATE {1} \
+        CONFIG.PCW_UIPARAM_DDR_TRAIN_DATA_EYE {1} \
         CONFIG.PCW_QSPI_PERIPHERAL_ENABLE {1} \
         CONFIG.PCW_QSPI_GRP_SINGLE_SS_ENABLE {1} \
         CONFIG.PCW_SD0_PERIPHERAL_ENABLE {1} \
@@ -124,6 +144,20 @@ wait_on_run impl_1
 if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} {
     error "Tern: implementation failed, see [file join $proj_dir tern.runs impl_1 runme.log]"
 }
+
+# Timing: the routed design must meet every constraint, or the bitstream is not handed on
+# (a design that misses timing can compute wrong answers on the board, silently).
+set wns [get_property STATS.WNS [get_runs impl_1]]
+set whs [get_property STATS.WHS [get_runs impl_1]]
+if {![string is double -strict $wns] || ![string is double -strict $whs]} {
+    error "Tern: no timing results for impl_1 (WNS '$wns', WHS '$whs'): see [file join $proj_dir tern.runs impl_1]"
+}
+if {$wns < 0 || $whs < 0} {
+    error "Tern: timing not met at FCLK0 = %%CLOCK_MHZ%% MHz: WNS = $wns ns (setup), WHS = $whs ns (hold);\
+ no bitstream copied. See the timing summary under [file join $proj_dir tern.runs impl_1]; build with fewer lanes\
+ or a lower clock"
+}
+puts "Tern: timing met at FCLK0 = %%CLOCK_MHZ%% MHz (WNS $wns ns, WHS $whs ns)"
 
 # PYNQ's Overlay wants foo.bit and foo.hwh side by side.
 set bit [file join [get_property DIRECTORY [get_runs impl_1]] system_wrapper.bit]
