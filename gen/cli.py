@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("inspect", "build", "deploy")  # modules gen.<name>; add new commands here (no directory scans)
+COMMANDS = ("inspect", "build", "deploy", "export")  # modules gen.<name>; add new commands here (no directory scans)
 EXIT_BAD_INPUT = 2
 
 
