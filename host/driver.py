@@ -276,6 +276,16 @@ class Accelerator:
                     pack_images(self.info, images[first:first + size], self._buffers[packed % 2][0])
                     packed += 1
                     progressed = True
+                if flow.send_busy and self._idle("send", flow.sent - 1):
+                    flow.send_busy = False
+                    flow.sends_done = flow.sent
+                    progressed = True
+                if not flow.send_busy and flow.sent < n and flow.sent // size < packed:
+                    pair, row = buffer_slot(flow.sent, size)
+                    self.dma.sendchannel.transfer(self._buffers[pair][0][row])
+                    flow.send_busy = True
+                    flow.sent += 1
+                    progressed = True
                 if flow.recv_busy and self._idle("receive", flow.received):
                     flow.recv_busy = False
                     flow.received += 1
@@ -289,16 +299,6 @@ class Accelerator:
                     self.dma.recvchannel.transfer(self._buffers[pair][1][row])
                     flow.recv_busy = True
                     flow.armed += 1
-                if flow.send_busy and self._idle("send", flow.sent - 1):
-                    flow.send_busy = False
-                    flow.sends_done = flow.sent
-                    progressed = True
-                if not flow.send_busy and flow.sent < n and flow.sent // size < packed:
-                    pair, row = buffer_slot(flow.sent, size)
-                    self.dma.sendchannel.transfer(self._buffers[pair][0][row])
-                    flow.send_busy = True
-                    flow.sent += 1
-                    progressed = True
                 self._check_progress(flow, progressed)
         except GeneratorExit:
             # The caller stopped early: collect the results of images already sent, so that

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ import pytest
 
 from gen.golden import run as golden_run
 from gen.irfile import load as load_ir
-from host import Accelerator, DmaTimeout, ModelMismatch, NotATernBuild
-from sim.board import SimulatedBoard
+from host import Accelerator, DmaError, DmaTimeout, ModelMismatch, NotATernBuild
+from sim.board import DMASR_DECODE_ERROR, DMASR_SLAVE_ERROR, SimulatedBoard
 from snn.data import load_mnist
 
 torch = pytest.importorskip("torch")
@@ -77,8 +78,18 @@ def build_dir(tmp_path_factory):
     return make_build(folder / "small_mnist.pt", folder / "build")
 
 
+def files_under(folder: Path) -> dict:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.is_dir() else {}
+
+
 @pytest.fixture(scope="module")
-def board(build_dir):
+def source_tree_sim_build():
+    """What the repository's sim_build/board holds before the board starts (it must stay so)."""
+    return files_under(REPO / "sim_build" / "board")
+
+
+@pytest.fixture(scope="module")
+def board(build_dir, source_tree_sim_build):
     with SimulatedBoard(build_dir) as board:
         yield board
 
@@ -169,6 +180,48 @@ def test_wrong_images_are_refused_before_any_transfer(board, build_dir, heldout)
     with pytest.raises(ValueError, match=r"images must have shape \[N, 1, 28, 28\], not \[24, 1, 27, 28\]"):
         acc.predict(images[:, :, 1:])
     assert acc.counters()["images_in"] == before
+
+
+def test_the_driver_keeps_more_than_two_images_in_flight_and_flushes_one_row_each(board, build_dir, heldout):
+    images, _ = heldout
+    acc = Accelerator(build_dir, overlay=board, batch_size=8)     # 8 + 4: both buffer pairs
+    board.cache_log.clear()
+    board.max_in_flight = 0
+    check_exact(acc, build_dir, images[:12], batch_size=None)
+    # The send channel ran ahead of the results: images were queued inside the IP's layers.
+    assert board.max_in_flight > 2
+    # One flush per image sent, one invalidate per result received, each exactly one row.
+    flushes = [size for op, size in board.cache_log if op == "flush"]
+    invalidates = [size for op, size in board.cache_log if op == "invalidate"]
+    assert flushes == [acc.info.input_bytes] * 12
+    assert invalidates == [acc.info.output_bytes] * 12
+
+
+def test_the_board_cache_is_not_in_the_source_tree(board, build_dir, source_tree_sim_build):
+    from sim.board_server import cache_dir, cache_root, rtl_sources
+
+    files, top = rtl_sources(build_dir)
+    assert cache_dir(files, top, "verilator-lean", cache_root(build_dir)).is_dir()
+    assert not cache_root(build_dir).is_relative_to(REPO)
+    assert files_under(REPO / "sim_build" / "board") == source_tree_sim_build
+
+
+@pytest.mark.parametrize("channel, bits, message", [
+    ("recv", DMASR_DECODE_ERROR, "the DMA receive of image 0 failed: channel halted, decode error "
+                                 "(no memory at the address) (DMASR 0x00000041); reload the overlay"),
+    ("send", DMASR_SLAVE_ERROR, "the DMA send of image 0 failed: channel halted, slave error "
+                                "(the memory refused the access) (DMASR 0x00000021); reload the overlay"),
+])
+def test_a_dma_error_state_is_reported_as_such_not_as_a_timeout(build_dir, heldout, channel, bits, message):
+    images, _ = heldout
+    with SimulatedBoard(build_dir) as board:
+        acc = Accelerator(build_dir, overlay=board, timeout=300)
+        board.fail_dma(channel, bits)
+        began = time.monotonic()
+        with pytest.raises(DmaError) as exc:
+            acc.predict(images[:3])
+        assert time.monotonic() - began < 60          # at once, not after the 300 s timeout
+    assert str(exc.value) == message
 
 
 def test_a_stalled_dma_times_out_with_the_counters(build_dir, heldout):

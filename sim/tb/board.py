@@ -117,18 +117,18 @@ class Board:
         return not self.sink.armed
 
     async def run(self, channel: str, cycles: int) -> dict:
-        """Simulate until `channel` is idle or `cycles` cycles have passed."""
+        """Simulate until `channel` is idle, the other channel's transfer ends, or `cycles`
+        cycles have passed: a host polling both channels would see either change at once, so
+        time never runs past an event the driver could have acted on."""
         if not self.channel_idle(channel):
-            if channel == "send":
-                waiter = cocotb.start_soon(self.source.wait_idle())
-            else:
-                self.sink.done.clear()
-                waiter = self.sink.done.wait()
+            waiters = [self._finished(name) for name in ("send", "recv")
+                       if name == channel or not self.channel_idle(name)]
             # A Timer, not ClockCycles: that one wakes Python on every edge, which costs more
             # than simulating the whole design.
-            await First(waiter, Timer(cycles * CLOCK_PERIOD_NS, unit="ns"))
-            if channel == "send" and not waiter.done():
-                waiter.cancel()
+            await First(*waiters, Timer(cycles * CLOCK_PERIOD_NS, unit="ns"))
+            for waiter in waiters:
+                if hasattr(waiter, "cancel") and not waiter.done():
+                    waiter.cancel()
         reply = {"idle": self.channel_idle(channel), "data": None, "cycle": now_cycles()}
         if channel == "recv" and self.sink.frames:
             beats = self.sink.frames.popleft()
@@ -139,6 +139,13 @@ class Board:
                 data = data[:self.armed_bytes]
             reply["data"] = base64.b64encode(data).decode()
         return reply
+
+    def _finished(self, channel: str):
+        """What fires when `channel`'s current transfer ends: a task (send) or a trigger (recv)."""
+        if channel == "send":
+            return cocotb.start_soon(self.source.wait_idle())
+        self.sink.done.clear()
+        return self.sink.done.wait()
 
     async def handle(self, request: dict) -> dict:
         op = request.get("op")
