@@ -36,7 +36,6 @@ def check_checkpoint_dict(ckpt, source: str = "checkpoint") -> dict:
     return ckpt
 
 
-
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file as a plain dict, refusing anything that would need code to load."""
     ckpt = check_checkpoint_dict(load_plain_data(path), source=str(path))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ FORMAT = "tern-checkpoint"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 TOP_LEVEL_KEYS = ("format", "version", "arch", "state_dict", "meta")
+# Parameter values no trained model comes near (weights and BatchNorm statistics of a trained
+# SNN are O(1) to O(10^3)); beyond them the compiler's float64 products overflow (1e308 gave
+# "math domain error"). A nonzero value below float32's smallest normal is a subnormal: no
+# training step makes one, and the compiler's reciprocals of it overflow.
+MAX_PARAMETER_MAGNITUDE = 1e12
+MIN_NORMAL_MAGNITUDE = 2.0 ** -126  # float32's smallest normal number
+VARIANCE_SUFFIX = "running_var"     # BatchNorm (and MPBN) variances: must be >= 0
+EXPECTED = "expected a Tern checkpoint written by `python -m snn train`"
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +112,50 @@ def _check_tensor(source: str, key: str, value: Any, shape: tuple[int, ...]) -> 
                               f"the arch needs {list(shape)}")
     if not value.is_floating_point():
         raise CheckpointError(f"{source}: state_dict[{key!r}] must be floating point, not {value.dtype}")
-    if value.numel() and not bool(value.isfinite().all()):
-        raise CheckpointError(f"{source}: state_dict[{key!r}] holds NaN or infinite values")
+    if value.numel():
+        _check_values(source, key, value.detach().double().flatten())
+
+
+def _check_values(source: str, key: str, values) -> None:
+    """Finite, within MAX_PARAMETER_MAGNITUDE, no subnormals, variances >= 0; the message names layer and parameter."""
+    layer, _, param = key.partition(".")
+    magnitude = values.abs()
+    rules = (
+        (~values.isfinite(), "holds NaN or infinite values"),
+        (magnitude > MAX_PARAMETER_MAGNITUDE, f"holds a value beyond ±{MAX_PARAMETER_MAGNITUDE:g}"),
+        ((magnitude > 0) & (magnitude < MIN_NORMAL_MAGNITUDE),
+         f"holds a subnormal value (nonzero, below float32's smallest normal {MIN_NORMAL_MAGNITUDE:.4g})"),
+        ((values < 0) if key.endswith(VARIANCE_SUFFIX) else None, "is a variance and must be >= 0"),
+    )
+    for bad, problem in rules:
+        if bad is not None and bool(bad.any()):
+            index = int(bad.nonzero()[0, 0])
+            raise CheckpointError(f"{source}: state_dict[{key!r}] {problem} (layer {layer!r}, parameter "
+                                  f"{param!r}: element {index} is {float(values[index])!r})")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load and validate a checkpoint file as a dict (arch normalised), without building a model."""
+    return validate_checkpoint(load_plain_data(path), source=str(path))
+
+
+def load_plain_data(path: str | os.PathLike) -> Any:
+    """What a torch.save file holds, loaded with weights_only=True: no code from the file runs.
+
+    Every way a file can fail to be one (missing, empty, truncated, a zip or pickle of something
+    else, a pickle that needs code) becomes a CheckpointError that names the file and says what
+    was expected; torch's own wording (which suggests weights_only=False) never reaches the user.
+    """
     import pickle
-    import zipfile
+    import warnings
 
     import torch
 
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path} (expected a Tern checkpoint written by "
-                              "`python -m snn train`)")
+        raise CheckpointError(f"checkpoint not found: {path} ({EXPECTED})")
     if not path.is_file():
-        raise CheckpointError(f"{path} is not a file (expected a Tern checkpoint)")
+        raise CheckpointError(f"{path} is not a file ({EXPECTED})")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (expected a Tern checkpoint; an interrupted write?)")
     with open(path, "rb") as f:
@@ -130,29 +166,50 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not (is_zip or is_pickle):
         raise CheckpointError(f"{path} is not a readable Tern checkpoint (corrupt, truncated or not a "
                               f"torch.save file): it starts with bytes {head.hex()}, not a zip archive or a pickle")
+    if is_zip:
+        _check_torch_archive(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise, the refusal says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         what = "a torch.save archive" if is_zip else "a pickle (not a torch.save archive)"
-        raise CheckpointError(f"{path} is not a Tern checkpoint: it is {what} that needs code or unsafe "
-                              f"pickle features to load, refused without running it (weights_only): "
-                              f"{_unpickler_reason(exc)}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
-            UnicodeDecodeError, AttributeError, TypeError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a Tern checkpoint: it is {what} that needs code to load, which "
+                              f"is refused without running it (weights_only){_unpickler_reason(exc)}; "
+                              f"{EXPECTED}") from None
+    except EOFError:
+        raise CheckpointError(f"{path} is truncated: its data ends early ({EXPECTED})") from None
+    except Exception:  # noqa: BLE001 - torch's wording of a corrupt file is no help to the user
         raise CheckpointError(f"{path} is not a readable Tern checkpoint (corrupt, truncated or not a "
-                              f"torch.save file): {first}") from None
-    return validate_checkpoint(ckpt, source=str(path))
+                              f"torch.save file); {EXPECTED}") from None
+
+
+def _check_torch_archive(path: Path) -> None:
+    """A complete zip archive laid out as torch.save writes it (one folder with data.pkl)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+        raise CheckpointError(f"{path} is truncated or corrupt: not a complete zip archive "
+                              f"({EXPECTED})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path} is corrupt: member {damaged!r} fails its checksum ({EXPECTED})")
+    if not any(name.count("/") == 1 and name.endswith("/data.pkl") for name in names):
+        raise CheckpointError(f"{path} is a zip archive but not a torch.save file (no <folder>/data.pkl in it; "
+                              f"{EXPECTED})")
 
 
 def _unpickler_reason(exc: Exception) -> str:
-    """The informative part of torch's long weights_only refusal, on one line."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-        text = text.split("Check the documentation", 1)[0].split(". Please use", 1)[0]
-    reason = " ".join(text.split())
-    return reason or type(exc).__name__
+    """'; it references <global>' when torch names the global it refused, else ''.
+
+    Only the global's dotted name is taken from torch's message: the rest of it suggests
+    re-running with weights_only=False, which is exactly what must not be done.
+    """
+    match = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", str(exc))
+    return f"; it references {match.group(1)}" if match else ""
 
 
 def load_checkpoint(path: str | os.PathLike, surrogate_function=None):

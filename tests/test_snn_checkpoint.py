@@ -86,18 +86,20 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path, wr
         load_checkpoint(path)
     assert not marker.exists()
     what = "a pickle (not a torch.save archive)" if writer == "pickle" else "a torch.save archive"
-    assert str(info.value).startswith(f"{path} is not a Tern checkpoint: it is {what} that needs code or unsafe "
-                                      "pickle features to load, refused without running it (weights_only): ")
+    assert str(info.value).startswith(f"{path} is not a Tern checkpoint: it is {what} that needs code to load, "
+                                      "which is refused without running it (weights_only)")
+    assert str(info.value).endswith("expected a Tern checkpoint written by `python -m snn train`")
+    assert "weights_only=False" not in str(info.value) and "weights_only` set to `False" not in str(info.value)
     if writer == "torch.save":  # protocol 2: the unpickler reaches the global and names it
-        assert "Unsupported global" in str(info.value) and "open" in str(info.value)
+        assert "; it references io.open;" in str(info.value)
 
 
 def test_a_truncated_file_is_refused(saved, tmp_path):
     data = saved.read_bytes()
     broken = tmp_path / "truncated.pt"
     broken.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=r"truncated.pt is not a readable Tern checkpoint \(corrupt, "
-                                              r"truncated or not a torch.save file\)"):
+    with pytest.raises(CheckpointError, match=r"truncated.pt is truncated or corrupt: not a complete zip archive "
+                                              r"\(expected a Tern checkpoint written by `python -m snn train`\)"):
         load_checkpoint(broken)
 
 
@@ -177,4 +179,34 @@ def test_an_invalid_arch_is_refused_with_the_reason(model):
 def test_batchnorm_step_counters_are_tolerated_on_read(model):
     ckpt = checkpoint_dict(model, {})
     state = {**ckpt["state_dict"], "bn1.num_batches_tracked": torch.tensor(3)}
+    assert validate_checkpoint({**ckpt, "state_dict": state})["arch"] == model.arch
+
+
+@pytest.mark.parametrize("key, edit, message", [
+    ("bn1.running_var", lambda t: t.__setitem__(2, -0.5),
+     "state_dict['bn1.running_var'] is a variance and must be >= 0 (layer 'bn1', parameter 'running_var': "
+     "element 2 is -0.5)"),
+    ("fc.weight", lambda t: t.__setitem__((0, 3), 1e308),
+     "state_dict['fc.weight'] holds a value beyond ±1e+12 (layer 'fc', parameter 'weight': element 3 is 1e+308)"),
+    ("bn2.weight", lambda t: t.__setitem__(1, 1e-40),
+     "state_dict['bn2.weight'] holds a subnormal value (nonzero, below float32's smallest normal 1.175e-38) "
+     "(layer 'bn2', parameter 'weight': element 1 is 1e-40)"),
+    ("conv1.weight", lambda t: t.__setitem__((0, 0, 0, 0), float("-inf")),
+     "state_dict['conv1.weight'] holds NaN or infinite values (layer 'conv1', parameter 'weight': "
+     "element 0 is -inf)"),
+])
+def test_finite_but_impossible_values_are_refused_naming_layer_and_parameter(model, key, edit, message):
+    ckpt = checkpoint_dict(model, {})
+    state = {k: v.double() for k, v in ckpt["state_dict"].items()}  # float64 holds 1e308 and 1e-40 exactly
+    edit(state[key])
+    with pytest.raises(CheckpointError) as info:
+        validate_checkpoint({**ckpt, "state_dict": state})
+    assert str(info.value) == f"checkpoint: {message}"
+
+
+def test_zero_variance_and_exact_zeros_are_valid(model):
+    ckpt = checkpoint_dict(model, {})
+    state = dict(ckpt["state_dict"])
+    state["bn1.running_var"] = torch.zeros_like(state["bn1.running_var"])  # a dead channel: var + eps > 0
+    state["fc.weight"] = torch.zeros_like(state["fc.weight"])
     assert validate_checkpoint({**ckpt, "state_dict": state})["arch"] == model.arch
