@@ -38,5 +38,8 @@ def check_checkpoint_dict(ckpt, source: str = "checkpoint") -> dict:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file as a plain dict, refusing anything that would need code to load."""
+    if os.fspath(path).endswith(".nir"):  # a NIR graph, mapped exactly onto a checkpoint dict (docs/interop.md)
+        from .nir_import import read_nir
+        return read_nir(path)
     ckpt = check_checkpoint_dict(load_plain_data(path), source=str(path))
     return validate_checkpoint(ckpt, source=str(path))
