@@ -22,8 +22,15 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (not usage + error), exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m host", description="Run a Tern accelerator on a PYNQ board "
+    p = OneLineParser(prog="python -m host", description="Run a Tern accelerator on a PYNQ board "
                                 "(or on its simulated board).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     infer = sub.add_parser("infer", help="classify held-out images, report accuracy and images/s")

@@ -20,8 +20,15 @@ EXIT_INTERRUPTED = 130
 PROG = "python -m sim"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (not usage + error), exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Tern simulation tools")
+    p = OneLineParser(prog=PROG, description="Tern simulation tools")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="stream held-out images through a build's AXI top and check every result",
                          description="Stream held-out MNIST images (8000+START on; seeded random images for a "

@@ -91,7 +91,8 @@ class SimChannel:
         self._target = None       # (flat uint8 view, start, nbytes) of an armed receive
         self._active = None       # the array of the last transfer (pynq invalidates it in wait)
         self._busy = False
-        self._error = 0           # DMASR error bits set by fail_dma; the channel halts
+        self._error = 0           # DMASR error bits; the channel is halted
+        self._fail_next = 0       # error bits fail_dma arms: they strike the next busy poll
 
     @property
     def status(self) -> int:
@@ -130,6 +131,8 @@ class SimChannel:
 
     @property
     def idle(self) -> bool:
+        if self._busy and self._fail_next:
+            self._error, self._fail_next = self._fail_next, 0
         if self._error:
             return False                      # a halted channel never goes idle
         if not self._busy:
@@ -264,15 +267,17 @@ class SimulatedBoard:
         return buf
 
     def fail_dma(self, channel: str = "recv", bits: int = DMASR_SLAVE_ERROR) -> None:
-        """Put a DMA channel ("send" or "recv") in an error state: halted with DMASR `bits`."""
+        """Make the next transfer of a DMA channel ("send" or "recv") fail as a bad buffer
+        address would: once it is under way the channel halts with DMASR `bits`."""
         target = self.axi_dma.sendchannel if channel == "send" else self.axi_dma.recvchannel
-        target._error = bits
+        target._fail_next = bits
 
     def stall_results(self, stalled: bool = True) -> None:
         """Hold m_axis tready low (True), as a DMA that stopped receiving would, or release it."""
         self.request(op="stall", tready=not stalled)
 
     def close(self) -> None:
+        connected = self._stream is not None
         if self._stream is not None:
             try:
                 self._stream.write(b'{"op": "close"}\n')
@@ -286,6 +291,8 @@ class SimulatedBoard:
             self._sock.close()
             self._sock = None
         if self._proc is not None:
+            if not connected:
+                self._proc.terminate()      # still compiling or starting: nothing to finish
             try:
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
