@@ -217,15 +217,19 @@ class Accumulator(wiring.Component):
 
     # -- read-modify-write ------------------------------------------------------------------
 
+    def weight_init(self) -> list[list[int]]:
+        return weight_words(self.weights, self.lanes)
+
     def elaborate(self, platform):
         m = Module()
         self.decode_busy = Const(0)
+        self.op_mask = None     # a walk that writes only some lanes sets it (hw.multi_accumulator)
         walks = self.decode(m)
         op_valid, op_w, op_c, op_sign = self.walk(m, walks)
 
         m.submodules.weights = wmem = Memory(
             shape=data.ArrayLayout(signed(self.weight_width), self.lanes), depth=max(2, self.weight_depth),
-            init=weight_words(self.weights, self.lanes))
+            init=self.weight_init())
         # (a depth of 1 would give a 0-bit address port: memories hold at least 2 words)
         m.submodules.currents = cmem = Memory(shape=self.current_shape, depth=max(2, self.current_depth), init=[])
         w_rd = wmem.read_port()
@@ -254,7 +258,13 @@ class Accumulator(wiring.Component):
                      clear1.eq(self.sweep_en & self.sweep_clear),
                      valid2.eq(valid1), c2.eq(c1), sign2.eq(sign1), weight2.eq(w_rd.data),
                      valid3.eq(valid2), c3.eq(c2), current3.eq(c_rd.data)]
-        if self.mode == "spike":
+        if self.mode == "spike" and self.op_mask is not None:
+            mask1, mask2 = Signal.like(self.op_mask), Signal.like(self.op_mask)
+            m.d.sync += [mask1.eq(self.op_mask), mask2.eq(mask1)]
+            contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(Mux(mask2[j], Mux(sign2, -weight2[j], weight2[j]), 0))
+                         for j in range(self.lanes)]
+        elif self.mode == "spike":
             contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
             m.d.sync += [contribution[j].eq(Mux(sign2, -weight2[j], weight2[j])) for j in range(self.lanes)]
         else:

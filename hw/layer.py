@@ -9,6 +9,16 @@ Per step: events are accumulated until the step's `eos`; once the accumulator is
 the LIF sweep updates every neuron (t = 0 … T−1, images back to back), clears the
 currents and emits the new events followed by one `eos`. Events of the next step wait
 in the queue meanwhile.
+
+A layer that reads several sources (a residual block: main conv plus a shortcut) is built
+with `projections=[hw.projection.Projection(source, geometry, weights), ...]`: one input
+port and queue per projection, an end-of-step join (hw.join) and one accumulator over all
+projections (hw.multi_accumulator), so the currents of every projection are summed before
+the sweep (SPEC §4):
+
+    events_in  ──► EventQueue ──┐
+    events_in1 ──► EventQueue ──┼─► EventJoin ──► MultiAccumulator ◄── LIFSweep ──► events
+    ...                         ┘   (sweep once every input has ended the step)
 """
 from __future__ import annotations
 
@@ -19,14 +29,50 @@ from amaranth.lib.wiring import In, Out
 from hw.event import bits_for, event_signature
 from hw.event_queue import EventQueue
 from hw.geometry import check_geometry
+from hw.join import EventJoin, input_name
 from hw.lif import check_int
-from hw.sweep import accumulator_and_sweep
+from hw.multi_accumulator import MultiAccumulator
+from hw.projection import IdentityGeometry, check_projections, out_shape
+from hw.sweep import LIFSweep, accumulator_and_sweep
+
+
+def input_port(i: int) -> str:
+    """The input port of projection i: `events_in`, `events_in1`, `events_in2`, …"""
+    return "events_in" if i == 0 else f"events_in{i}"
+
+
+def check_queue_depths(queue_depth, count: int) -> list[int]:
+    depths = [queue_depth] * count if isinstance(queue_depth, int) else list(queue_depth)
+    if len(depths) != count:
+        raise ValueError(f"queue_depth must be an integer or one per projection ({count}), "
+                         f"not {queue_depth!r}")
+    return [check_int("queue_depth", d, 2, "an integer >= 2") for d in depths]
 
 
 class SpikingLayer(wiring.Component):
+    """One projection: `SpikingLayer(geometry, weights, bias, ...)`, input port `events_in`.
+    Several: `SpikingLayer(None, None, bias, ..., projections=[Projection, ...])`, input port
+    `input_port(i)` for projection i (`self.in_ports`: (source, port, addr width) in order);
+    `queue_depth` then is one depth for every queue or one per projection. A list of one
+    conv or dense projection builds exactly the one-projection engine."""
+
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
-                 membrane_width: int, queue_depth: int = 512):
+                 membrane_width: int, queue_depth: int = 512, projections=None):
+        self.projections = None
+        if projections is not None:
+            if geometry is not None or weights is not None:
+                raise ValueError("geometry and weights must be None when projections are given, "
+                                 f"not {geometry!r} and {type(weights).__name__}")
+            projections = check_projections(projections)
+            if len(projections) == 1 and not isinstance(projections[0].geometry, IdentityGeometry):
+                geometry, weights = projections[0].geometry, projections[0].weights
+            else:
+                self.init_graph(projections, bias, theta_pos, theta_neg, leak_shift=leak_shift,
+                                steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
+                                current_width=current_width, membrane_width=membrane_width,
+                                queue_depth=queue_depth)
+                return
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="spike", leak_shift=leak_shift,
@@ -36,12 +82,41 @@ class SpikingLayer(wiring.Component):
         self.steps = steps
         self.in_addr_width = bits_for(geometry.in_size)
         self.out_addr_width = bits_for(geometry.out_size)
+        self.in_ports = (("events_in", "events_in", self.in_addr_width),)
+        if projections is not None:
+            self.in_ports = ((projections[0].source, "events_in", self.in_addr_width),)
         super().__init__({
             "events_in": In(event_signature(self.in_addr_width)),
             "events": Out(event_signature(self.out_addr_width)),
         })
 
+    def init_graph(self, projections, bias, theta_pos, theta_neg, *, leak_shift, steps, kind, lanes,
+                   weight_width, current_width, membrane_width, queue_depth):
+        """Several projections: one queue each, the join, one accumulator over them all."""
+        self.projections = projections
+        self.geometry = projections[0].geometry
+        channels, height, width = out_shape(self.geometry)
+        self.accumulator = MultiAccumulator(projections, lanes=lanes, weight_width=weight_width,
+                                            current_width=current_width)
+        self.sweep = LIFSweep(out_channels=channels, positions=height * width, bias=bias,
+                              theta_pos=theta_pos, theta_neg=theta_neg, leak_shift=leak_shift,
+                              steps=steps, kind=kind, lanes=lanes, current_width=current_width,
+                              membrane_width=membrane_width)
+        self.queue_depths = check_queue_depths(queue_depth, len(projections))
+        self.queue_depth = self.queue_depths[0]
+        self.steps = steps
+        widths = [bits_for(p.geometry.in_size) for p in projections]
+        self.in_ports = tuple((p.source, input_port(i), w) for i, (p, w) in enumerate(zip(projections, widths)))
+        self.in_addr_width = widths[0]
+        self.out_addr_width = bits_for(channels * height * width)
+        wiring.Component.__init__(self, {
+            **{port: In(event_signature(w)) for _, port, w in self.in_ports},
+            "events": Out(event_signature(self.out_addr_width)),
+        })
+
     def elaborate(self, platform):
+        if self.projections is not None:
+            return self.elaborate_graph()
         m = Module()
         m.submodules.queue = queue = EventQueue(self.in_addr_width, self.queue_depth)
         m.submodules.accumulator = acc = self.accumulator
@@ -67,6 +142,40 @@ class SpikingLayer(wiring.Component):
                     m.next = "SWEEP"
             with m.State("SWEEP"):
                 with m.If(sweep.done):
+                    m.d.sync += t.eq(Mux(t == self.steps - 1, 0, t + 1))
+                    m.next = "ACCUMULATE"
+        return m
+
+    def elaborate_graph(self):
+        m = Module()
+        m.submodules.accumulator = acc = self.accumulator
+        m.submodules.sweep = sweep = self.sweep
+        m.submodules.join = join = EventJoin([w for _, _, w in self.in_ports])
+        for i, ((_, port, width), depth) in enumerate(zip(self.in_ports, self.queue_depths)):
+            m.submodules[f"queue{i}"] = queue = EventQueue(width, depth)
+            wiring.connect(m, wiring.flipped(getattr(self, port)), queue.w)
+            wiring.connect(m, queue.r, getattr(join, input_name(i)))
+        wiring.connect(m, sweep.events, wiring.flipped(self.events))
+        m.d.comb += [acc.sweep_en.eq(sweep.cur_en), acc.sweep_clear.eq(sweep.cur_clear),
+                     acc.sweep_addr.eq(sweep.cur_addr), sweep.cur_data.eq(acc.sweep_data)]
+        m.d.comb += [acc.events.valid.eq(join.events.valid), join.events.ready.eq(acc.events.ready),
+                     acc.events.payload.addr.eq(join.events.payload.addr),
+                     acc.events.payload.neg.eq(join.events.payload.neg),
+                     acc.events.payload.proj.eq(join.events.payload.proj)]
+
+        t = Signal(range(max(2, self.steps)))
+        m.d.comb += [sweep.t.eq(t), sweep.clear.eq(1)]
+        with m.FSM():
+            with m.State("ACCUMULATE"):     # the join consumes events until every input ended the step
+                with m.If(join.step_done):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(acc.idle):
+                    m.d.comb += sweep.start.eq(1)
+                    m.next = "SWEEP"
+            with m.State("SWEEP"):
+                with m.If(sweep.done):
+                    m.d.comb += join.release.eq(1)
                     m.d.sync += t.eq(Mux(t == self.steps - 1, 0, t + 1))
                     m.next = "ACCUMULATE"
         return m

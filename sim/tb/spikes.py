@@ -96,14 +96,27 @@ async def check_layer_steps(bench, layer, in_port: str, send_image):
     (the steps it must give, as step_events lists; its transactions). The steps come out
     under random back-pressure and are compared with those, image after image.
     """
+    await check_multi_input_steps(bench, layer, [in_port],
+                                  lambda rng, inputs: send_image(rng, *inputs[in_port]))
+
+
+async def check_multi_input_steps(bench, component, in_ports, send_image):
+    """check_layer_steps for a component with several input streams (a layer with several
+    projections, a small graph of engines): one source per port in `in_ports`, each with its
+    own share of idle cycles (the params' `idle`: one share, or one per port), and
+    `send_image(rng, inputs)` with inputs = {port: (source, layout)}."""
     p = bench.params
-    in_layout, out_layout = payload_layout(layer, in_port), payload_layout(layer, "events")
-    source, sink = bench.random_streams(in_port, "events")
+    idle = p.get("idle", 0.3)
+    idle = idle if isinstance(idle, list) else [idle] * len(in_ports)
+    inputs = {port: (bench.source(port, idle=share), payload_layout(component, port))
+              for port, share in zip(in_ports, idle)}
+    out_layout = payload_layout(component, "events")
+    sink = bench.sink("events", backpressure=p.get("backpressure", 0.3))
     await bench.reset()
     expected = []
     transactions = images = 0
     while transactions < p["transactions"]:
-        steps, work = send_image(bench.rng, source, in_layout)
+        steps, work = send_image(bench.rng, inputs)
         expected += steps
         transactions += work
         images += 1
