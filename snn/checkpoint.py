@@ -242,6 +242,30 @@ def checkpoint_dict(model, meta: dict | None = None) -> dict:
     return validate_checkpoint(ckpt, source="model to save")
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Refuse, before any work is done, a checkpoint path that save_checkpoint could not write.
+
+    Training takes minutes; finding out at the end that --out is a folder, lies under a file,
+    or sits in a read-only place would lose the result. The nearest existing folder on the way
+    to `path` must accept a new file (tried for real: permission bits lie on read-only mounts).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; expected a checkpoint file name such as {path / 'model.pt'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tern-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc} (in folder {folder})") from None
+    return path
+
+
 def save_checkpoint(model, path: str | os.PathLike, meta: dict | None = None) -> Path:
     """Write `model` (a SpikingNet) and `meta` to `path` atomically; returns the path.
 

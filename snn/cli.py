@@ -1,16 +1,36 @@
-"""`python -m snn train|eval`: train the MNIST net, or measure a checkpoint on held-out images."""
+"""`python -m snn train|eval`: train the MNIST net, or measure a checkpoint on held-out images.
+
+Every failure prints ONE line on stderr, never a traceback (docs/errors.md), as gen, sim and
+host do:
+
+    ValueError family (CheckpointError, ArchError, DataError, bad option values)          -> 2
+    OSError about the user's file or folder (missing, unreadable, read-only, full disk)   -> 2
+    any other OSError, or torch failing (RuntimeError, MemoryError)                        -> 1
+    KeyboardInterrupt (Ctrl-C)                                                             -> 130
+"""
 from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import json
 import shlex
 import sys
 import time
 
+from .arch import MAX_TIMESTEPS
 from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE
 
 FINGERPRINT_IMAGES = 200
+MAX_TRAIN_BATCH = 4096  # a training batch keeps every layer's activations for the backward pass
+EXIT_TOOL_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+# errno values that mean "the path you gave cannot be used as you asked" (as gen.cli): the
+# user can fix them, so they are bad input, not a tool failure.
+USER_PATH_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOENT", "EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENOTEMPTY", "ENAMETOOLONG",
+    "ELOOP", "EINVAL", "ENOSPC", "EDQUOT", "EFBIG", "EXDEV", "ENXIO", "ENODEV") if hasattr(errno, name))
 EPILOG = ("Training uses only images 0-7999 of the t10k file; every accuracy is measured on "
           "images 8000-9999, which never influence training.")
 
@@ -25,8 +45,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bounded_int(maximum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be an int between 1 and {maximum}, not {text!r}")
+        return value
+    return parse
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """'<file>: <what went wrong>' in words, without Python's '[Errno N]' prefix."""
+    what = exc.strerror or _one_line(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, getattr(exc, "filename2", None)) if f is not None]
+    return f"{' -> '.join(files)}: {what}" if files else what
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m snn", description=__doc__, epilog=EPILOG)
+    parser = _OneLineParser(prog="python -m snn", description=__doc__.split("\n")[0], epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train the zoo MNIST SNN and write a checkpoint",
@@ -35,13 +85,15 @@ def _parser() -> argparse.ArgumentParser:
                                        "held-out accuracy per epoch, write a checkpoint.", epilog=EPILOG)
     train.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="directory with the MNIST t10k IDX files "
                        "(default: %(default)s)")
-    train.add_argument("--timesteps", type=_positive_int, required=True, help="T, timesteps per image")
+    train.add_argument("--timesteps", type=_bounded_int(MAX_TIMESTEPS), required=True,
+                       help=f"T, timesteps per image (1-{MAX_TIMESTEPS})")
     train.add_argument("--neuron", choices=["ternary", "binary"], required=True, help="spike alphabet")
     train.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
     train.add_argument("--epochs", type=_positive_int, default=12, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle "
                        "schedule (AdamW; default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=64, help="default: %(default)s")
+    train.add_argument("--batch-size", type=_bounded_int(MAX_TRAIN_BATCH), default=64,
+                       help=f"1-{MAX_TRAIN_BATCH} (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     train.add_argument("--width", type=_positive_int, default=32, help="channels of the first conv; the "
                        "others have twice as many (default: %(default)s)")
@@ -78,9 +130,10 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args, argv) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import check_writable, save_checkpoint
     from .train import TrainConfig, config_dict, train
 
+    check_writable(args.out)  # now, not after minutes of training
     config = TrainConfig(timesteps=args.timesteps, neuron=args.neuron, width=args.width,
                          amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
                          batch_size=args.batch_size, weight_decay=args.weight_decay,
@@ -158,12 +211,23 @@ def _eval(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("python -m snn: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    prefix = f"python -m snn {args.command}"
     try:
         return _train(args, argv) if args.command == "train" else _eval(args)
-    except (ValueError, TypeError, OSError) as exc:  # CheckpointError and DataError are ValueErrors
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # save_checkpoint removes its temporary file: nothing half-written remains
+        print(f"{prefix}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # CheckpointError, ArchError, DataError, bad option values
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"{prefix}: error: {_one_line(_describe_os_error(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.errno in USER_PATH_ERRNOS else EXIT_TOOL_FAILED
+    except (RuntimeError, MemoryError) as exc:  # torch failing (e.g. out of memory): not the user's input
+        print(f"{prefix}: failed: {_one_line(exc) or type(exc).__name__}", file=sys.stderr)
+        return EXIT_TOOL_FAILED

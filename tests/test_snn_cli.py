@@ -44,21 +44,33 @@ def test_eval_prints_accuracy_and_json(trained, capsys):
     assert "on held-out images 8000-8049" in capsys.readouterr().out
 
 
-def test_bad_input_exits_non_zero_with_one_line(tmp_path, capsys):
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    assert main(["eval", str(bad)]) == 1
+    assert main(["eval", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "not a readable Tern checkpoint" in err
-    assert main(["eval", str(tmp_path / "missing.pt")]) == 1
+    assert err.startswith("python -m snn eval: error: ") and err.count("\n") == 1
+    assert "not a readable Tern checkpoint" in err
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["train", "--timesteps", "2", "--neuron", "ternary", "--out", str(tmp_path / "x.pt"),
-                 "--data", str(tmp_path)]) == 1
+                 "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: data file not found: ") and "t10k-images-idx3-ubyte.gz" in err
+    assert err.startswith("python -m snn train: error: data file not found: ") and "t10k-images-idx3-ubyte.gz" in err
+    assert not (tmp_path / "x.pt").exists()
     with pytest.raises(SystemExit) as info:
         main(["train", "--timesteps", "0", "--neuron", "ternary", "--out", "x.pt"])
-    assert info.value.code == 2 and "must be an int >= 1, not '0'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err == "python -m snn train: error: argument --timesteps: must be an int between 1 and 64, not '0' (see --help)\n"
+
+
+def test_cli_timestep_limit_is_the_hardware_limit():
+    from gen.ir import MAX_TIMESTEPS as GEN_MAX_TIMESTEPS
+    from snn.arch import MAX_TIMESTEPS
+    assert MAX_TIMESTEPS == GEN_MAX_TIMESTEPS
+    with pytest.raises(SystemExit):
+        main(["train", "--timesteps", str(MAX_TIMESTEPS + 1), "--neuron", "ternary", "--out", "x.pt"])
 
 
 def test_module_entry_point_and_help():
