@@ -1,7 +1,8 @@
 """The float network: a checkpoint as float64 numpy ops, and its float semantics (SPEC §1).
 
 `parse_checkpoint` turns a checkpoint dict into a `FloatNet`: a sequence of small frozen op
-records (conv, linear, batchnorm, lif, avgpool, flatten, residual) holding float64 arrays.
+records (conv, linear, batchnorm, lif, avgpool, flatten, residual with its shortcut) holding
+float64 arrays.
 The folds (gen.folds) rewrite a FloatNet into an equivalent FloatNet; `run_float` evaluates
 one at any stage (torch float64) so each fold can be checked to leave logits and spikes
 unchanged.
@@ -84,10 +85,17 @@ class Flatten:
 
 
 @dataclass(frozen=True, eq=False)
+class ChannelScale:
+    """y = weight·x per channel: an identity shortcut (weight 1 until an amplitude folds into it)."""
+    name: str
+    weight: np.ndarray            # [C]
+
+
+@dataclass(frozen=True, eq=False)
 class Residual:
     name: str
     body: tuple
-    shortcut: np.ndarray          # [C]: output = body(x) + shortcut·x (per channel)
+    shortcut: tuple               # output = body(x) + shortcut(x): (ChannelScale,) or (Conv 1×1, [BatchNorm])
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,15 +149,26 @@ def op_out_shape(op, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], shape[1] // op.kernel, shape[2] // op.kernel)
     if isinstance(op, Flatten):
         return (int(np.prod(shape)),)
-    if isinstance(op, Residual):
-        out = shape
-        for inner in op.body:
-            out = op_out_shape(inner, out)
-        if out != shape:
-            raise ModelError(f"{where(op.name)}the body's output shape {out} must equal its input shape {shape} "
-                             f"(identity shortcut)")
+    if isinstance(op, ChannelScale):
+        if op.weight.shape[0] != shape[0]:
+            raise ModelError(f"{where(op.name)}the identity shortcut has {op.weight.shape[0]} channels, "
+                             f"its input {shape[0]}")
         return shape
+    if isinstance(op, Residual):
+        out = sequence_out_shape(op.body, shape)
+        skip = sequence_out_shape(op.shortcut, shape)
+        if out != skip:
+            kind = "identity" if isinstance(op.shortcut[0], ChannelScale) else "projection"
+            raise ModelError(f"{where(op.name)}the body's output shape {out} must equal the {kind} shortcut's "
+                             f"{skip} (the block input is {shape})")
+        return out
     raise ModelError(f"{where(getattr(op, 'name', None))}unsupported op {op!r}")
+
+
+def sequence_out_shape(ops, shape: tuple[int, ...]) -> tuple[int, ...]:
+    for op in ops:
+        shape = op_out_shape(op, shape)
+    return shape
 
 
 def input_shapes(ops, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -267,7 +286,28 @@ def _parse_layer(layer, state: dict, shape: tuple[int, ...], names: set):
     if not isinstance(body, list) or not body:
         raise ModelError(f"{where(name)}body must be a non-empty list of layers, not {body!r}")
     ops = _parse_sequence(body, state, shape, names)
-    return Residual(name, tuple(ops), np.ones(shape[0]))
+    return Residual(name, tuple(ops), _parse_shortcut(layer, state, shape, names))
+
+
+def _parse_shortcut(block: dict, state: dict, shape, names) -> tuple:
+    """[] or absent: identity; else a 1×1 conv2d (no padding) and an optional batchnorm2d."""
+    layers = block.get("shortcut", [])
+    if not isinstance(layers, list):
+        raise ModelError(f"{where(block['name'])}shortcut must be a list of layers, not {layers!r}")
+    if not layers:
+        return (ChannelScale(block["name"], np.ones(shape[0])),)
+    kinds = [layer.get("type") if isinstance(layer, dict) else None for layer in layers]
+    if kinds not in (["conv2d"], ["conv2d", "batchnorm2d"]):
+        raise ModelError(f"{where(block['name'])}shortcut must be [] (identity), [conv2d] or "
+                         f"[conv2d, batchnorm2d], not {kinds}")
+    if len(shape) != 3:
+        raise ModelError(f"{where(block['name'])}a projection shortcut needs a (C, H, W) input, not {shape}")
+    ops = _parse_sequence(layers, state, shape, names)
+    conv = ops[0]
+    if conv.weight.shape[2] != 1 or conv.padding != 0:
+        raise ModelError(f"{where(conv.name)}a shortcut conv2d must have kernel_size 1 and padding 0, not "
+                         f"kernel_size {conv.weight.shape[2]} and padding {conv.padding}")
+    return tuple(ops)
 
 
 def _parse_sequence(layers, state, shape, names) -> list:
@@ -358,11 +398,15 @@ def _apply(op, x, timesteps: int, spikes: dict):
         return F.avg_pool2d(x, op.kernel)
     if isinstance(op, Flatten):
         return x.reshape(x.shape[0], -1)
+    if isinstance(op, ChannelScale):
+        return x * _channel(op.weight, x.ndim)
     if isinstance(op, Residual):
-        h = x
+        h, skip = x, x
         for inner in op.body:
             h = _apply(inner, h, timesteps, spikes)
-        return h + x * _channel(op.shortcut, x.ndim)
+        for inner in op.shortcut:
+            skip = _apply(inner, skip, timesteps, spikes)
+        return h + skip
     if isinstance(op, Lif):
         current = x.reshape((timesteps, -1) + tuple(x.shape[1:]))
         tau = 2.0 ** -op.leak_shift

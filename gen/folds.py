@@ -18,8 +18,8 @@ import logging
 import numpy as np
 
 from .errors import ModelError, where
-from .floatnet import (WEIGHTED, AvgPool, BatchNorm, Conv, Flatten, FloatNet, Lif, Linear, Residual,
-                       input_shapes, op_out_shape)
+from .floatnet import (WEIGHTED, AvgPool, BatchNorm, ChannelScale, Conv, Flatten, FloatNet, Lif, Linear,
+                       Residual, input_shapes, op_out_shape)
 from .ir import INPUT, Conv2d, Dense, Identity
 from .reference import FloatLayer, FloatNetwork, FloatProjection
 
@@ -37,12 +37,13 @@ def _frozen(array) -> np.ndarray:
 
 
 def _map_sequences(net: FloatNet, rewrite) -> FloatNet:
-    """Apply `rewrite(ops, in_shape) -> ops` to the top sequence and every residual body."""
+    """Apply `rewrite(ops, in_shape) -> ops` to the top sequence and every residual body and shortcut."""
     def walk(ops, shape):
         out = []
         for op, op_shape in zip(ops, input_shapes(ops, shape)):
             if isinstance(op, Residual):
-                op = dataclasses.replace(op, body=tuple(walk(op.body, op_shape)))
+                op = dataclasses.replace(op, body=tuple(walk(op.body, op_shape)),
+                                         shortcut=tuple(walk(op.shortcut, op_shape)))
             out.append(op)
         return rewrite(out, shape)
     return dataclasses.replace(net, ops=tuple(walk(net.ops, net.input_shape)))
@@ -152,9 +153,12 @@ def _scale_consumer(ops: list, start: int, a: float, lif_name: str) -> None:
     if isinstance(consumer, WEIGHTED):
         ops[j] = dataclasses.replace(consumer, weight=_frozen(consumer.weight * a))
     elif isinstance(consumer, Residual):
-        body = list(consumer.body)
+        # Both branches read the spikes: the body's first conv and the shortcut (its 1×1 conv,
+        # or the identity's per-channel weight, SPEC §2.2) each take the amplitude.
+        body, shortcut = list(consumer.body), list(consumer.shortcut)
         _scale_consumer(body, 0, a, lif_name)
-        ops[j] = dataclasses.replace(consumer, body=tuple(body), shortcut=_frozen(consumer.shortcut * a))
+        shortcut[0] = dataclasses.replace(shortcut[0], weight=_frozen(shortcut[0].weight * a))
+        ops[j] = dataclasses.replace(consumer, body=tuple(body), shortcut=tuple(shortcut))
     else:
         raise ModelError(f"{where(lif_name)}the spikes must feed a conv2d, linear or residual block "
                          f"(through avgpool2d/flatten), not {type(consumer).__name__ if consumer else 'nothing'}")
@@ -236,7 +240,23 @@ def _projection(op, source: str, source_shape) -> tuple[FloatProjection, tuple[i
     return FloatProjection(source, ir_op, op.weight), op_out_shape(op, source_shape)
 
 
-def _layers_of(ops, source: str, shape, timesteps: int, layers: list, shortcut=None):
+def _shortcut_projection(block: Residual, source: str, source_shape) -> tuple[FloatProjection, np.ndarray | None]:
+    """The folded shortcut as one more projection from the block's input spikes, and its bias.
+
+    A projection shortcut's bias (its conv's, and its BN's shift) adds to the layer's bias.
+    """
+    if len(block.shortcut) != 1:
+        raise ModelError(f"{where(block.name)}the shortcut must be one op after folding (fold its batchnorm first), "
+                         f"not {[type(op).__name__ for op in block.shortcut]}")
+    op = block.shortcut[0]
+    if isinstance(op, ChannelScale):
+        return FloatProjection(source, Identity(), op.weight), None
+    if isinstance(op, Conv):
+        return _projection(op, source, source_shape)[0], op.bias
+    raise ModelError(f"{where(block.name)}the shortcut must be an identity or a 1×1 conv2d, not {type(op).__name__}")
+
+
+def _layers_of(ops, source: str, shape, timesteps: int, layers: list):
     """Append the layers of a folded sequence; returns the pending (unfired) current, if any."""
     pending = None  # (name, projections, bias, shape)
     for op in ops:
@@ -256,7 +276,10 @@ def _layers_of(ops, source: str, shape, timesteps: int, layers: list, shortcut=N
             pending = _layers_of(op.body, source, shape, timesteps, layers)
             if pending is None:
                 raise ModelError(f"{where(op.name)}the body must end in a conv2d or linear, not a lif")
-            pending[1].append(FloatProjection(source, Identity(), op.shortcut))
+            projection, bias = _shortcut_projection(op, source, shape)
+            pending[1].append(projection)
+            if bias is not None:
+                pending = (pending[0], pending[1], _frozen(pending[2] + bias), pending[3])
         elif isinstance(op, Lif):
             if pending is None:
                 raise ModelError(f"{where(op.name)}a lif must follow a conv2d/linear (+BN) or a residual block")

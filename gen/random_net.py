@@ -4,7 +4,8 @@
                                                        ternary and binary, optional shortcuts,
                                                        optional weights at the extremes)
     random_checkpoint(rng, ...)  -> checkpoint dict  (docs/checkpoint.md: BN, MPBN, amplitude,
-                                                       avgpool, residual blocks, normalisation)
+                                                       avgpool, residual blocks with identity and
+                                                       projection shortcuts, normalisation)
     random_images(rng, net, n)   -> uint8 [n, C, H, W]
 
 Thresholds are drawn relative to the typical current so that layers fire neither never nor
@@ -195,10 +196,41 @@ class _Builder:
         return layer
 
 
+def _residual_block(b: "_Builder", rng, width: int, shape: tuple[int, int, int], neuron,
+                    projection: bool | None) -> tuple[dict, int, tuple[int, int, int]]:
+    """A residual block on a (width, H, W) spike map: (layer dict, output width, output shape).
+
+    Identity shortcut: the body keeps the shape. Projection shortcut: 1×1 conv (+ BN) with
+    stride 1 or 2 and possibly more channels, the body's first conv with the same stride.
+    """
+    projection = bool(rng.random() < 0.5) if projection is None else projection
+    out, stride = width, 1
+    if projection:
+        out = width + int(rng.integers(0, 2))
+        stride = 2 if shape[1] >= 6 and rng.random() < 0.5 else 1
+    body = [b.conv(width, out, 3, stride, 1), b.bn(out, "batchnorm2d")]
+    if rng.random() < 0.5:
+        body += [b.lif(out, neuron), b.conv(out, out, 3, 1, 1)]
+    shortcut = []
+    if projection:
+        shortcut = [b.conv(width, out, 1, stride, 0)]
+        if rng.random() < 0.7:
+            shortcut.append(b.bn(out, "batchnorm2d"))
+    size = (shape[1] - 1) // stride + 1, (shape[2] - 1) // stride + 1
+    block = {"name": b.name("res"), "type": "residual", "body": body, "shortcut": shortcut}
+    return block, out, (out,) + size
+
+
 def random_checkpoint(rng=None, *, residual: bool | None = None, normalization: bool | None = None,
                       pool: bool | None = None, neuron: str | None = None, timesteps: int | None = None,
-                      input_shape: tuple[int, int, int] | None = None) -> dict:
-    """A random small checkpoint dict in the format of docs/checkpoint.md (untrained weights)."""
+                      input_shape: tuple[int, int, int] | None = None, blocks: int | None = None,
+                      projection: bool | None = None) -> dict:
+    """A random small checkpoint dict in the format of docs/checkpoint.md (untrained weights).
+
+    With `residual`, `blocks` residual blocks (default: 1 to 3) follow the first layer; each has
+    a projection shortcut if `projection`, an identity one if not; by default the first block
+    has an identity shortcut and the others draw theirs.
+    """
     rng = _rng(rng)
     b = _Builder(rng)
     c = int(rng.integers(1, 3))
@@ -220,11 +252,18 @@ def random_checkpoint(rng=None, *, residual: bool | None = None, normalization: 
         layers.append(b.bn(width, "batchnorm2d"))
     layers.append(b.lif(width, neuron))
     if residual:
-        body = [b.conv(width, width, 3, 1, 1), b.bn(width, "batchnorm2d")]
-        if rng.random() < 0.5:
-            body += [b.lif(width, neuron), b.conv(width, width, 3, 1, 1)]
-        layers.append({"name": b.name("res"), "type": "residual", "body": body})
-        layers.append(b.lif(width, neuron))
+        # The first block draws from the main stream exactly what the one identity block drew
+        # before projection shortcuts existed, and the blocks after it draw from a side stream:
+        # the seeds that tests pin keep their networks unless a later block changes the shape.
+        side = rng.spawn(1)[0]
+        count = 1 + int(side.integers(0, 3)) if blocks is None else blocks
+        for i in range(count):
+            b.rng = rng if i == 0 else side
+            block_projection = False if projection is None and i == 0 else projection
+            block, width, shape = _residual_block(b, b.rng, width, shape, neuron, block_projection)
+            layers.append(block)
+            layers.append(b.lif(width, neuron))
+        b.rng = rng
     if pool and shape[1] % 2 == 0:
         layers.append({"name": b.name("pool"), "type": "avgpool2d", "kernel_size": 2})
         layers.append(b.conv(width, width + 1, 3, 1, 1))

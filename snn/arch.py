@@ -27,7 +27,7 @@ LAYER_FIELDS: dict[str, dict[str, Any]] = {
             "mpbn": False, "mpbn_eps": 1e-5},
     "avgpool2d": {"kernel_size": _REQUIRED},
     "flatten": {},
-    "residual": {"body": _REQUIRED},
+    "residual": {"body": _REQUIRED, "shortcut": []},  # shortcut [] = identity
 }
 SUPPORTED_LAYER_TYPES = tuple(LAYER_FIELDS)
 CURRENT_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d")
@@ -138,6 +138,29 @@ def _check_fields(layer: dict, names: set[str]) -> None:
                             f"({', '.join(CURRENT_LAYER_TYPES)}), not {layer['body'][-1]['type']!r}")
         if any(inner["type"] == "residual" for inner in layer["body"]):
             raise ArchError(f"{_where(layer, 'body')} must not contain another residual block")
+        layer["shortcut"] = _normalize_shortcut(layer, names)
+
+
+def _normalize_shortcut(block: dict, names: set[str]) -> list[dict]:
+    """A projection shortcut is a 1x1 conv2d (any stride, no padding) and an optional batchnorm2d.
+
+    The hardware runs it as one more projection into the block's LIF, so nothing that
+    would need a second spiking stage (a lif, a pool, a wider kernel) may appear in it.
+    """
+    shortcut = block["shortcut"]
+    if not isinstance(shortcut, list) or len(shortcut) > 2:
+        raise ArchError(f"{_where(block, 'shortcut')} must be [] (identity) or a list [conv2d] or "
+                        f"[conv2d, batchnorm2d], not {shortcut!r}")
+    layers = [_normalize_layer(inner, names) for inner in shortcut]
+    kinds = [inner["type"] for inner in layers]
+    if kinds and kinds not in (["conv2d"], ["conv2d", "batchnorm2d"]):
+        raise ArchError(f"{_where(block, 'shortcut')} must be [conv2d] or [conv2d, batchnorm2d], not {kinds}")
+    if layers:
+        conv = layers[0]
+        if conv["kernel_size"] != 1 or conv["padding"] != 0:
+            raise ArchError(f"{_where(conv)}: a shortcut conv2d must have kernel_size 1 and padding 0, not "
+                            f"kernel_size {conv['kernel_size']} and padding {conv['padding']}")
+    return layers
 
 
 def _check_input_normalization(norm: Any, channels: int) -> None:
@@ -274,10 +297,21 @@ def _unchecked_output_shape(layer: dict, shape: tuple[int, ...]) -> tuple[int, .
         inner = shape
         for body_layer in layer["body"]:
             inner = _layer_output_shape(body_layer, inner)
-        if inner != shape:
-            raise ArchError(f"{_where(layer)}: the body turns shape {list(shape)} into {list(inner)}; "
-                            "an identity shortcut needs them equal")
-        return shape
+        if not layer["shortcut"]:
+            if inner != shape:
+                raise ArchError(f"{_where(layer)}: the body turns shape {list(shape)} into {list(inner)}; "
+                                "an identity shortcut needs them equal (or give a projection 'shortcut')")
+            return shape
+        if len(shape) != 3:
+            raise ArchError(f"{_where(layer, 'shortcut')}: a projection shortcut needs a [C, H, W] input, "
+                            f"not shape {list(shape)}")
+        projected = shape
+        for shortcut_layer in layer["shortcut"]:
+            projected = _layer_output_shape(shortcut_layer, projected)
+        if projected != inner:
+            raise ArchError(f"{_where(layer, 'shortcut')} turns the block input {list(shape)} into "
+                            f"{list(projected)}, but the body gives {list(inner)}; they must be equal")
+        return inner
     raise ArchError(f"{_where(layer)} has unknown type {kind!r}")  # unreachable after normalisation
 
 
@@ -289,21 +323,23 @@ def infer_shapes(arch: dict, _normalized: bool = False) -> dict[str, tuple[int, 
     shape = tuple(arch["input_shape"])
     for layer in arch["layers"]:
         if layer["type"] == "residual":
-            inner = shape
-            for body_layer in layer["body"]:
-                inner = _layer_output_shape(body_layer, inner)
-                shapes[body_layer["name"]] = inner
+            for branch in ("body", "shortcut"):
+                inner = shape
+                for branch_layer in layer[branch]:
+                    inner = _layer_output_shape(branch_layer, inner)
+                    shapes[branch_layer["name"]] = inner
         shape = _layer_output_shape(layer, shape)
         shapes[layer["name"]] = shape
     return shapes
 
 
 def iter_layers(arch: dict):
-    """Every layer dict in order, the layers of a residual body right after their block."""
+    """Every layer dict in order; a residual block's body, then its shortcut, right after it."""
     for layer in arch["layers"]:
         yield layer
         if layer["type"] == "residual":
             yield from layer["body"]
+            yield from layer["shortcut"]
 
 
 def _input_shapes(arch: dict) -> dict[str, tuple[int, ...]]:
@@ -313,10 +349,11 @@ def _input_shapes(arch: dict) -> dict[str, tuple[int, ...]]:
     for layer in arch["layers"]:
         inputs[layer["name"]] = shape
         if layer["type"] == "residual":
-            inner = shape
-            for body_layer in layer["body"]:
-                inputs[body_layer["name"]] = inner
-                inner = shapes[body_layer["name"]]
+            for branch in ("body", "shortcut"):
+                inner = shape
+                for branch_layer in layer[branch]:
+                    inputs[branch_layer["name"]] = inner
+                    inner = shapes[branch_layer["name"]]
         shape = shapes[layer["name"]]
     return inputs
 

@@ -20,6 +20,7 @@ import time
 
 from .arch import MAX_TIMESTEPS
 from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE
+from .zoo import DEFAULT_WIDTHS, MNIST_ARCHS
 
 FINGERPRINT_IMAGES = 200
 MAX_TRAIN_BATCH = 4096  # a training batch keeps every layer's activations for the backward pass
@@ -95,8 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_bounded_int(MAX_TRAIN_BATCH), default=64,
                        help=f"1-{MAX_TRAIN_BATCH} (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    train.add_argument("--width", type=_positive_int, default=32, help="channels of the first conv; the "
-                       "others have twice as many (default: %(default)s)")
+    train.add_argument("--arch", choices=list(MNIST_ARCHS), default="chain",
+                       help="chain: snn.zoo.mnist_arch; resnet: snn.zoo.mnist_resnet_arch, two conv layers and "
+                       "two residual blocks, identity and projection shortcuts (default: %(default)s)")
+    train.add_argument("--width", type=_positive_int, default=None, help="channels of the first conv; the "
+                       "others have 2x (chain) or 2x and 4x (resnet) as many (default: 32 chain, 16 resnet)")
     train.add_argument("--weight-decay", type=float, default=5e-4, help="default: %(default)s")
     train.add_argument("--label-smoothing", type=float, default=0.1, help="default: %(default)s")
     train.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the "
@@ -134,7 +138,8 @@ def _train(args, argv) -> int:
     from .train import TrainConfig, config_dict, train
 
     check_writable(args.out)  # now, not after minutes of training
-    config = TrainConfig(timesteps=args.timesteps, neuron=args.neuron, width=args.width,
+    width = DEFAULT_WIDTHS[args.arch] if args.width is None else args.width
+    config = TrainConfig(arch_name=args.arch, timesteps=args.timesteps, neuron=args.neuron, width=width,
                          amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
                          batch_size=args.batch_size, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, augment=not args.no_augment,

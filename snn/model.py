@@ -53,21 +53,26 @@ class StepFlatten(nn.Module):
 
 
 class Residual(nn.Module):
-    """Output current = body(x) + x, x being the block's input (a·s from the previous LIF).
+    """Output current = body(x) + shortcut(x), x being the block's input (a·s from the previous LIF).
 
-    The body's layers are registered on the network itself (their parameters are named
-    "<body layer name>.<param>"), so the block keeps only plain references to them.
+    The shortcut is the identity (an empty list) or a projection (1x1 conv2d + optional BN).
+    The branch layers are registered on the network itself (their parameters are named
+    "<layer name>.<param>"), so the block keeps only plain references to them.
     """
 
-    def __init__(self, body: list[nn.Module]):
+    def __init__(self, body: list[nn.Module], shortcut: list[nn.Module] = ()):
         super().__init__()
         object.__setattr__(self, "body", list(body))
+        object.__setattr__(self, "shortcut", list(shortcut))
 
     def forward(self, x):
         h = x
         for layer in self.body:
             h = layer(h)
-        return h + x
+        skip = x
+        for layer in self.shortcut:
+            skip = layer(skip)
+        return h + skip
 
 
 def _make_layer(layer: dict, input_shape: tuple[int, ...], surrogate_function, detach_reset) -> nn.Module:
@@ -111,11 +116,10 @@ class SpikingNet(nn.Module):
         self._sequence: list[str] = []
         for layer in self._arch["layers"]:
             if layer["type"] == "residual":
-                body = []
-                for inner in layer["body"]:
-                    body.append(self._register(inner["name"], _make_layer(
-                        inner, inputs[inner["name"]], surrogate_function, detach_reset)))
-                self._register(layer["name"], Residual(body))
+                body, shortcut = ([self._register(inner["name"], _make_layer(
+                    inner, inputs[inner["name"]], surrogate_function, detach_reset)) for inner in layer[branch]]
+                    for branch in ("body", "shortcut"))
+                self._register(layer["name"], Residual(body, shortcut))
             else:
                 self._register(layer["name"], _make_layer(layer, inputs[layer["name"]],
                                                           surrogate_function, detach_reset))
@@ -132,10 +136,11 @@ class SpikingNet(nn.Module):
         inputs, shape = {}, self.input_shape
         for layer in self._arch["layers"]:
             inputs[layer["name"]] = shape
-            inner = shape
-            for body_layer in layer.get("body", []) if layer["type"] == "residual" else []:
-                inputs[body_layer["name"]] = inner
-                inner = shapes[body_layer["name"]]
+            for branch in ("body", "shortcut") if layer["type"] == "residual" else ():
+                inner = shape
+                for branch_layer in layer[branch]:
+                    inputs[branch_layer["name"]] = inner
+                    inner = shapes[branch_layer["name"]]
             shape = shapes[layer["name"]]
         return inputs
 

@@ -21,7 +21,7 @@ from .data import load_mnist
 from .evaluate import accuracy
 from .model import SpikingNet, build_model
 from .surrogate import SURROGATES
-from .zoo import mnist_arch
+from .zoo import MNIST_ARCHS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class TrainConfig:
     train_limit: int | None = None      # first N training images only (tests, quick looks)
     heldout_limit: int | None = None    # first N held-out images for the per-epoch log
     threads: int = 2
+    arch_name: str = "chain"            # a key of snn.zoo.MNIST_ARCHS: "chain" (mnist_arch) or "resnet"
 
     def __post_init__(self):
         for name in ("timesteps", "width", "epochs", "batch_size", "threads"):
@@ -67,12 +68,14 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be a number in [0, 1), not {self.label_smoothing!r}")
         if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
             raise ValueError(f"ema must be a number in [0, 1), not {self.ema!r}")
+        if self.arch_name not in MNIST_ARCHS:
+            raise ValueError(f"arch_name must be one of {sorted(MNIST_ARCHS)}, not {self.arch_name!r}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {self.surrogate!r}")
 
     def arch(self) -> dict:
-        return mnist_arch(neuron=self.neuron, timesteps=self.timesteps, width=self.width,
-                          amplitude=self.amplitude)
+        return MNIST_ARCHS[self.arch_name](neuron=self.neuron, timesteps=self.timesteps, width=self.width,
+                                           amplitude=self.amplitude)
 
 
 @dataclass

@@ -204,3 +204,95 @@ def test_layer_name_clashing_with_a_module_attribute_is_refused():
     arch["layers"][1]["name"] = "forward"
     with pytest.raises(ArchError, match="layer name 'forward' clashes with an attribute of the PyTorch module"):
         build_model(arch)
+
+
+def projection_arch(shortcut=None, body_out=6, body_stride=2):
+    """small_arch with a residual block 4 -> body_out channels, stride body_stride, and a shortcut."""
+    arch = small_arch()
+    side = (8 - 1) // body_stride + 1
+    block = {"name": "res", "type": "residual", "body": [
+        {"name": "c", "type": "conv2d", "in_channels": 4, "out_channels": body_out, "kernel_size": 3,
+         "stride": body_stride, "padding": 1, "bias": False},
+        {"name": "bnc", "type": "batchnorm2d", "num_features": body_out}]}
+    if shortcut is not None:
+        block["shortcut"] = shortcut
+    arch["layers"][3:3] = [block, {"name": "lif2", "type": "lif"}]
+    arch["layers"][-1]["in_features"] = body_out * side * side
+    return arch
+
+
+def shortcut_conv(**changes):
+    return {"name": "sc", "type": "conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 1, "stride": 2,
+            "padding": 0, "bias": False, **changes}
+
+
+def test_projection_shortcut_is_validated_and_its_parameters_are_expected():
+    arch = normalize_arch(projection_arch([shortcut_conv(), {"name": "bnsc", "type": "batchnorm2d", "num_features": 6}]))
+    block = arch["layers"][3]
+    assert [layer["name"] for layer in block["shortcut"]] == ["sc", "bnsc"]
+    assert infer_shapes(arch)["sc"] == (6, 4, 4) and infer_shapes(arch)["res"] == (6, 4, 4)
+    params = expected_parameters(arch)
+    assert params["sc.weight"] == (6, 4, 1, 1) and params["bnsc.running_var"] == (6,)
+    # An identity block normalises to an empty shortcut (and old archs without the field still load).
+    identity = normalize_arch(projection_arch(body_out=4, body_stride=1))
+    assert identity["layers"][3]["shortcut"] == []
+
+
+@pytest.mark.parametrize("shortcut, message", [
+    ([shortcut_conv(stride=1)], r"layer 'res' field 'shortcut' turns the block input \[4, 8, 8\] into \[6, 8, 8\], "
+                                r"but the body gives \[6, 4, 4\]; they must be equal"),
+    ([shortcut_conv(out_channels=5)], r"into \[5, 4, 4\], but the body gives \[6, 4, 4\]"),
+    ([shortcut_conv(kernel_size=3, padding=1)],
+     "layer 'sc': a shortcut conv2d must have kernel_size 1 and padding 0, not kernel_size 3 and padding 1"),
+    ([{"name": "bnsc", "type": "batchnorm2d", "num_features": 4}],
+     r"layer 'res' field 'shortcut' must be \[conv2d\] or \[conv2d, batchnorm2d\], not \['batchnorm2d'\]"),
+    ([shortcut_conv(), {"name": "l", "type": "lif"}],
+     r"must be \[conv2d\] or \[conv2d, batchnorm2d\], not \['conv2d', 'lif'\]"),
+    ({"name": "sc"}, r"layer 'res' field 'shortcut' must be \[\] \(identity\) or a list"),
+    ([shortcut_conv(name="c")], "layer name must be unique, not 'c' a second time"),
+    (None, r"layer 'res': the body turns shape \[4, 8, 8\] into \[6, 4, 4\]; an identity shortcut needs them "
+           r"equal \(or give a projection 'shortcut'\)"),
+])
+def test_bad_shortcuts_are_refused_with_clear_messages(shortcut, message):
+    with pytest.raises(ArchError, match=message):
+        build_model(projection_arch(shortcut))
+
+
+def test_projection_shortcut_adds_its_current_to_the_body_before_the_lif():
+    """The block's output is body(x) + BN(conv1x1(x)); the LIF after it sees the sum."""
+    torch.manual_seed(2)
+    arch = projection_arch([shortcut_conv(bias=True), {"name": "bnsc", "type": "batchnorm2d", "num_features": 6}])
+    model = build_model(arch)
+    with torch.no_grad():
+        for bn in (model.bnc, model.bnsc):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    assert {"sc.weight", "sc.bias", "bnsc.weight"} <= set(model.state_dict())
+    x = torch.randn(2, 3, 4, 8, 8)  # [T, B, C, H, W], as the LIF before the block emits
+    expected = model.bnc(model.c(x)) + model.bnsc(model.sc(x))
+    torch.testing.assert_close(model.res(x), expected)
+    images = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8)
+    model.train()
+    model(images).sum().backward()
+    assert model.sc.weight.grad is not None and model.sc.weight.grad.abs().sum() > 0
+
+
+def test_zoo_resnet_has_an_identity_and_a_projection_block_and_fits_the_budget():
+    from snn.zoo import mnist_resnet_arch
+    arch = mnist_resnet_arch()
+    blocks = [layer for layer in arch["layers"] if layer["type"] == "residual"]
+    assert [len(block["shortcut"]) for block in blocks] == [0, 2]
+    conv = blocks[1]["shortcut"][0]
+    assert (conv["kernel_size"], conv["stride"], conv["padding"]) == (1, 2, 0)
+    assert arch["input_normalization"] is None and arch["timesteps"] == 2
+    assert not any(layer["type"] == "avgpool2d" for layer in arch["layers"])
+    shapes = infer_shapes(arch)
+    lifs = [layer["name"] for layer in (*arch["layers"], *blocks[0]["body"], *blocks[1]["body"])
+            if layer["type"] == "lif"]
+    neurons = sum(torch.Size(shapes[name]).numel() for name in lifs)
+    assert neurons == 16 * 784 + 3 * 32 * 196 + 2 * 64 * 49 < 40_768   # fewer than the shipped chain net
+    assert shapes["res4"] == (64, 7, 7)
+    assert build_model(arch).arch == arch
+    with pytest.raises(ValueError, match="neuron must be one of"):
+        mnist_resnet_arch(neuron="quaternary")
