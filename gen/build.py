@@ -6,9 +6,18 @@ An explicit list of named steps (FINN's build_dataflow style); each writes its o
     load -> fold_quantise -> ir -> plan -> emit_rtl -> lint -> synthesise -> board_project -> reports
 
 The build is atomic: it runs in a hidden sibling folder and is renamed onto `--out` only
-when every step has passed. A build whose input is refused leaves nothing; one where a
-tool failed is left as `<out>.failed` for its logs (no manifest.json, never at the output
-path). An earlier good build at `--out` stays untouched either way.
+when every step has passed. A build whose input is refused, that cannot write (read-only
+folder, full disk) or that is interrupted (Ctrl-C) leaves nothing; one where a tool failed
+is left as `<out>.failed` for its logs (no manifest.json, never at the output path). An
+earlier good build at `--out` stays untouched either way.
+
+`--out` must be a new or empty folder or an earlier Tern build: a folder whose
+manifest.json says `"format": "tern-build"` with an integer version (gen.manifest). Any
+other folder is refused before any work, nothing deleted. Rebuilding over a build keeps
+its `deploy/` folder (the default output of `gen deploy`, self-contained with its own
+manifest and bitstream) by moving it into the new build; run `gen deploy` again to
+refresh it. The default `--out` is build/<model stem> with every character outside
+[A-Za-z0-9_.-] replaced by `_` (the name also goes into the Vivado Tcl).
 The folder layout, ports, packing and register map are documented in docs/build.md.
 """
 from __future__ import annotations
@@ -17,7 +26,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +38,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 EXIT_BUILD_FAILED = 1
+KEPT_FROM_EARLIER_BUILD = ("deploy",)   # folders a rebuild carries over (gen deploy's default output)
+FAILED_MARKER = "BUILD_FAILED.txt"      # marks `<out>.failed` as ours, so only ours is ever replaced
+MAX_MANIFEST_BYTES = 16 * 2 ** 20       # a Tern manifest is a few kB; do not read a huge file to decide
 DEFAULT_IMAGES = 32
 RANDOM_IMAGE_SEED = 0
 MNIST_SHAPE = (1, 28, 28)
@@ -233,13 +247,18 @@ def step_board_project(ctx: Context, folder: Path) -> list[Path]:
     rtl_files = [ctx.rel(f) for f in emitted.files]
     ctx.state["rtl_files"] = rtl_files
     files = ctx.board.write_project(ctx.work, rtl_files=rtl_files, top=emitted.top_module,
-                                    stem=bitstream_stem(ctx), model=ctx.state["net"].name)
+                                    stem=bitstream_stem(ctx), model=build_name(ctx.model))
     ctx.state["tcl"] = ctx.rel(files[0])
     return files
 
 
+def build_name(model: Path) -> str:
+    """The model file's stem, safe as a folder name and as a Tcl word (`my model (copy)` -> `my_model__copy_`)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(model).stem).lstrip(".-")
+    return name or "model"
+
+
 def bitstream_stem(ctx: Context) -> str:
-    import re
     return "tern_" + re.sub(r"[^A-Za-z0-9_]", "_", ctx.model.stem)
 
 
@@ -306,10 +325,38 @@ def _run_steps(ctx: Context, progress) -> None:
         progress(f"[{index}/{len(STEPS)}] {name} done in {seconds:.1f} s")
 
 
+def is_tern_build(folder: Path) -> bool:
+    """Whether `folder` holds a manifest.json written by `gen build` (format 'tern-build', integer
+    version). A file merely named manifest.json (a browser extension's, a web app's) is not one."""
+    from .manifest import MANIFEST_FORMAT
+
+    path = Path(folder) / "manifest.json"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
+            return False
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict):
+        return False
+    version = manifest.get("version")
+    return manifest.get("format") == MANIFEST_FORMAT and isinstance(version, int) and not isinstance(version, bool)
+
+
 def check_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
-        raise ValueError(f"--out must be a new folder or an earlier Tern build (with manifest.json), "
-                         f"not {str(out)!r}")
+    """Refuse, before any work, an --out that is neither new, empty, nor an earlier Tern build."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder: give a new folder or an earlier Tern build")
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise ValueError(f"--out {str(out)!r} cannot be read ({exc.strerror}): give a new folder "
+                         f"or an earlier Tern build") from None
+    if not empty and not is_tern_build(out):
+        raise ValueError(f"--out {str(out)!r} is a non-empty folder that is not a Tern build (its manifest.json, "
+                         f"if any, lacks format 'tern-build'); nothing was changed: give a new folder")
 
 
 def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, images: int = DEFAULT_IMAGES,
@@ -327,42 +374,102 @@ def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, im
     board_obj = get_board(board)
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise ValueError(f"images must be an integer >= 0, not {images!r}")
-    out = Path(out) if out is not None else Path("build") / model.stem
+    out = Path(out) if out is not None else Path("build") / build_name(model)
     check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+    except OSError as exc:   # read-only folder, /proc, a file in the way: name --out, not the hidden work folder
+        raise OSError(exc.errno, f"--out cannot be written there: {exc.strerror}", str(out)) from None
     ctx = Context(model=model.resolve(), board=board_obj, out=out, work=work, lanes=dict(lanes or {}),
                   images=images, wbits=wbits, synthesise=synthesise)
     progress = progress or (lambda message: log.info("%s", message))
     try:
         _run_steps(ctx, progress)
-    except ValueError:
-        shutil.rmtree(work, ignore_errors=True)    # the input was refused: nothing to look at
+    except (ValueError, KeyboardInterrupt):
+        shutil.rmtree(work, ignore_errors=True)    # refused input or Ctrl-C: nothing to look at
         raise
-    except BaseException:
-        failed = out.parent / f"{out.name}.failed"   # a tool failed: keep the logs
-        shutil.rmtree(failed, ignore_errors=True)
-        work.rename(failed)
+    except OSError as exc:
+        # An unwritable or full output folder: nothing to look at, and the space is given back.
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.filename is None or str(exc.filename).startswith(str(work)):
+            raise OSError(exc.errno, f"--out cannot be written: {exc.strerror or exc}", str(out)) from None
         raise
-    _replace(work, out)
+    except BaseException as exc:
+        _keep_failed(work, out, exc)               # a tool failed: keep the logs
+        raise
+    with _sigint_deferred():
+        kept = _replace(work, out)
+    for name in kept:
+        progress(f"kept {out / name} of the earlier build (run gen deploy again to refresh it)")
     report = dict(ctx.state["report"])
     report["out"] = str(out)
+    report["kept"] = kept
     return report
 
 
-def _replace(work: Path, out: Path) -> None:
-    """Put the finished build at `out`; an earlier build there is removed only afterwards."""
+def _is_ours_failed(folder: Path) -> bool:
+    return (folder / FAILED_MARKER).is_file() and not (folder / "manifest.json").exists()
+
+
+def _keep_failed(work: Path, out: Path, exc: BaseException) -> None:
+    """Rename the half-done build to `<out>.failed` (replacing only an earlier failed build of ours)."""
+    try:
+        (work / FAILED_MARKER).write_text(f"this build failed: {' '.join(str(exc).split())}\n")
+        failed = out.parent / f"{out.name}.failed"
+        if failed.exists() or failed.is_symlink():
+            if not _is_ours_failed(failed):
+                failed = out.parent / f"{out.name}.failed-{os.getpid()}"
+            shutil.rmtree(failed, ignore_errors=True)
+        work.rename(failed)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class _sigint_deferred:
+    """Hold Ctrl-C while the build is swapped into place, then deliver it: the swap is two
+    renames, and an interrupt between them would leave no build at `out`."""
+
+    def __enter__(self):
+        self.pending = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        except ValueError:                      # not the main thread: signals cannot arrive here anyway
+            self.previous = None
+        return self
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            if self.pending:
+                raise KeyboardInterrupt
+        return False
+
+
+def _replace(work: Path, out: Path) -> list[str]:
+    """Put the finished build at `out`; an earlier build there is removed only afterwards, and
+    its KEPT_FROM_EARLIER_BUILD folders move into the new one. Returns the names kept."""
     old = None
+    kept = []
     if out.exists():
+        for name in KEPT_FROM_EARLIER_BUILD:
+            if (out / name).is_dir() and not (work / name).exists():
+                (out / name).rename(work / name)
+                kept.append(name)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)
     work.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     failed = out.parent / f"{out.name}.failed"
-    shutil.rmtree(failed, ignore_errors=True)
+    if _is_ours_failed(failed):
+        shutil.rmtree(failed, ignore_errors=True)
+    return kept
 
 
 # --------------------------------------------------------------------------- CLI

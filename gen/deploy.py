@@ -34,10 +34,14 @@ def _read_manifest(build_dir: Path) -> dict:
     path = build_dir / "manifest.json"
     if not path.is_file():
         raise ValueError(f"build_dir must be a Tern build folder with manifest.json, not {str(build_dir)!r}")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != "tern-build":
-        raise ValueError(f"build_dir must hold a Tern build manifest (format 'tern-build'), "
-                         f"not format {manifest.get('format')!r}")
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} must be a Tern build manifest (JSON with format 'tern-build'), "
+                         f"but it is not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "tern-build":
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"{path} must be a Tern build manifest (format 'tern-build'), not {found!r}")
     return manifest
 
 
@@ -176,11 +180,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)
     args = parser.parse_args(["deploy", *(sys.argv[1:] if argv is None else argv)])
+    from .cli import report_failure
     try:
         return run(args)
-    except ValueError as exc:
-        print(f"python -m gen deploy: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become one line and an exit code
+        return report_failure("python -m gen deploy", exc, verbose=False)
 
 
 if __name__ == "__main__":

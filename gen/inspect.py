@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +25,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--images", type=int, default=200, metavar="N",
                    help="held-out MNIST images to measure activity on (default 200; 0 = none)")
-    p.add_argument("--wbits", type=int, default=8, help="weight bits (default 8)")
+    p.add_argument("--wbits", type=int, default=None,
+                   help="weight bits to quantise a checkpoint with (default 8; refused for an IR file, "
+                        "which is already quantised)")
     p.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
     p.set_defaults(func=run)
     return p
 
 
-def _load(path: str, wbits: int):
+def _load(path: str, wbits: int | None):
     from .frontend import compile_checkpoint
     from .irfile import load
+    from .quantise import DEFAULT_WBITS
     if Path(path).suffix == ".json":
-        return load(path), None
-    compiled = compile_checkpoint(path, wbits=wbits)
+        net = load(path)
+        if wbits is not None:
+            # Silently ignoring it would print a table the user did not ask for.
+            raise ValueError(f"--wbits applies to a checkpoint (.pt); {path} is an IR file, already quantised "
+                             f"with wbits={net.wbits}: drop --wbits or inspect the checkpoint")
+        return net, None
+    compiled = compile_checkpoint(path, wbits=DEFAULT_WBITS if wbits is None else wbits)
     return compiled.network, compiled
+
+
+def check_plots_dir(plots: str | None) -> None:
+    """Refuse --plots onto an existing file before the (long) golden run, not after it."""
+    if plots is None:
+        return
+    path = Path(plots)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--plots must be a folder (new or existing), not the file {plots!r}")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"--plots {plots!r} is inside {str(parent)!r}, which is a file, not a folder")
 
 
 def _images(net, n: int):
@@ -59,7 +80,9 @@ def measure(net, compiled, n_images: int, plots: str | None, progress: bool = Tr
     if n_images == 0:
         return network_stats(net), None
     images, labels = _images(net, n_images)
-    with tqdm(total=len(images), desc="golden model", unit="img", disable=not progress, leave=False) as bar:
+    # The bar only on a terminal: piped or logged stderr keeps just the one-line errors.
+    with tqdm(total=len(images), desc="golden model", unit="img", disable=not progress or not sys.stderr.isatty(),
+              leave=False) as bar:
         result = run(net, images, record=True, progress=bar.update)
     stats = network_stats(net, result, labels)
     if compiled is not None:
@@ -125,6 +148,7 @@ def run(args) -> int:
     from .irfile import model_id
     if args.images < 0:
         raise ValueError(f"--images must be >= 0, not {args.images!r}")
+    check_plots_dir(args.plots)
     net, compiled = _load(args.model, args.wbits)
     stats, _ = measure(net, compiled, args.images, args.plots, progress=not args.json)
     stats["model_id"] = model_id(net)

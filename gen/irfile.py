@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -101,53 +102,117 @@ def save(net: Network, stem: str | os.PathLike) -> tuple[Path, Path]:
     return json_path, npz_path
 
 
-def load(stem: str | os.PathLike) -> Network:
-    """Read a file pair written by `save` (or by any tool following docs/ir.md)."""
-    json_path, npz_path = paths(stem)
+NPZ_MAGIC = b"PK\x03\x04"                   # an .npz is a zip archive
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+EXPECTED_PAIR = "an IR file pair written by gen (docs/ir.md)"
+
+
+def _read_document(json_path: Path) -> dict:
     try:
-        document = json.loads(json_path.read_text())
+        document = json.loads(json_path.read_bytes())
     except FileNotFoundError:
         raise IRFileError(f"IR file not found: {json_path}") from None
+    except IsADirectoryError:
+        raise IRFileError(f"{json_path} must be an IR .json file, not a folder") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IRFileError(f"{json_path} is not JSON: {exc}") from None
+        raise IRFileError(f"{json_path} must be {EXPECTED_PAIR}, but it is not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise IRFileError(f"{json_path} must be a {FORMAT!r} file, not format {document.get('format') if isinstance(document, dict) else None!r}")
-    if document.get("version") != VERSION:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise IRFileError(f"{json_path} must be a {FORMAT!r} file, not format {found!r}")
+    if document.get("version") != VERSION or isinstance(document.get("version"), bool):
         raise IRFileError(f"{json_path}: version must be {VERSION}, not {document.get('version')!r}")
-    npz_path = json_path.with_name(document.get("npz", npz_path.name))
+    # Integrity is not optional: the pair is only trusted when both checks can run.
+    model = document.get("model_id")
+    if isinstance(model, bool) or not isinstance(model, int) or not 0 <= model < 2 ** 32:
+        raise IRFileError(f"{json_path}: model_id must be the model's 32-bit ID (an int), not {model!r}")
+    sha = document.get("npz_sha256")
+    if not isinstance(sha, str) or not SHA256_HEX.match(sha):
+        raise IRFileError(f"{json_path}: npz_sha256 must be the SHA-256 of the .npz as 64 lowercase hex digits, "
+                          f"not {sha!r}")
+    return document
+
+
+def _npz_path(json_path: Path, document: dict) -> Path:
+    """The .npz named by the json: a plain file name beside it, never a path elsewhere."""
+    name = document.get("npz")
+    if (not isinstance(name, str) or not name.endswith(".npz") or name in (".npz",) or "/" in name
+            or "\\" in name or "\0" in name or name.startswith("..")):
+        raise IRFileError(f"{json_path}: npz must be the name of a .npz file beside it (no folders, no '..'), "
+                          f"not {name!r}")
+    return json_path.with_name(name)
+
+
+def _read_arrays(npz_path: Path, json_path: Path, sha: str) -> dict[str, np.ndarray]:
     try:
         npz_bytes = npz_path.read_bytes()
     except FileNotFoundError:
-        raise IRFileError(f"IR array file not found: {npz_path}") from None
-    if "npz_sha256" in document and hashlib.sha256(npz_bytes).hexdigest() != document["npz_sha256"]:
+        raise IRFileError(f"IR array file not found: {npz_path} (named by {json_path})") from None
+    except IsADirectoryError:
+        raise IRFileError(f"{npz_path} must be an .npz file, not a folder") from None
+    if hashlib.sha256(npz_bytes).hexdigest() != sha:
         raise IRFileError(f"{npz_path} does not match {json_path} (SHA-256 differs): the pair is inconsistent")
+    expected = f"{npz_path} must be a numpy .npz archive of int64 arrays (docs/ir.md)"
+    if not npz_bytes.startswith(NPZ_MAGIC):
+        # numpy would call this "pickled data" and suggest allow_pickle: never load it that way.
+        raise IRFileError(f"{expected}, but it is not a zip archive")
     try:
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:
-        raise IRFileError(f"{npz_path} is not a pickle-free npz: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - numpy raises anything from EOFError to TypeError on garbage
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        if "pickle" in detail:
+            detail = "an array holds Python objects"
+        raise IRFileError(f"{expected}; an array in it cannot be read: {detail[:200]}") from None
+    bad = sorted(k for k, v in arrays.items() if v.dtype != np.dtype("<i8") and v.dtype != np.dtype("int64"))
+    if bad:
+        raise IRFileError(f"{expected}, but {bad[0]!r} is {arrays[bad[0]].dtype}")
+    return arrays
+
+
+def load(stem: str | os.PathLike) -> Network:
+    """Read a file pair written by `save` (or by any tool following docs/ir.md).
+
+    Raises IRFileError (a ValueError) naming the file and what was expected for anything
+    that is not a complete, consistent pair: the json's model_id and npz_sha256 are required.
+    """
+    json_path, _ = paths(stem)
+    document = _read_document(json_path)
+    npz_path = _npz_path(json_path, document)
+    arrays = _read_arrays(npz_path, json_path, document["npz_sha256"])
 
     def array(key):
         if key is None:
             return None
-        if key not in arrays:
-            raise IRFileError(f"{npz_path} has no array {key!r}")
+        if not isinstance(key, str) or key not in arrays:
+            raise IRFileError(f"{npz_path} has no array {key!r} (named in {json_path})")
         return arrays[key]
+
+    def listed(value, what):
+        if not isinstance(value, list):
+            raise IRFileError(f"{json_path}: {what} must be a list, not {value!r}")
+        return value
 
     try:
         layers = []
-        for entry in document["layers"]:
+        for entry in listed(document["layers"], "layers"):
+            if not isinstance(entry, dict):
+                raise IRFileError(f"{json_path}: every layer must be an object, not {entry!r}")
             projections = tuple(Projection(p["source"], op_from_json(p["op"]), array(p["weight"]))
-                                for p in entry["projections"])
-            layers.append(Layer(name=entry["name"], kind=entry["kind"], shape=tuple(entry["shape"]),
+                                for p in listed(entry["projections"], f"layer {entry.get('name')!r} projections"))
+            layers.append(Layer(name=entry["name"], kind=entry["kind"], shape=tuple(listed(entry["shape"], "shape")),
                                 projections=projections, bias=array(entry["bias"]), neuron=entry["neuron"],
                                 theta_pos=array(entry["theta_pos"]), theta_neg=array(entry["theta_neg"]),
                                 leak_shift=entry["leak_shift"], scale_exp=array(entry["scale_exp"])))
-        net = Network(name=document["name"], input_shape=tuple(document["input_shape"]),
+        net = Network(name=document["name"], input_shape=tuple(listed(document["input_shape"], "input_shape")),
                       timesteps=document["timesteps"], wbits=document["wbits"], layers=tuple(layers))
+    except IRFileError:
+        raise
     except KeyError as exc:
         raise IRFileError(f"{json_path} lacks the field {exc}") from None
-    if "model_id" in document and document["model_id"] != model_id(net):
+    except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        # The IR's own checks name the field (e.g. "timesteps must be an int, not '2'").
+        raise IRFileError(f"{json_path} is not a valid IR: {' '.join(str(exc).split())}") from None
+    if document["model_id"] != model_id(net):
         raise IRFileError(f"{json_path}: model_id {document['model_id']} does not match its contents ({model_id(net)})")
     return net
 

@@ -9,6 +9,7 @@ firing_rates         per layer and step, the share of neurons firing +1 and −1
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,29 @@ def firing_rates(net: Network, result: GoldenResult, path: str | os.PathLike) ->
     return path
 
 
+def _save_atomically(figure_writer, net: Network, result: GoldenResult, path: Path) -> Path:
+    """Draw into a temporary file beside `path` and rename it into place, so a full disk or
+    Ctrl-C never leaves a truncated PNG under the final name."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        figure_writer(net, result, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if exc.filename is None:          # savefig's write errors carry no file name: name it
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_plots(net: Network, result: GoldenResult, directory: str | os.PathLike) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [membrane_histograms(net, result, directory / "membrane_histograms.png"),
-            firing_rates(net, result, directory / "firing_rates.png")]
+    return [_save_atomically(membrane_histograms, net, result, directory / "membrane_histograms.png"),
+            _save_atomically(firing_rates, net, result, directory / "firing_rates.png")]

@@ -33,7 +33,9 @@ def best_exponent(max_abs: float, wbits: int) -> int | None:
     if max_abs == 0:
         return None
     qmax = 2 ** (wbits - 1) - 1
-    e = math.floor(math.log2(qmax / max_abs))
+    # log2(qmax) − log2(max_abs), not log2(qmax / max_abs): for a subnormal max_abs the
+    # quotient overflows to inf and floor(inf) raises OverflowError.
+    e = math.floor(math.log2(qmax) - math.log2(max_abs))
     while np.round(math.ldexp(max_abs, e + 1)) <= qmax:
         e += 1
     while np.round(math.ldexp(max_abs, e)) > qmax:

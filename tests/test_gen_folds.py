@@ -189,22 +189,65 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
+def channels_that_cannot_keep_theta(layered, wbits):
+    """{layer: channels} whose thresholds cannot survive quantisation, found by direct search,
+    independently of gen.quantise's arithmetic: at the largest scale 2^e that keeps the
+    channel's largest weight within wbits bits, θ⁺ > 0 rounds to <= 0, or θ⁻ rounds to >= θ⁺."""
+    qmax = 2 ** (wbits - 1) - 1
+    doomed = {}
+    for layer in layered.layers[:-1]:
+        max_abs = np.zeros(layer.shape[0])
+        for p in layer.projections:
+            max_abs = np.maximum(max_abs, np.abs(p.weight).reshape(p.weight.shape[0], -1).max(axis=1))
+        for c, m in enumerate(max_abs):
+            if m == 0:
+                continue                   # a channel no synapse reaches takes another scale
+            x = np.frexp(m)[1]             # m = f·2^x, f in [0.5, 1): e lies within a few of wbits − x
+            e = max(e for e in range(wbits - x - 4, wbits - x + 4) if np.round(np.ldexp(m, e)) <= qmax)
+            theta_pos = np.round(np.ldexp(layer.theta_pos[c], e))
+            lost = layer.theta_pos[c] > 0 and theta_pos <= 0
+            crossed = layer.theta_neg is not None and np.round(np.ldexp(layer.theta_neg[c], e)) >= theta_pos
+            if lost or crossed:
+                doomed.setdefault(layer.name, []).append(c)
+    return doomed
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 32 - 1))
 def test_folds_and_quantisation_property(seed):
     """Random checkpoints: the fully folded layered network equals the float model; the integer
-    network equals its fake-quantised float64 model exactly."""
+    network equals its fake-quantised float64 model exactly; and quantisation refuses a model
+    exactly when some threshold cannot survive 8-bit weights (about 1 seed in 500: seed 958)."""
     from gen.golden import run
-    compiled = compile_dict(random_checkpoint(seed))
-    images = random_images(seed, compiled.float_net.input_shape, 12)
-    base = run_float(compiled.float_net, images)
-    layered = run_reference(compiled.layered, images)
-    for layer in compiled.layered.layers[:-1]:
-        assert np.array_equal(layered.spikes[layer.name], base.spikes[layer.lif_name])
-    np.testing.assert_allclose(layered.logits, base.logits, rtol=0, atol=1e-12)
-    g, fq = run(compiled.network, images, record=True), run_reference(compiled.network, images)
+    from gen.quantise import DEFAULT_WBITS, quantise
+    float_net = parse_checkpoint(random_checkpoint(seed))
+    layered = folds.to_layers(folds.fold_all(float_net))
+    images = random_images(seed, float_net.input_shape, 12)
+    base = run_float(float_net, images)
+    ref = run_reference(layered, images)
+    for layer in layered.layers[:-1]:
+        assert np.array_equal(ref.spikes[layer.name], base.spikes[layer.lif_name])
+    np.testing.assert_allclose(ref.logits, base.logits, rtol=0, atol=1e-12)
+    doomed = channels_that_cannot_keep_theta(layered, DEFAULT_WBITS)
+    if doomed:
+        first = next(iter(doomed))     # layers are quantised in order
+        with pytest.raises(ModelError, match=rf"^layer '{first}': channel (\d+): θ") as refused:
+            quantise(layered, DEFAULT_WBITS)
+        channel = int(refused.value.args[0].split("channel ")[1].split(":")[0])
+        assert channel in doomed[first]
+        return
+    network = quantise(layered, DEFAULT_WBITS)
+    g, fq = run(network, images, record=True), run_reference(network, images)
     assert all(np.array_equal(g.spikes[k], fq.spikes[k]) for k in g.spikes)
-    assert np.array_equal(g.logits, fq.logit_sums * 2.0 ** int(compiled.network.readout.scale_exp[0]))
+    assert np.array_equal(g.logits, fq.logit_sums * 2.0 ** int(network.readout.scale_exp[0]))
+
+
+@pytest.mark.parametrize("seed", [248, 643, 958])
+def test_thresholds_that_round_to_zero_are_refused_exactly_when_they_must(seed):
+    """The seeds hypothesis found (issue 12): each refuses, and the refusal names a doomed channel."""
+    test_folds_and_quantisation_property.hypothesis.inner_test(seed=seed)
+    float_net = parse_checkpoint(random_checkpoint(seed))
+    assert channels_that_cannot_keep_theta(folds.to_layers(folds.fold_all(float_net)), 8)
 
 
 def test_mlp_with_normalisation_and_binary_neurons_compiles_exactly():
