@@ -1,0 +1,135 @@
+"""Hand-written NIR graphs of every node kind Tern imports: golden logits = an independent float64
+run of the graph (tests/nir_reference.py, NIR's own semantics) after Tern's fake-quantisation.
+
+Each graph is built from the `nir` package's node classes, imported with gen.nir_import, compiled
+and run by the golden model on held-out MNIST images. The reference never calls Tern: it walks the
+NIR graph itself, with weights put on Tern's grid by its own reading of SPEC §3. Gains between a
+weighted node and its neuron (Scale, r·dt/τ, w_in, pools, amplitudes) are powers of two, so that
+the reference can move them across the rounding exactly.
+"""
+import nir
+import numpy as np
+import pytest
+
+from gen.frontend import compile_dict
+from gen.golden import run
+from gen.nir_import import Conventions, graph_to_checkpoint
+from snn.data import load_mnist
+from nir_reference import fake_quantise, simulate
+
+T = 3
+CONV = Conventions(dt=1.0, if_gain="r_dt", fire="ge", timesteps=T, input_scale=1.0)  # raw pixels in
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _conv(rng, cin, cout, k, stride, padding, hw, scale):
+    return nir.Conv2d(input_shape=hw, weight=rng.normal(0, scale, (cout, cin, k, k)), stride=stride,
+                      padding=padding, dilation=1, groups=1, bias=rng.normal(0, scale, cout))
+
+
+def _lif(shape, theta=1.0, tau=2.0, r=2.0):
+    return nir.LIF(tau=np.full(shape, tau), r=np.full(shape, r), v_leak=np.zeros(shape),
+                   v_threshold=np.full(shape, theta), v_reset=np.zeros(shape))
+
+
+def _if(shape, theta=1.0, r=1.0):
+    return nir.IF(r=np.full(shape, r), v_threshold=np.full(shape, theta), v_reset=np.zeros(shape))
+
+
+def _flatten(shape):
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+
+
+def pools_scales_linear():
+    """Conv2d, Scale (per channel, after a conv), LIF, SumPool2d, IF (r = 1/2), Scale (amplitude),
+    AvgPool2d, Flatten, Linear (no bias)."""
+    rng = _rng(1)
+    s1, s2 = (4, 28, 28), (6, 14, 14)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])}),
+             "conv1": _conv(rng, 1, 4, 3, 1, 1, (28, 28), 0.002),
+             "gain1": nir.Scale(scale=np.broadcast_to(np.array([2.0, 0.5, 1.0, 4.0])[:, None, None], s1).copy()),
+             "lif1": _lif(s1),
+             "sum": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "conv2": _conv(rng, 4, 6, 3, 1, 1, (14, 14), 0.4),
+             "if2": _if(s2, r=0.5),
+             "amp": nir.Scale(scale=np.full(s2, 0.5)),
+             "avg": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "flat": _flatten((6, 7, 7)),
+             "fc": nir.Linear(weight=rng.normal(0, 0.3, (10, 6 * 7 * 7))),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), type_check=False)
+
+
+def cuba_and_integrator_readout():
+    """Flatten, Affine, CubaLIF (τ_syn = dt, per-channel w_in), Affine and an I readout."""
+    rng = _rng(2)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])}),
+             "flat": _flatten((1, 28, 28)),
+             "fc1": nir.Affine(weight=rng.normal(0, 0.0015, (32, 784)), bias=rng.normal(0, 0.1, 32)),
+             "cuba": nir.CubaLIF(tau_syn=np.ones(32), tau_mem=np.full(32, 2.0), r=np.full(32, 2.0),
+                                 v_leak=np.zeros(32), v_threshold=np.full(32, 0.5), v_reset=np.zeros(32),
+                                 w_in=np.tile([1.0, 2.0, 0.5, 1.0], 8)),
+             "fc2": nir.Affine(weight=rng.normal(0, 0.5, (10, 32)), bias=rng.normal(0, 0.1, 10)),
+             "readout": nir.I(r=np.full(10, 0.5)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), type_check=False)
+
+
+def residual_fan_in():
+    """A fan-in: conv → IF, then a body conv → LIF → conv whose output and the IF's spikes are summed
+    by the next neuron (an identity shortcut), then Flatten, Affine."""
+    rng = _rng(3)
+    s = (4, 14, 14)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])}),
+             "conv1": _conv(rng, 1, 4, 3, 2, 1, (28, 28), 0.004),
+             "if1": _if(s),
+             "conv_a": _conv(rng, 4, 4, 3, 1, 1, (14, 14), 0.5),
+             "lif_a": _lif(s),
+             "conv_b": _conv(rng, 4, 4, 3, 1, 1, (14, 14), 0.5),
+             "join": _if(s),
+             "flat": _flatten(s),
+             "fc": nir.Affine(weight=rng.normal(0, 0.2, (10, 784)), bias=rng.normal(0, 0.1, 10)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    edges = [("input", "conv1"), ("conv1", "if1"), ("if1", "conv_a"), ("conv_a", "lif_a"), ("lif_a", "conv_b"),
+             ("conv_b", "join"), ("if1", "join"), ("join", "flat"), ("flat", "fc"), ("fc", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+GRAPHS = {"pools_scales_linear": pools_scales_linear, "cuba_and_integrator_readout": cuba_and_integrator_readout,
+          "residual_fan_in": residual_fan_in}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return load_mnist(split="heldout", limit=20)[0]
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_golden_logits_equal_the_float64_nir_run_after_fake_quantisation(name, images):
+    graph = GRAPHS[name]()
+    ir = compile_dict(graph_to_checkpoint(graph, CONV), name=name).network
+    golden = run(ir, images)
+    quantised = fake_quantise(graph, dt=CONV.dt, if_gain=CONV.if_gain)
+    outputs = simulate(quantised, images, dt=CONV.dt, timesteps=T, fire=CONV.fire, if_gain=CONV.if_gain)
+    readout = graph.nodes["readout"] if "readout" in graph.nodes else None
+    # Tern's golden logits are 2^e · Σ_t (readout current); an I readout holds r·dt · Σ_t of it at the end
+    sums = outputs[-1] / (CONV.dt * float(np.asarray(readout.r).reshape(-1)[0])) if readout else sum(outputs)
+    assert np.array_equal(sums * 2.0 ** int(ir.layers[-1].scale_exp.max()), golden.logits.astype(np.float64))
+    # the check has teeth: quantisation moved the weights, and the network tells images apart
+    moved = [not np.array_equal(np.asarray(graph.nodes[n].weight), np.asarray(quantised.nodes[n].weight))
+             for n in graph.nodes if hasattr(graph.nodes[n], "weight")]
+    assert all(moved)
+    assert len(set(golden.classes.tolist())) > 2 and len(np.unique(golden.logits)) > 20
+
+
+def test_residual_fan_in_maps_onto_a_tern_residual_block():
+    ckpt = graph_to_checkpoint(residual_fan_in(), CONV)
+    kinds = [layer["type"] for layer in ckpt["arch"]["layers"]]
+    assert kinds == ["conv2d", "lif", "residual", "lif", "flatten", "linear"]
+    body = ckpt["arch"]["layers"][2]["body"]
+    assert [layer["type"] for layer in body] == ["conv2d", "lif", "conv2d"]
