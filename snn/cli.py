@@ -132,12 +132,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args, argv) -> int:
+    from .checkpoint import check_writable
+
+    check_writable(args.out)  # now, not after minutes of training (and before importing torch)
     import torch
 
-    from .checkpoint import check_writable, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .train import TrainConfig, config_dict, train
 
-    check_writable(args.out)  # now, not after minutes of training
     width = DEFAULT_WIDTHS[args.arch] if args.width is None else args.width
     config = TrainConfig(arch_name=args.arch, timesteps=args.timesteps, neuron=args.neuron, width=width,
                          amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
