@@ -17,13 +17,12 @@ Widths are two's-complement bit counts: the smallest n with −2^(n−1) ≤ lo 
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from .golden import project
-from .ir import INPUT, Conv2d, Network
+from .ir import INPUT, Network
+from .ops import op_spec
 
 PIXEL_RANGE = (0, 255)
 SPIKE_RANGE = {"ternary": (-1, 1), "binary": (0, 1)}
@@ -68,14 +67,6 @@ def _source_range(net: Network, source: str) -> tuple[int, int]:
     return PIXEL_RANGE if source == INPUT else SPIKE_RANGE[net.layer(source).neuron]
 
 
-def _full(shape, value) -> np.ndarray:
-    return np.full((1,) + tuple(shape), value, dtype=np.int64)
-
-
-def _zero_padded(op):
-    return dataclasses.replace(op, pad_value=()) if isinstance(op, Conv2d) else op
-
-
 def neuron_current_ranges(net: Network, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-neuron (I_lo, I_hi, acc_lo, acc_hi), int64 arrays of the layer's shape."""
     bias = np.asarray(layer.bias, np.int64).reshape((-1,) + (1,) * (len(layer.shape) - 1))
@@ -84,15 +75,11 @@ def neuron_current_ranges(net: Network, layer) -> tuple[np.ndarray, np.ndarray, 
     a_lo = np.broadcast_to(np.minimum(bias, 0), layer.shape).copy()
     a_hi = np.broadcast_to(np.maximum(bias, 0), layer.shape).copy()
     for p in layer.projections:
-        shape = net.source_shape(p.source)
-        smin, smax = _source_range(net, p.source)
-        wp, wn = np.maximum(p.weight, 0), np.minimum(p.weight, 0)
-        # Padded taps hold their pad value (>= 0): W·pad lands in both I terms once, and in
-        # the accumulator only on the side of its sign.
-        i_hi += project(p.op, wp, _full(shape, smax))[0] + project(p.op, wn, _full(shape, smin))[0]
-        i_lo += project(p.op, wn, _full(shape, smax))[0] + project(p.op, wp, _full(shape, smin))[0]
-        a_hi += project(p.op, wp, _full(shape, smax))[0] + project(_zero_padded(p.op), wn, _full(shape, smin))[0]
-        a_lo += project(p.op, wn, _full(shape, smax))[0] + project(_zero_padded(p.op), wp, _full(shape, smin))[0]
+        # Each op's entry in gen.ops says what one projection adds (OpSpec.current_bounds).
+        terms = op_spec(p.op).current_bounds(p.op, p.weight, net.source_shape(p.source),
+                                             _source_range(net, p.source))
+        for total, term in zip((i_lo, i_hi, a_lo, a_hi), terms):
+            total += term
     return i_lo, i_hi, a_lo, a_hi
 
 

@@ -2,8 +2,9 @@
 
     emit_rtl(net, plan, regmap, rtl_dir) -> Emitted(files, top_file, layers, logit_width)
 
-Each layer engine (hw.encoding.EncodingLayer, hw.layer.SpikingLayer,
-hw.readout.ReadoutLayer) is built with that layer's parameters and weights and elaborated
+Each layer engine (the plan names its gen.engines entry: hw.encoding.EncodingLayer,
+hw.layer.SpikingLayer, hw.readout.ReadoutLayer) is built by that entry's checked factory
+with that layer's parameters and weights and elaborated
 on its own with `amaranth.back.verilog.convert` into `tern_<layer>.v` (module
 `tern_<layer>`); its port list is read back from that file, and `hw.top.TernTop`
 instantiates it by name, so every file is used and the top never re-elaborates a layer.
@@ -15,10 +16,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from amaranth.back import rtlil, verilog
 
+from hw.top import LayerModule, TernTop
+
+from .engines import engine_named
+from .errors import PlanError
 from .ir import Network
-from .plan import Plan, PlanError
+from .ops import op_spec_named
+from .plan import Plan
 from .regmap import MAGIC, RegisterMap, registers_for_hw
 
 log = logging.getLogger(__name__)
@@ -33,51 +40,20 @@ def module_name(layer_name: str) -> str:
 
 
 def engine_geometry(lp):
-    from hw.geometry import ConvGeometry, DenseGeometry
-
-    g = lp.geometry
-    if g.conv:
-        c, h, w = g.in_shape
-        return ConvGeometry(in_channels=c, in_height=h, in_width=w, out_channels=g.out_channels,
-                            kernel=g.kernel, stride=g.stride, padding=g.padding)
-    return DenseGeometry(in_features=g.fan_in, out_features=g.out_channels)
-
-
-def accepts(cls, parameter: str) -> bool:
-    import inspect
-    return parameter in inspect.signature(cls.__init__).parameters
+    """The hw.geometry object of a layer's main projection (its op's gen.ops entry)."""
+    return op_spec_named(lp.geometry.op).hw_geometry(lp.geometry)
 
 
 def build_engine(net: Network, lp, input_queue_depth: int = 0):
     """The hw engine component of one layer, with its weights and widths from the plan.
 
-    input_queue_depth: the plan's depth for the queue in front of this layer, given to the
-    engine when it has its own input queue.
+    The layer's engine (gen.engines, named in the plan) gives the component and its
+    arguments, checked against the constructor (gen.errors.FactoryError on a mismatch).
+    input_queue_depth: the plan's depth for the queue in front of this layer, for an
+    engine that owns its input queue.
     """
-    layer = net.layer(lp.name)
-    weights = layer.projections[0].weight
-    if lp.geometry.conv is False:
-        weights = weights.reshape(weights.shape[0], -1)
-    common = dict(geometry=engine_geometry(lp), weights=weights, bias=layer.bias, lanes=lp.lanes,
-                  weight_width=net.wbits, steps=net.timesteps)
-    w = lp.widths
-    if lp.kind == "readout":
-        from hw.readout import ReadoutLayer as engine
-        params = dict(common, logit_width=w["logit_bits"], current_width=w["accumulator_bits"])
-    else:
-        params = dict(common, theta_pos=layer.theta_pos, theta_neg=layer.theta_neg, leak_shift=layer.leak_shift,
-                      kind=layer.neuron, current_width=w["accumulator_bits"], membrane_width=w["membrane_bits"])
-        if lp.kind == "encoding":
-            from hw.encoding import EncodingLayer as engine
-        else:
-            from hw.layer import SpikingLayer as engine
-    if input_queue_depth and accepts(engine, "queue_depth"):
-        params["queue_depth"] = input_queue_depth
-    return engine(**{k: v for k, v in params.items() if accepts(engine, k)})
-
-
-def has_input_queue(component) -> bool:
-    return hasattr(component, "queue_depth")
+    engine = engine_named(lp.engine, f"layer {lp.name!r}: ")
+    return engine.build(net.layer(lp.name), lp, net.wbits, net.timesteps, input_queue_depth)
 
 
 def read_ports(text: str, module: str) -> tuple[tuple[str, str, int], ...]:
@@ -134,20 +110,19 @@ def readout_logit_width(ports, num_classes: int) -> int:
 
 def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: int, progress=None,
              rtlil_dir=None) -> Emitted:
-    from hw.top import LayerModule, TernTop
-
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
     rtlil_dir = Path(rtlil_dir) if rtlil_dir is not None else rtl_dir
     rtlil_dir.mkdir(parents=True, exist_ok=True)
-    files, rtlil_files, engines = [], [], []
+    files, rtlil_files, components = [], [], []
+    specs = [engine_named(lp.engine, f"layer {lp.name!r}: ") for lp in plan.layers]
     for i, lp in enumerate(plan.layers):
         try:
-            engines.append(build_engine(net, lp, plan.layers[i - 1].queue_depth if i else 0))
-        except (TypeError, ValueError) as exc:
+            components.append(build_engine(net, lp, plan.layers[i - 1].queue_depth if i else 0))
+        except (TypeError, ValueError) as exc:   # a value the component refuses (FactoryError passes)
             raise PlanError(f"layer {lp.name!r}: the {lp.engine} engine refused its parameters: {exc}") from exc
     modules = []
-    for i, (lp, engine) in enumerate(zip(plan.layers, engines)):
+    for i, (lp, spec, engine) in enumerate(zip(plan.layers, specs, components)):
         module = module_name(lp.name)
         path = rtl_dir / f"{module}.v"
         ports = write_module(engine, module, path, rtlil_dir / f"{module}.il")
@@ -155,8 +130,9 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
         files.append(path)
         rtlil_files.append(rtlil_dir / f"{module}.il")
         # The queue after this layer lives in the next engine when it has one, else in the top.
-        next_queues = i + 1 < len(engines) and has_input_queue(engines[i + 1])
+        next_queues = i + 1 < len(specs) and specs[i + 1].owns_input_queue
         modules.append(LayerModule(name=lp.name, module=module, kind=lp.kind, ports=ports,
+                                   input_stream=spec.input_stream, output_stream=spec.output_stream,
                                    out_addr_width=lp.out_addr_width,
                                    queue_depth=0 if next_queues else lp.queue_depth,
                                    binary=lp.neuron == "binary"))
@@ -175,8 +151,6 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
 
 
 def register_constants(net: Network, regmap: RegisterMap, model_id: int) -> dict:
-    import numpy as np
-
     return {"MAGIC": MAGIC, "REGMAP_VERSION": regmap.version, "MODEL_ID": model_id,
             "TIMESTEPS": net.timesteps, "NUM_CLASSES": net.num_classes,
             "PIXELS_PER_IMAGE": int(np.prod(net.input_shape)), "NUM_LAYERS": len(net.layers)}

@@ -1,4 +1,4 @@
-"""The one error type the compiler raises for a model it cannot compile exactly."""
+"""The error types the compiler raises for a model or a plan it cannot compile exactly."""
 from __future__ import annotations
 
 
@@ -8,6 +8,16 @@ class ModelError(ValueError):
     The message names the layer and says what is wrong (and, for unsupported layer types,
     what is supported); the CLI prints it as one line and exits with code 2.
     """
+
+
+class PlanError(ValueError):
+    """A folding setting or a network that the hardware cannot take (message is one line)."""
+
+
+class FactoryError(RuntimeError):
+    """An engine's emit factory and its hw component disagree on the constructor's
+    arguments (an unknown or a missing one): a bug in gen/engines/ or hw/, not in the
+    user's model, so the CLI reports it as a tool failure."""
 
 
 def where(name: str | None) -> str:

@@ -2,7 +2,8 @@
 
 All values are int64. The only floats are inside `int_matmul`/`project`, where BLAS adds
 integers in float32/float64 only when a bound proves every partial sum is exactly
-representable (see USE_EXACT_FLOAT_MATMUL): the results are the int64 results, bit for bit.
+representable (see gen.ops.arith.USE_EXACT_FLOAT_MATMUL): the results are the int64
+results, bit for bit. Each op's projection and fan-out is its entry in gen.ops.
 
 The hardware is correct iff its spikes and logits equal what `run` returns. The two
 primitives `project` and `lif_step` are vectorised over a batch and are what the
@@ -19,9 +20,11 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import INPUT, Conv2d, Dense, Identity, Layer, Network
+from .bounds import check_fits_int64
+from .ir import INPUT, Layer, Network
+from .ops import op_spec
+from .ops.arith import exact_dtype, int_matmul, max_abs  # noqa: F401 (the golden model's public primitives)
 
 log = logging.getLogger(__name__)
 
@@ -31,79 +34,16 @@ DEFAULT_CHUNK = 256  # images per vectorised pass: bounds the im2col memory
 # --------------------------------------------------------------------------- primitives
 
 
-def _pad(x: np.ndarray, padding: int, pad_value: tuple[int, ...]) -> np.ndarray:
-    """Pad [N, C, H, W] spatially with a per-channel constant (zeros when pad_value is ())."""
-    if padding == 0:
-        return x
-    n, c, h, w = x.shape
-    out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=x.dtype)
-    if pad_value:
-        out[:] = np.asarray(pad_value, dtype=x.dtype).reshape(1, c, 1, 1)
-    out[:, :, padding:padding + h, padding:padding + w] = x
-    return out
-
-
-# Integer matrix products through BLAS when that is provably exact. With K terms per sum,
-# every product and partial sum is an integer of magnitude <= K·max|x|·max|W|. IEEE float32
-# represents and adds every integer below 2^24 exactly, float64 every integer below 2^53,
-# in any summation order; so below those limits the float product is bit-identical to int64
-# arithmetic (numpy's int64 matmul has no BLAS and is several times slower). Above 2^53 the
-# int64 path runs. Set USE_EXACT_FLOAT_MATMUL = False to force int64 (the tests compare both).
-USE_EXACT_FLOAT_MATMUL = True
-_EXACT_LIMITS = ((2 ** 24, np.float32), (2 ** 53, np.float64))
-
-
-def exact_dtype(terms: int, max_abs_x: int, max_abs_w: int):
-    """The cheapest dtype whose matrix product of such integers is exact."""
-    if USE_EXACT_FLOAT_MATMUL:
-        bound = terms * max_abs_x * max_abs_w
-        for limit, dtype in _EXACT_LIMITS:
-            if bound < limit:
-                return dtype
-    return np.int64
-
-
-def max_abs(x: np.ndarray) -> int:
-    """max |x| as a Python int (no copy, no overflow of the int8 minimum)."""
-    return max(int(x.max()), -int(x.min())) if x.size else 0
-
-
-def int_matmul(a: np.ndarray, b: np.ndarray, max_abs_a: int | None = None) -> np.ndarray:
-    """a @ b for integer matrices, exactly; returns int64."""
-    if a.size == 0 or b.size == 0:
-        return np.zeros((a.shape[0], b.shape[1]), np.int64)
-    max_a = max_abs(a) if max_abs_a is None else int(max_abs_a)
-    dtype = exact_dtype(a.shape[1], max_a, max_abs(b))
-    return (a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)).astype(np.int64)
-
-
 def project(op, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Currents into a layer from one projection, without bias: W ⋆ x.
+    """Currents into a layer from one projection, without bias: W ⋆ x (the op's gen.ops entry).
 
     x: int [N, *source shape] (spikes in {-1, 0, 1} or uint8 pixels); returns int64 [N, *out shape].
     """
+    spec = op_spec(op)
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise TypeError(f"x must be an integer array, not dtype {x.dtype}")
-    weight = np.asarray(weight, dtype=np.int64)
-    n = x.shape[0]
-    if isinstance(op, Identity):
-        return x.astype(np.int64) * weight.reshape((1, -1) + (1,) * (x.ndim - 2))
-    if isinstance(op, Dense):
-        return int_matmul(x.reshape(n, -1), weight.T)
-    if isinstance(op, Conv2d):
-        max_x = max(max_abs(x), max(op.pad_value, default=0))
-        k, s = op.kernel, op.stride
-        out_channels = weight.shape[0]
-        w = weight.reshape(out_channels, -1)
-        dtype = exact_dtype(w.shape[1], max_x, max_abs(w))
-        xp = _pad(x.astype(dtype, copy=False), op.padding, op.pad_value)
-        windows = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # [N, C, Ho, Wo, k, k]
-        ho, wo = windows.shape[2], windows.shape[3]
-        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)
-        out = (cols @ w.T.astype(dtype)).astype(np.int64)  # [N·Ho·Wo, O]
-        return out.reshape(n, ho, wo, out_channels).transpose(0, 3, 1, 2)
-    raise TypeError(f"op must be Conv2d, Dense or Identity, not {op!r}")
+    return spec.project(op, np.asarray(weight, dtype=np.int64), x)
 
 
 def _per_channel(values: np.ndarray, ndim: int) -> np.ndarray:
@@ -147,27 +87,9 @@ def layer_currents(layer: Layer, sources: dict[str, np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- synaptic-operation counts
 
 
-def _axis_fanout(size: int, out_size: int, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """For each input index along one axis: how many (output index, kernel tap) pairs read it."""
-    counts = np.zeros(size, dtype=np.int64)
-    for y in range(out_size):
-        for u in range(kernel):
-            i = y * stride + u - padding
-            if 0 <= i < size:
-                counts[i] += 1
-    return counts
-
-
 def fanout(op, weight: np.ndarray, source_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
     """Synapses leaving each source neuron through this projection (border clipping counted)."""
-    if isinstance(op, Identity):
-        return np.ones(source_shape, dtype=np.int64)
-    if isinstance(op, Dense):
-        return np.full(source_shape, out_shape[0], dtype=np.int64)
-    _, h, w = source_shape
-    fy = _axis_fanout(h, out_shape[1], op.kernel, op.stride, op.padding)
-    fx = _axis_fanout(w, out_shape[2], op.kernel, op.stride, op.padding)
-    return np.broadcast_to(out_shape[0] * np.outer(fy, fx)[None], source_shape).copy()
+    return op_spec(op).fanout(op, weight, tuple(source_shape), tuple(out_shape))
 
 
 # --------------------------------------------------------------------------- whole network
@@ -239,7 +161,6 @@ def run(net: Network, images, record: bool = False, record_membranes: bool = Fal
 
     `progress`: an optional callable(n_done) invoked after each chunk (the CLI passes tqdm's update).
     """
-    from .bounds import check_fits_int64
     check_fits_int64(net)
     images = check_images(net, images)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:

@@ -7,7 +7,8 @@ TypeError/ValueError with "<name> must be <rule>, not <value!r>".
 
     Network(name, input_shape=(C,H,W), timesteps, wbits, layers=(Layer, ...))
     Layer(name, kind, shape, projections, bias, neuron, theta_pos, theta_neg, leak_shift, scale_exp)
-    Projection(source, op, weight)           op: Conv2d(kernel, stride, padding, pad_value) | Dense() | Identity()
+    Projection(source, op, weight)           op: an entry of gen.ops: Conv2d(kernel, stride, padding,
+                                             pad_value) | Dense() | Identity()
 
 The file format (`save`/`load`, a `<stem>.json` + `<stem>.npz` pair) is documented in docs/ir.md.
 """
@@ -16,9 +17,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
+
+from .ops import OPS, Conv2d, Dense, Identity, op_from_json, op_spec
+from .ops.base import check_int as _check_int
+
+__all__ = ["INPUT", "LAYER_KINDS", "MAX_LEAK_SHIFT", "MAX_TIMESTEPS", "MAX_WBITS", "NEURONS", "OPS", "Conv2d",
+           "Dense", "Identity", "Layer", "Network", "Projection", "int_array", "op_from_json", "replace",
+           "same_layer", "same_network"]
 
 LAYER_KINDS = ("encoding", "spiking", "readout")
 NEURONS = ("ternary", "binary")
@@ -27,16 +34,6 @@ MAX_WBITS = 16  # weights wider than this have no place on the target; also keep
 MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.bounds
 MAX_TIMESTEPS = 64
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    value = int(value)
-    if lo is not None and value < lo or hi is not None and value > hi:
-        rule = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be {rule}, not {value!r}")
-    return value
 
 
 def _check_shape(name: str, value) -> tuple[int, ...]:
@@ -60,86 +57,8 @@ def int_array(name: str, value, shape: tuple[int, ...] | None = None) -> np.ndar
 
 
 # --------------------------------------------------------------------------- operations
-
-
-@dataclass(frozen=True)
-class Conv2d:
-    """2-D convolution, square kernel, PyTorch semantics (cross-correlation).
-
-    `pad_value`: the per-input-channel value the padding holds; () means zeros. Only the
-    encoding layer may pad with non-zero pixels (a folded mean/std normalisation, SPEC §2.3).
-    """
-    kernel: int
-    stride: int = 1
-    padding: int = 0
-    pad_value: tuple[int, ...] = ()
-
-    def __post_init__(self):
-        _check_int("kernel", self.kernel, 1)
-        _check_int("stride", self.stride, 1)
-        _check_int("padding", self.padding, 0)
-        if not isinstance(self.pad_value, tuple):
-            raise TypeError(f"pad_value must be a tuple of ints, not {self.pad_value!r}")
-        for i, v in enumerate(self.pad_value):
-            _check_int(f"pad_value[{i}]", v, 0, 255)
-
-    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
-        if len(in_shape) != 3:
-            raise ValueError(f"conv2d input must be (C, H, W), not {in_shape!r}")
-        _, h, w = in_shape
-        oh = (h + 2 * self.padding - self.kernel) // self.stride + 1
-        ow = (w + 2 * self.padding - self.kernel) // self.stride + 1
-        if oh < 1 or ow < 1:
-            raise ValueError(f"conv2d kernel {self.kernel} (padding {self.padding}) must fit the input {in_shape!r}")
-        return (out_channels, oh, ow)
-
-    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (out_channels, in_shape[0], self.kernel, self.kernel)
-
-    def to_json(self) -> dict:
-        return {"type": "conv2d", "kernel": self.kernel, "stride": self.stride,
-                "padding": self.padding, "pad_value": list(self.pad_value)}
-
-
-@dataclass(frozen=True)
-class Dense:
-    """Fully connected: the source is flattened in row-major (C, H, W) order."""
-
-    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int]:
-        return (out_channels,)
-
-    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (out_channels, int(np.prod(in_shape)))
-
-    def to_json(self) -> dict:
-        return {"type": "dense"}
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A shortcut: neuron i of the source feeds neuron i of the layer with weight w[channel of i]."""
-
-    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(in_shape)
-
-    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (in_shape[0],)
-
-    def to_json(self) -> dict:
-        return {"type": "identity"}
-
-
-Op = Union[Conv2d, Dense, Identity]
-OPS = {"conv2d": Conv2d, "dense": Dense, "identity": Identity}
-
-
-def op_from_json(data: dict) -> Op:
-    if not isinstance(data, dict) or data.get("type") not in OPS:
-        raise ValueError(f"op type must be one of {sorted(OPS)}, not {data!r}")
-    fields = {k: v for k, v in data.items() if k != "type"}
-    if "pad_value" in fields:
-        fields["pad_value"] = tuple(fields["pad_value"])
-    return OPS[data["type"]](**fields)
+# The projection ops (their dataclasses, JSON form and what every stage asks of them) are
+# entries of the registry in gen/ops/; the names are re-exported here for the IR's users.
 
 
 # --------------------------------------------------------------------------- projections and layers
@@ -150,19 +69,18 @@ def op_from_json(data: dict) -> Op:
 class Projection:
     """Synapses from one source spike map (or the input pixels) into a layer."""
     source: str
-    op: Op
+    op: object                  # an op registered in gen.ops (Conv2d, Dense, Identity, ...)
     weight: np.ndarray
 
     def __post_init__(self):
         if not isinstance(self.source, str) or not _NAME.match(self.source):
             raise ValueError(f"source must be a name matching [A-Za-z0-9_]+, not {self.source!r}")
-        if not isinstance(self.op, (Conv2d, Dense, Identity)):
-            raise TypeError(f"op must be Conv2d, Dense or Identity, not {self.op!r}")
+        op_spec(self.op, f"projection from {self.source!r}: ")   # one error listing the registered ops
         object.__setattr__(self, "weight", int_array("weight", self.weight))
 
     def fan_in(self) -> int:
         """Synapses into one neuron of the layer (before border clipping)."""
-        return 1 if isinstance(self.op, Identity) else int(np.prod(self.weight.shape[1:]))
+        return op_spec(self.op).fan_in(self.op, self.weight)
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,12 +197,10 @@ class Network:
             out = p.op.out_shape(layer.channels, src)
             if tuple(out) != layer.shape:
                 raise ValueError(f"{pw}output shape must equal the layer shape {layer.shape}, not {tuple(out)}")
-            if isinstance(p.op, Conv2d) and p.op.pad_value:
-                if p.source != INPUT:
-                    raise ValueError(f"{pw}pad_value must be () except on the pixels, not {p.op.pad_value!r}")
-                if len(p.op.pad_value) != src[0]:
-                    raise ValueError(f"{pw}pad_value must have one value per input channel ({src[0]}), "
-                                     f"not {p.op.pad_value!r}")
+            try:
+                op_spec(p.op).check(p.op, source_is_input=p.source == INPUT, source_shape=src)
+            except ValueError as exc:
+                raise ValueError(f"{pw}{exc}") from None
             if p.weight.size and int(np.abs(p.weight).max()) > wmax:
                 raise ValueError(f"{pw}weights must satisfy |W| <= {wmax} (wbits={self.wbits}), "
                                  f"not {int(np.abs(p.weight).max())}")

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ModelError
-from .ir import INPUT, Conv2d, Dense, Identity, Network
+from .ir import INPUT, Network
+from .ops import op_spec
 
 FORMAT = "tern-nir"
 VERSION = 1
@@ -71,29 +72,12 @@ def network_to_graph(net: Network):
             weight = _fq(p.weight, exps)
             b = bias if i == 0 else np.zeros_like(bias)
             src = out_of[p.source]
-            if isinstance(p.op, Conv2d):
-                if p.op.pad_value:
-                    raise ModelError(f"layer {layer.name!r}: pads the input with pixel values {list(p.op.pad_value)} "
-                                     f"(a folded normalisation); NIR convolutions pad with zeros only")
-                h, w = shapes[p.source][1:]
-                nodes[node] = nir.Conv2d(input_shape=(h, w), weight=weight, stride=p.op.stride,
-                                         padding=p.op.padding, dilation=1, groups=1, bias=b)
-            elif isinstance(p.op, Dense):
-                if len(shapes[p.source]) != 1:
-                    flat = f"{node}_flatten"
-                    nodes[flat] = nir.Flatten(input_type={"input": np.array(shapes[p.source])}, start_dim=0,
-                                              end_dim=-1)
-                    edges.append((src, flat))
-                    src = flat
-                nodes[node] = nir.Affine(weight=weight, bias=b)
-            elif isinstance(p.op, Identity):
-                scale = np.broadcast_to(weight.reshape((-1,) + (1,) * (len(layer.shape) - 1)), layer.shape).copy()
-                if np.any(b != 0):
-                    raise ModelError(f"layer {layer.name!r}: an identity projection cannot carry the bias")
-                nodes[node] = nir.Scale(scale=scale)
-            else:
-                raise ModelError(f"layer {layer.name!r}: projection op {type(p.op).__name__} has no NIR node")
-            edges.append((src, node))
+            # Each op's entry in gen.ops gives its NIR nodes (a flatten before a dense, ...).
+            for name, nir_node in op_spec(p.op).nir_nodes(p.op, weight, b, shapes[p.source], tuple(layer.shape),
+                                                          node, f"layer {layer.name!r}: "):
+                nodes[name] = nir_node
+                edges.append((src, name))
+                src = name
             targets.append(node)
         if layer.kind == "readout":
             if len(targets) != 1:

@@ -1,6 +1,10 @@
 """The hardware plan of a network: lanes, register widths, memories, queues and cycles.
 
-    make_plan(net, board, lanes=None, event_images=None) -> Plan
+    make_plan(net, board, lanes=None, images=None, families=None) -> Plan
+
+Each layer runs on an engine from the registry (gen.engines: its memories, cycles and
+resource estimate) and each projection's geometry comes from its op's entry (gen.ops);
+this module chooses the lanes and the queues and adds up (docs/architecture.md).
 
 * Lanes P per layer are the folding knob (docs/hardware.md): P must divide the layer's
   output channels. Given lanes are checked (an invalid P is an error listing the valid
@@ -11,7 +15,7 @@
 * Memories as hw/ builds them: the lanes share each memory, a word holding one field per
   lane: weights (O/P)·C·k·k words, currents and membranes (O/P)·Ho·Wo words, the sweep's
   spike FIFO and the input queue. The estimate maps each one as yosys would
-  (`memory_mapping`) and adds the engine's logic, fitted to synthesis.
+  (`memory_mapping`, gen/engines/memory.py) and adds the engine's logic, fitted to synthesis.
 * Cycles per image per layer: synaptic ops / P (events × fan-out, measured by the golden
   model on held-out images) + T LIF sweeps of (O/P)·Ho·Wo cycles, or one cycle per event
   sent if that is longer. The layers run as a pipeline, so the slowest layer sets the
@@ -28,11 +32,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .bounds import network_bounds
-from .ir import INPUT, Conv2d, Dense, Network
+from .engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_spec
+from .engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
+from .engines.memory import (Memory, MemoryMapping, RamPrimitive, RAM_PRIMITIVES,  # noqa: F401 (re-exported)
+                             addr_width, mapping_json, memory_mapping)
+from .engines.readout import readout_sum_width  # noqa: F401 (re-exported)
+from .errors import PlanError
+from .golden import fanout, run
+from .ir import INPUT, Network
+from .ops import hardware_geometry
+from .ops.base import Geometry
 
 log = logging.getLogger(__name__)
 
-ENGINES = {"encoding": "EncodingLayer", "spiking": "SpikingLayer", "readout": "ReadoutLayer"}
 # The share of each board resource the automatic choice may plan for (see auto_lanes).
 RESOURCE_BUDGET = {"luts": 0.7, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
 # Keeps synthesis time and routing sane; a user may ask for more. The example's default
@@ -45,7 +57,6 @@ MIN_QUEUE_DEPTH = 16
 # measured 84,328 cycles/image down to 78,581 (2 BRAM36 more per capped queue).
 MAX_QUEUE_DEPTH = 8192
 QUEUE_HEADROOM = 1.5         # over the measured peak events per step
-SPIKE_FIFO_DEPTH = 16        # hw/sweep.py's FIFO of fired words
 
 QUEUE_JUSTIFICATION = (
     "No overflow: every queue applies back-pressure (its input is not ready when full), so a "
@@ -56,10 +67,6 @@ QUEUE_JUSTIFICATION = (
     "one that holds a step's peak events (measured on held-out images, with headroom) lets "
     "the producer finish its sweep without waiting for the consumer, and the consumer work "
     "on while its producer is silent.")
-
-
-class PlanError(ValueError):
-    """A folding setting or a network that the hardware cannot take (message is one line)."""
 
 
 # --------------------------------------------------------------------------- lanes
@@ -120,54 +127,29 @@ def check_lanes(net: Network, lanes: dict[str, int]) -> dict[str, int]:
 # --------------------------------------------------------------------------- per-layer facts
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Projection geometry in plain ints (what hw.geometry takes)."""
-    conv: bool
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    kernel: int = 1
-    stride: int = 1
-    padding: int = 0
+def layer_engine(layer, families: dict[str, str] | None = None) -> EngineSpec:
+    """The registered engine of a layer: its kind's family chosen for it (DEFAULT_FAMILY unless
+    `families` names another); PlanError naming the layer and the registered engines."""
+    family = (families or {}).get(layer.name, DEFAULT_FAMILY)
+    return engine_spec(layer.kind, family, f"layer {layer.name!r}: ")
 
-    @property
-    def out_channels(self) -> int:
-        return self.out_shape[0]
 
-    @property
-    def out_positions(self) -> int:
-        return int(np.prod(self.out_shape[1:])) if self.conv else 1
-
-    @property
-    def fan_in(self) -> int:
-        return self.in_shape[0] * self.kernel * self.kernel if self.conv else int(np.prod(self.in_shape))
+def layer_geometries(net: Network, layer, engine: EngineSpec | None = None) -> tuple[Geometry, ...]:
+    """The geometry of each projection (gen.ops); refuses what the engine cannot take."""
+    where = f"layer {layer.name!r}: "
+    engine = engine or layer_engine(layer)
+    engine.check_layer(layer, where)
+    previous = INPUT if layer is net.layers[0] else net.layers[net.layers.index(layer) - 1].name
+    p = layer.projections[0]
+    if p.source != previous:
+        raise PlanError(f"{where}the hardware is a chain, so its projection must come "
+                        f"from {previous!r}, not {p.source!r}")
+    return tuple(hardware_geometry(q.op, net.source_shape(q.source), layer.shape, where) for q in layer.projections)
 
 
 def layer_geometry(net: Network, layer) -> Geometry:
-    """The single projection's geometry; refuses what the engines cannot take."""
-    if len(layer.projections) != 1:
-        sources = [p.source for p in layer.projections]
-        raise PlanError(f"layer {layer.name!r}: the hardware takes exactly one projection per layer "
-                        f"(conv2d or dense from the previous layer), not {len(sources)} from {sources}")
-    p = layer.projections[0]
-    previous = INPUT if layer is net.layers[0] else net.layers[net.layers.index(layer) - 1].name
-    if p.source != previous:
-        raise PlanError(f"layer {layer.name!r}: the hardware is a chain, so its projection must come "
-                        f"from {previous!r}, not {p.source!r}")
-    src = net.source_shape(p.source)
-    if isinstance(p.op, Conv2d):
-        if any(p.op.pad_value):
-            raise PlanError(f"layer {layer.name!r}: padding with non-zero pixels is not supported by the "
-                            f"hardware (pad_value {list(p.op.pad_value)}); train without input normalisation")
-        return Geometry(True, tuple(src), tuple(layer.shape), p.op.kernel, p.op.stride, p.op.padding)
-    if isinstance(p.op, Dense):
-        return Geometry(False, tuple(src), tuple(layer.shape))
-    raise PlanError(f"layer {layer.name!r}: op {type(p.op).__name__} is not supported by the hardware; "
-                    f"supported: conv2d, dense")
-
-
-def addr_width(count: int) -> int:
-    return max(1, (max(1, count) - 1).bit_length())
+    """The main projection's geometry (`layer_geometries`' first)."""
+    return layer_geometries(net, layer)[0]
 
 
 @dataclass(frozen=True)
@@ -181,15 +163,12 @@ class Traffic:
 
 def measure_traffic(net: Network, images) -> dict[str, Traffic]:
     """Run the golden model on `images` and count events and synaptic ops per layer."""
-    from .golden import fanout, run
-
     result = run(net, images, record=True)
     traffic = {}
     enc = net.layers[0]
-    p = enc.projections[0]
-    fan = fanout(p.op, p.weight, net.input_shape, enc.shape).reshape(-1)
     nonzero = (np.asarray(images).reshape(len(images), -1) != 0).astype(np.int64)
-    enc_sops = float((nonzero @ fan).mean())
+    enc_sops = float(sum(nonzero @ fanout(p.op, p.weight, net.input_shape, enc.shape).reshape(-1)
+                         for p in enc.projections).mean())
     for layer in net.layers:
         sops = enc_sops if layer.kind == "encoding" else float(result.sops[layer.name].sum(axis=1).mean())
         if layer.kind == "readout":
@@ -202,13 +181,10 @@ def measure_traffic(net: Network, images) -> dict[str, Traffic]:
 
 def worst_case_traffic(net: Network) -> dict[str, Traffic]:
     """Every neuron spiking at every step: the bound when no images are given."""
-    from .golden import fanout
-
     traffic, T = {}, net.timesteps
-    for i, layer in enumerate(net.layers):
-        p = layer.projections[0]
-        src = net.source_shape(p.source)
-        sops = float(fanout(p.op, p.weight, src, layer.shape).sum())
+    for layer in net.layers:
+        sops = float(sum(int(fanout(p.op, p.weight, net.source_shape(p.source), layer.shape).sum())
+                         for p in layer.projections))
         sops = sops if layer.kind == "encoding" else sops * T
         events = 0 if layer.kind == "readout" else layer.size
         traffic[layer.name] = Traffic(float(events * T), events, sops, False)
@@ -216,26 +192,6 @@ def worst_case_traffic(net: Network) -> dict[str, Traffic]:
 
 
 # --------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class Memory:
-    """One memory of a layer engine as hw/ builds it: `depth` words of `width` bits.
-
-    The P lanes share each memory, a word holding one field per lane (`per_lane`; the
-    ArrayLayouts in hw/accumulator.py and hw/sweep.py), so synthesis tiles the whole
-    P-field word across block RAMs rather than P narrow memories.
-    """
-    name: str
-    depth: int
-    width: int                  # bits per word, all lanes together
-    per_lane: bool              # one field of width / lanes bits per lane
-    rom: bool = False           # fixed contents (weights): no write port
-    transparent: bool = False   # its read port sees the same cycle's write (forwarding)
-
-    @property
-    def bits(self) -> int:
-        return self.depth * self.width
 
 
 @dataclass(frozen=True)
@@ -259,10 +215,9 @@ class LayerPlan:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["geometry"] = {**asdict(self.geometry), "in_shape": list(self.geometry.in_shape),
-                         "out_shape": list(self.geometry.out_shape)}
+        d["geometry"] = self.geometry.to_json()
         d["valid_lanes"] = list(self.valid_lanes)
-        d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": _mapping_json(memory_mapping(m))}
+        d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": mapping_json(memory_mapping(m))}
                          for m in self.memories]
         return d
 
@@ -310,146 +265,6 @@ class Plan:
                 "notes": list(self.notes), "layers": [lp.to_json() for lp in self.layers]}
 
 
-def layer_cycles(kind: str, geom: Geometry, traffic: Traffic, lanes: int, timesteps: int) -> float:
-    """Cycles per image: synaptic ops / P, then T sweeps of (O/P)·positions words (+1 per eos).
-
-    A sweep hands out at most one event per cycle (hw/sweep.py's serialiser; it stops
-    issuing words while its FIFO is full), so the T sweeps last at least as many cycles as
-    the events the layer sends: with many lanes that, not the words, is the sweep's cost.
-    """
-    if kind == "readout":
-        return traffic.sops / lanes + timesteps + geom.out_channels
-    words = (geom.out_channels // lanes) * geom.out_positions
-    return traffic.sops / lanes + max(timesteps * words, traffic.events_out) + timesteps
-
-
-def readout_sum_width(widths: dict, timesteps: int) -> int:
-    """The readout's current word: it sums T steps (hw/readout.py sizes it the same way)."""
-    return max(widths["logit_bits"], widths["accumulator_bits"] + timesteps.bit_length()) + 1
-
-
-def layer_memories(kind: str, geom: Geometry, lanes: int, wbits: int, widths: dict, timesteps: int,
-                   in_queue_depth: int = 0, in_addr_width: int = 0, out_addr_width: int = 0) -> tuple[Memory, ...]:
-    """The engine's memories as hw/ builds them (depths of at least 2 words, as there)."""
-    groups = geom.out_channels // lanes
-    mems = [Memory("weights", max(2, groups * geom.fan_in), lanes * wbits, True, rom=True)]
-    if kind == "readout":
-        mems.append(Memory("currents", max(2, groups), lanes * readout_sum_width(widths, timesteps), True,
-                           transparent=True))
-    else:
-        positions = max(2, groups * geom.out_positions)
-        mems.append(Memory("currents", positions, lanes * widths["accumulator_bits"], True, transparent=True))
-        mems.append(Memory("membranes", positions, lanes * widths["membrane_bits"], True))
-        # The sweep's FIFO of fired words: fire and sign bits per lane and the word's base address.
-        mems.append(Memory("spikes", SPIKE_FIFO_DEPTH, 2 * lanes + out_addr_width, False))
-    if in_queue_depth:
-        mems.append(Memory("queue", in_queue_depth, in_addr_width + 2, False))   # addr, neg, eos
-    return tuple(mems)
-
-
-# ----------------------------------------------------------------- how yosys maps a memory
-#
-# BRAM binds first on the PYNQ-Z2, so the estimate follows yosys's own choice for every
-# memory rather than a bits-per-BRAM rule: `memory_libmap` (passes/memory/memory_libmap.cc)
-# prices each way to build a memory and takes the cheapest, and synth_xilinx -family xc7
-# offers it soft logic, LUT RAM (techlibs/xilinx/lutrams_xc5v.txt) and block RAM
-# (brams_xc4v.txt with HAS_SIZE_36, HAS_CASCADE, HAS_MIXWIDTH_SDP). For one aspect ratio
-# (a data width `unit` and the words one primitive holds at it) the memory is cut into
-# `chunks` address ranges whose bits are packed side by side into `replicas` primitives;
-# the price is the primitives' cost plus half a unit per bit of the read mux and write
-# demux over the chunks, plus 2 per emulated port feature. The numbers below are the
-# libraries' costs; tests/test_build_plan.py checks the result against synthesis.
-
-
-@dataclass(frozen=True)
-class RamPrimitive:
-    name: str
-    bram36: float            # per replica: RAMB18 = 0.5, RAMB36 = 1, a cascaded pair = 2
-    luts: int                # per replica, for LUT RAM
-    cost: int                # the library's cost per replica
-    widthscale: int          # the part of `cost` that scales with the bits used (LUT RAM)
-    abits: int               # address bits at the narrowest width
-    widths: tuple[int, ...]  # data widths, narrowest first; each halves the words
-    byte: int                # write-enable granularity (0: the whole word)
-    rom: bool                # may hold a ROM (memory_libmap prunes ROMs from LUT RAM)
-
-
-RAM_PRIMITIVES = (
-    RamPrimitive("RAMB18E1 TDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18), 9, True),
-    RamPrimitive("RAMB36E1 TDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36), 9, True),
-    RamPrimitive("RAMB36E1 cascade", 2.0, 0, 513, 0, 16, (1, 2, 4, 9), 9, True),
-    RamPrimitive("RAMB18E1 SDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18, 36), 9, True),
-    RamPrimitive("RAMB36E1 SDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36, 72), 9, True),
-    RamPrimitive("RAM32M", 0.0, 4, 8, 7, 5, (6,), 0, False),
-    RamPrimitive("RAM64M", 0.0, 4, 8, 7, 6, (3,), 0, False),
-)
-LOGIC_COST_ROM = 1 / 64      # gen/synth.py runs memory_libmap with -logic-cost-rom 0.015625
-LOGIC_COST_RAM = 1.0         # memory_libmap's default
-MUX_COST = 0.5               # per bit of read mux / write demux over the chunks
-EMULATION_COST = 2           # per point of emulated port behaviour
-
-
-@dataclass(frozen=True)
-class MemoryMapping:
-    """How yosys builds one memory, and what that takes."""
-    primitive: str           # a RamPrimitive name, or "logic"
-    unit: int                # data width per primitive
-    chunks: int              # address ranges (read-muxed)
-    replicas: int            # primitives
-    cost: float
-    bram36: float
-    luts: int
-    ffs: int
-
-
-def _tilings(mem: Memory):
-    """Every (primitive, width) way to build `mem` as memory_libmap prices it."""
-    emulation = 1 + (3 if mem.transparent else 0)    # an unshared read port; forwarding logic
-    for prim in RAM_PRIMITIVES:
-        if mem.rom and not prim.rom:
-            continue
-        for i, unit in enumerate(prim.widths):
-            byte = 1 if mem.rom else (prim.byte if 0 < prim.byte <= unit else unit)
-            padded = -(-mem.width // byte) * byte             # write-enable groups are not split
-            chunks = -(-mem.depth // (1 << (prim.abits - i)))
-            replicas = -(-chunks * padded // unit)
-            cost = (prim.cost - prim.widthscale) * replicas + (prim.widthscale * chunks * mem.width) // unit
-            cost += MUX_COST * (chunks - 1) * mem.width
-            cost += MUX_COST * chunks if chunks > 1 and not mem.rom else 0
-            cost += EMULATION_COST * emulation
-            yield prim, unit, chunks, replicas, cost
-
-
-def memory_mapping(mem: Memory) -> MemoryMapping:
-    """The cheapest way to build `mem` (soft logic, LUT RAM or block RAM) and its resources.
-
-    LUTs and FFs beside the primitives: the read mux over the chunks (a LUT6 is a 4:1 mux)
-    and its registered select; the bypass mux of a transparent read port; a LUT RAM's
-    registered read address (its read is asynchronous). (The registers that hold a
-    transparent port's write data are the engine's own pipeline registers: LOGIC_FFS.)
-    """
-    logic = int(mem.bits * (LOGIC_COST_ROM if mem.rom else LOGIC_COST_RAM))   # yosys compares it as an int
-    best = min(_tilings(mem), key=lambda t: t[4], default=None)
-    if best is None or logic <= best[4]:
-        # A ROM becomes LUT6 tables (64 words each) behind its read register; a RAM, registers.
-        tables = -(-mem.depth // 64)
-        luts = mem.width * (tables + -(-(tables - 1) // 3)) if mem.rom else 2 * mem.bits
-        ffs = mem.width if mem.rom else mem.bits
-        return MemoryMapping("logic", mem.width, 1, 0, float(logic), 0.0, luts, ffs)
-    prim, unit, chunks, replicas, cost = best
-    luts = replicas * prim.luts + mem.width * -(-(chunks - 1) // 3) + (chunks if chunks > 1 else 0)
-    ffs = addr_width(chunks) if chunks > 1 else 0
-    if prim.luts:
-        ffs += addr_width(mem.depth)
-    if mem.transparent:
-        luts += mem.width
-    return MemoryMapping(prim.name, unit, chunks, replicas, cost, replicas * prim.bram36, luts, ffs)
-
-
-def _mapping_json(m: MemoryMapping) -> dict:
-    return {"primitive": m.primitive, "replicas": m.replicas, "bram36": m.bram36, "luts": m.luts}
-
-
 def queue_depth(traffic: Traffic, neurons: int) -> int:
     """Holds a step's peak events with headroom, capped by what a step can ever send."""
     need = math.ceil(traffic.peak_events_step * QUEUE_HEADROOM) + 1
@@ -458,44 +273,8 @@ def queue_depth(traffic: Traffic, neurons: int) -> int:
     return int(min(MAX_QUEUE_DEPTH, max(MIN_QUEUE_DEPTH, min(depth, cap))))
 
 
-# Logic beside the memories, per engine: a fixed part (event decoder, walker, sweep and
-# queue control, the readout's logits and argmax) and a part per lane that grows with the
-# lane's register bits (weight, accumulator and membrane words: adders, LIF arithmetic,
-# pipeline registers). Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
-# (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
-LOGIC_LUTS = {"encoding": (850, 1.85), "spiking": (520, 2.35), "readout": (380, 1.2)}   # fixed, per lane bit
-LOGIC_FFS = {"encoding": (500, 2.6), "spiking": (500, 3.1), "readout": (170, 2.05)}
 # The top (AXI edges, register file, one event counter per layer): tern_top has no queue.
 TOP_LUTS, TOP_FFS, TOP_PER_LAYER = 400, 500, 50
-
-
-def _lane_bits(kind: str, widths: dict, timesteps: int, wbits: int) -> int:
-    """A lane's register bits: its weight and current (and membrane) words."""
-    if kind == "readout":
-        return wbits + readout_sum_width(widths, timesteps)
-    return wbits + widths["accumulator_bits"] + widths["membrane_bits"]
-
-
-def decoder_dsps(geom: Geometry) -> int:
-    """DSPs of a conv engine's event decoder: it divides the flat address by the plane size
-    and the row width (multiplications by reciprocals) and multiplies the channel back; a
-    dense decoder has no multiplier."""
-    return 3 if geom.conv else 0
-
-
-def layer_estimate(kind: str, geom: Geometry, lanes: int, widths: dict, memories, timesteps: int,
-                   wbits: int) -> dict:
-    """LUTs, FFs, BRAM36 and DSPs of one layer engine: its memories as yosys maps them
-    (`memory_mapping`), its logic from LOGIC_LUTS/LOGIC_FFS, and its multipliers (the
-    encoding layer multiplies pixels by weights in one DSP per lane)."""
-    bits = lanes * _lane_bits(kind, widths, timesteps, wbits)
-    maps = [memory_mapping(m) for m in memories]
-    luts = LOGIC_LUTS[kind][0] + LOGIC_LUTS[kind][1] * bits + sum(m.luts for m in maps)
-    ffs = LOGIC_FFS[kind][0] + LOGIC_FFS[kind][1] * bits + sum(m.ffs for m in maps)
-    if kind == "readout":
-        ffs += geom.out_channels * widths["logit_bits"]          # the logits are registers
-    dsps = decoder_dsps(geom) + (lanes if kind == "encoding" else 0)
-    return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": dsps}
 
 
 def top_estimate(layers: int) -> dict:
@@ -508,29 +287,34 @@ def _widths(b) -> dict:
             "membrane_bits": b.membrane_bits, "logit_bits": b.logit_bits}
 
 
-def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds) -> LayerPlan:
-    """Layer i of `net` at `lanes` lanes; its estimate includes its input queue."""
+def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
+                engines: dict[str, EngineSpec] | None = None) -> LayerPlan:
+    """Layer i of `net` at `lanes` lanes on its engine; its estimate includes its input queue."""
     layer = net.layers[i]
-    geom = layer_geometry(net, layer)
+    engine = (engines or {}).get(layer.name) or layer_engine(layer)
+    geoms = layer_geometries(net, layer, engine)
+    geom = geoms[0]
     widths = _widths(bounds[layer.name])
-    in_aw = 0 if i == 0 else addr_width(int(np.prod(geom.in_shape)))
-    out_aw = 0 if layer.kind == "readout" else addr_width(layer.size)
+    in_aw = addr_width(int(np.prod(geom.in_shape))) if engine.reads_events else 0
+    out_aw = addr_width(layer.size) if engine.sends_events else 0
     t = traffic[layer.name]
-    depth = 0 if layer.kind == "readout" else queue_depth(t, layer.size)
+    depth = queue_depth(t, layer.size) if engine.sends_events else 0
     previous = net.layers[i - 1] if i else None
-    in_depth = queue_depth(traffic[previous.name], previous.size) if previous is not None else 0
-    mems = layer_memories(layer.kind, geom, lanes, net.wbits, widths, net.timesteps, in_depth, in_aw, out_aw)
+    in_depth = queue_depth(traffic[previous.name], previous.size) if engine.reads_events else 0
+    ctx = EngineContext(projections=geoms, lanes=lanes, widths=widths, timesteps=net.timesteps, wbits=net.wbits,
+                        traffic=t, in_queue_depth=in_depth, in_addr_width=in_aw, out_addr_width=out_aw)
+    mems = engine.memories(ctx)
     return LayerPlan(
-        name=layer.name, kind=layer.kind, engine=ENGINES[layer.kind], neuron=layer.neuron,
+        name=layer.name, kind=layer.kind, engine=engine.name, neuron=layer.neuron,
         geometry=geom, lanes=lanes, valid_lanes=tuple(valid_lanes(geom.out_channels)),
         lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
         widths=widths, memories=mems, queue_depth=depth, traffic=t,
-        cycles=layer_cycles(layer.kind, geom, t, lanes, net.timesteps),
-        estimate=layer_estimate(layer.kind, geom, lanes, widths, mems, net.timesteps, net.wbits))
+        cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems))
 
 
-def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds) -> list[LayerPlan]:
-    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds)
+def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds,
+                  engines: dict[str, EngineSpec] | None = None) -> list[LayerPlan]:
+    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds, engines)
             for i, layer in enumerate(net.layers)]
 
 
@@ -547,7 +331,8 @@ def _fits(total: dict, capacity, budget: dict) -> bool:
     return all(total[key] <= budget[key] * getattr(capacity, key) for key in budget)
 
 
-def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds) -> dict[str, int]:
+def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds,
+               engines: dict[str, EngineSpec] | None = None) -> dict[str, int]:
     """The fewest lanes per layer that give the fastest image rate whose estimate fits the budget.
 
     The slowest layer sets the rate, so a target rate (cycles per image) asks of each layer
@@ -561,9 +346,9 @@ def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds) -> d
     options = {}
     for i, layer in enumerate(net.layers):
         if layer.name in fixed:
-            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds)]
+            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds, engines)]
         else:
-            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds)
+            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds, engines)
                                    for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
     # Cycles fall as lanes rise, so each layer's last option is its fastest.
     floor = max([int(np.prod(net.input_shape))] + [opts[-1].cycles for opts in options.values()])
@@ -575,20 +360,29 @@ def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds) -> d
     return {name: opts[0].lanes for name, opts in options.items()}
 
 
-def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=None) -> Plan:
-    """The plan for `net` on `board`; `images` (uint8 [N,C,H,W]) measure the event traffic."""
+def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=None,
+              families: dict[str, str] | None = None) -> Plan:
+    """The plan for `net` on `board`; `images` (uint8 [N,C,H,W]) measure the event traffic.
+
+    `families`: the engine family of a layer (gen.engines), where not DEFAULT_FAMILY.
+    """
     fixed = check_lanes(net, lanes or {})
+    unknown = sorted(set(families or {}) - {layer.name for layer in net.layers})
+    if unknown:
+        raise PlanError(f"engine families name layers that do not exist: {unknown}; layers are "
+                        f"{', '.join(layer.name for layer in net.layers)}")
+    engines = {layer.name: layer_engine(layer, families) for layer in net.layers}
     for layer in net.layers:
-        layer_geometry(net, layer)       # refuse unsupported layers before any work
+        layer_geometries(net, layer, engines[layer.name])   # refuse unsupported layers before any work
     bounds = network_bounds(net)
     readout_bits = bounds[net.readout.name].logit_bits
     if readout_bits > 32:
         raise PlanError(f"layer {net.readout.name!r}: logits need {readout_bits} bits, which must be <= 32 "
                         f"(they travel as int32); use fewer weight bits or timesteps")
     traffic = measure_traffic(net, images) if images is not None and len(images) else worst_case_traffic(net)
-    chosen = auto_lanes(net, board, fixed, traffic, bounds)
+    chosen = auto_lanes(net, board, fixed, traffic, bounds, engines)
     sources = {name: "user" if name in fixed else "auto" for name in chosen}
-    plans = _build_layers(net, chosen, sources, traffic, bounds)
+    plans = _build_layers(net, chosen, sources, traffic, bounds, engines)
     notes = []
     if not next(iter(traffic.values())).measured:
         notes.append("no images given: cycles and queue depths assume every neuron spikes at every step")

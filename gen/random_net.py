@@ -100,9 +100,8 @@ def random_network(rng=None, *, max_layers: int = 4, wbits: int = 8, extremes: b
         src_shape = shapes[source]
         op = Dense() if kind == "readout" else _random_op(rng, src_shape, spatial)
         channels = int(rng.integers(2, 11)) if kind == "readout" else int(rng.integers(1, 6))
-        if isinstance(op, Dense):
-            spatial = False
-        out_shape = op.out_shape(channels if not isinstance(op, Identity) else src_shape[0], src_shape)
+        out_shape = op.out_shape(channels, src_shape)   # an identity keeps its source's shape
+        spatial = spatial and len(out_shape) == 3        # once flattened (dense), never spatial again
         projections = [Projection(source, op, _weights(rng, op.weight_shape(channels, src_shape), qmax, extremes))]
         if shortcuts and kind != "encoding":
             for earlier in [l for l in layers[:-1]]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import INPUT, Conv2d, Dense, Identity, Network
+from .ir import INPUT, Network
+from .ops import op_spec
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,7 +90,6 @@ def make_reference_model(net: "FloatNetwork | Network"):
     `module.run(images)` returns a ReferenceResult with every spike map.
     """
     torch = _torch()
-    import torch.nn.functional as F
 
     if isinstance(net, Network):
         net = fake_quantised(net)
@@ -113,20 +113,7 @@ def make_reference_model(net: "FloatNetwork | Network"):
             return t.reshape((1, -1) + (1,) * (ndim - 2))
 
         def _project(self, op, weight, x):
-            if isinstance(op, Identity):
-                return x * self._channel(weight, x.ndim)
-            if isinstance(op, Dense):
-                return x.reshape(x.shape[0], -1) @ weight.T
-            if isinstance(op, Conv2d):
-                if op.padding:
-                    n, c, h, w = x.shape
-                    padded = torch.zeros((n, c, h + 2 * op.padding, w + 2 * op.padding), dtype=x.dtype)
-                    if op.pad_value:
-                        padded[:] = torch.tensor(op.pad_value, dtype=x.dtype).reshape(1, c, 1, 1)
-                    padded[:, :, op.padding:op.padding + h, op.padding:op.padding + w] = x
-                    x = padded
-                return F.conv2d(x, weight, stride=op.stride)
-            raise TypeError(f"op must be Conv2d, Dense or Identity, not {op!r}")
+            return op_spec(op).torch_project(op, weight, x)     # each op's formulation: gen.ops
 
         def _current(self, li, layer, sources):
             out = None

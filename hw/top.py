@@ -24,9 +24,6 @@ from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut
 from hw.event import event_layout
 from hw.event_queue import EventQueue
 
-LAYER_KINDS = ("encoding", "spiking", "readout")
-INPUT_STREAM = {"encoding": "pixels", "spiking": "events_in", "readout": "events_in"}
-OUTPUT_STREAM = {"encoding": "events", "spiking": "events", "readout": "result"}
 CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES",
                       "PIXELS_PER_IMAGE", "NUM_LAYERS")
 DRIVEN_REGISTERS = CONSTANT_REGISTERS + ("CONTROL", "STATUS", "ERRORS", "SCRATCH", "IMAGES_IN",
@@ -41,22 +38,26 @@ class LayerModule:
     """One layer engine as the top sees it: a Verilog module and its ports.
 
     ports: (name, "i" or "o", width) as Amaranth names a component's flattened members
-    (`events_in__payload`, ...), plus `clk` and `rst`.
+    (`events_in__payload`, ...), plus `clk` and `rst`. input_stream/output_stream: the
+    names of its input and output streams (`<name>__payload/valid/ready`), which the
+    generator takes from the engine's registry entry (gen.engines); the top knows no
+    layer kinds, only that the first layer takes the pixels, the last gives the result,
+    and every other link carries spike events.
     """
     name: str
     module: str
-    kind: str
+    kind: str                   # the IR layer kind, for names and reports only
     ports: tuple[tuple[str, str, int], ...]
+    input_stream: str
+    output_stream: str
     out_addr_width: int = 0     # events this layer sends (not for the readout)
     queue_depth: int = 0        # queue the top puts after this layer; 0 when the next
                                 # engine has its own input queue (not for the readout)
     binary: bool = False
 
     def __post_init__(self):
-        if self.kind not in LAYER_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}, not {self.kind!r}")
         names = {p[0] for p in self.ports}
-        for stream_name in (INPUT_STREAM[self.kind], OUTPUT_STREAM[self.kind]):
+        for stream_name in (self.input_stream, self.output_stream):
             for part in ("payload", "valid", "ready"):
                 if f"{stream_name}__{part}" not in names:
                     raise ValueError(f"ports of {self.module!r} must include {stream_name}__{part}, not {sorted(names)}")
@@ -69,18 +70,17 @@ class LayerModule:
 
 
 def _check_chain(layers):
-    kinds = [layer.kind for layer in layers]
-    if len(kinds) < 2 or kinds[0] != "encoding" or kinds[-1] != "readout" or \
-            any(k != "spiking" for k in kinds[1:-1]):
-        raise ValueError(f"layers must be encoding, spiking..., readout, not {kinds!r}")
+    if len(layers) < 2:
+        raise ValueError(f"layers must be at least two (pixels in, result out), not {len(layers)}")
     for layer in layers[:-1]:
         if layer.out_addr_width < 1 or layer.queue_depth == 1 or layer.queue_depth < 0:
             raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth 0 or >= 2, "
                              f"not {layer.out_addr_width!r} and {layer.queue_depth!r}")
         expected = 2 + layer.out_addr_width
-        if layer.port_width("events__payload") != expected:
-            raise ValueError(f"layer {layer.name!r}: events__payload must be {expected} bits wide, "
-                             f"not {layer.port_width('events__payload')}")
+        payload = f"{layer.output_stream}__payload"
+        if layer.port_width(payload) != expected:
+            raise ValueError(f"layer {layer.name!r}: {payload} must be {expected} bits wide (a spike event), "
+                             f"not {layer.port_width(payload)}")
 
 
 class TernTop(wiring.Component):
@@ -107,7 +107,7 @@ class TernTop(wiring.Component):
         self.pixel_in = AxisPixelIn(pixels_per_image)
         self.result_out = AxisResultOut(logit_width, num_classes)
         self.regs = AxiLiteRegisters(tuple(registers), addr_width)
-        result_width = self.layers[-1].port_width("result__payload")
+        result_width = self.layers[-1].port_width(f"{self.layers[-1].output_stream}__payload")
         if result_width != self.result_out.result.payload.shape().size:
             raise ValueError(f"the readout's result__payload must be {self.result_out.result.payload.shape().size} "
                              f"bits ({num_classes} logits of {logit_width} bits and the class), not {result_width}")
@@ -156,47 +156,48 @@ class TernTop(wiring.Component):
             port_signals.append(signals)
 
         # Pixels into the first layer.
-        first = port_signals[0]
+        first, first_in = port_signals[0], self.layers[0].input_stream
         m.d.comb += [
-            first["pixels__payload"].eq(pixel_in.pixels.payload),
-            first["pixels__valid"].eq(pixel_in.pixels.valid),
-            pixel_in.pixels.ready.eq(first["pixels__ready"]),
+            first[f"{first_in}__payload"].eq(pixel_in.pixels.payload),
+            first[f"{first_in}__valid"].eq(pixel_in.pixels.valid),
+            pixel_in.pixels.ready.eq(first[f"{first_in}__ready"]),
         ]
         # Layer l -> queue -> layer l+1; count each layer's spike events on its way out.
         event_counts = []
         clear_counters = getattr(regs, "control")[CONTROL_CLEAR_COUNTERS]
         for i, layer in enumerate(self.layers[:-1]):
-            src, dst = port_signals[i], port_signals[i + 1]
+            src, dst = _stream(port_signals[i], layer.output_stream), _stream(port_signals[i + 1],
+                                                                                self.layers[i + 1].input_stream)
             if layer.queue_depth:
                 queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
                 m.submodules[f"queue_{layer.name}"] = queue
                 m.d.comb += [
-                    queue.w.payload.eq(src["events__payload"]),
-                    queue.w.valid.eq(src["events__valid"]),
-                    src["events__ready"].eq(queue.w.ready),
-                    dst["events_in__payload"].eq(queue.r.payload),
-                    dst["events_in__valid"].eq(queue.r.valid),
-                    queue.r.ready.eq(dst["events_in__ready"]),
+                    queue.w.payload.eq(src["payload"]),
+                    queue.w.valid.eq(src["valid"]),
+                    src["ready"].eq(queue.w.ready),
+                    dst["payload"].eq(queue.r.payload),
+                    dst["valid"].eq(queue.r.valid),
+                    queue.r.ready.eq(dst["ready"]),
                 ]
             else:   # the next engine queues its input itself
                 m.d.comb += [
-                    dst["events_in__payload"].eq(src["events__payload"]),
-                    dst["events_in__valid"].eq(src["events__valid"]),
-                    src["events__ready"].eq(dst["events_in__ready"]),
+                    dst["payload"].eq(src["payload"]),
+                    dst["valid"].eq(src["valid"]),
+                    src["ready"].eq(dst["ready"]),
                 ]
-            event = data.View(event_layout(layer.out_addr_width), src["events__payload"])
+            event = data.View(event_layout(layer.out_addr_width), src["payload"])
             count = Signal(32, name=f"events_{layer.name}")
             with m.If(clear_counters):
                 m.d.sync += count.eq(0)
-            with m.Elif(src["events__valid"] & src["events__ready"] & ~event.eos):
+            with m.Elif(src["valid"] & src["ready"] & ~event.eos):
                 m.d.sync += count.eq(count + 1)
             event_counts.append(count)
         # The readout's results out; it sends no events.
-        last = port_signals[-1]
+        last = _stream(port_signals[-1], self.layers[-1].output_stream)
         m.d.comb += [
-            result_out.result.payload.eq(last["result__payload"]),
-            result_out.result.valid.eq(last["result__valid"]),
-            last["result__ready"].eq(result_out.result.ready),
+            result_out.result.payload.eq(last["payload"]),
+            result_out.result.valid.eq(last["valid"]),
+            last["ready"].eq(result_out.result.ready),
         ]
         event_counts.append(Const(0, 32))
         for i, count in enumerate(event_counts):
@@ -250,6 +251,11 @@ class TernTop(wiring.Component):
             regs.busy_cycles_lo.eq(busy_cycles[:32]),
             regs.busy_cycles_hi.eq(busy_cycles[32:]),
         ]
+
+
+def _stream(signals: dict, name: str) -> dict:
+    """The payload, valid and ready signals of one stream of a layer instance."""
+    return {part: signals[f"{name}__{part}"] for part in ("payload", "valid", "ready")}
 
 
 def _bits(by_index: dict, width: int):

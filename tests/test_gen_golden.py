@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gen import golden
+from gen.ops import arith
 from gen.ir import Conv2d, Dense, Identity, Layer, Network, Projection
 from gen.random_net import random_images, random_network
 from gen.reference import run_reference
@@ -157,7 +158,7 @@ def test_float_blas_path_equals_int64_path(seed, monkeypatch):
     net = random_network(seed, wbits=int(np.random.default_rng(seed).choice([8, 12, 16])), extremes=seed % 2 == 0)
     images = random_images(seed, net.input_shape, 10)
     fast = golden.run(net, images, record=True)
-    monkeypatch.setattr(golden, "USE_EXACT_FLOAT_MATMUL", False)
+    monkeypatch.setattr(arith, "USE_EXACT_FLOAT_MATMUL", False)
     slow = golden.run(net, images, record=True)
     assert np.array_equal(fast.logits, slow.logits)
     assert all(np.array_equal(fast.spikes[k], slow.spikes[k]) for k in fast.spikes)

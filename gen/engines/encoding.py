@@ -1,0 +1,42 @@
+"""The encoding engine (hw.encoding.EncodingLayer): pixels in, spike events out.
+
+It multiplies each pixel by its weights (one DSP per lane), once per image (direct
+encoding: the current is the same at every step), then sweeps the LIF neurons T times.
+"""
+from __future__ import annotations
+
+from hw.encoding import EncodingLayer
+
+from .base import EngineContext, EngineSpec, input_queue_memory, lif_arguments, lif_cycles, lif_memories, \
+    main_projection_arguments
+
+
+class EncodingEngine(EngineSpec):
+    kind = "encoding"
+    component = EncodingLayer
+    reads_events = False            # pixels, straight from the top's AXI-Stream input
+    owns_input_queue = False
+    input_stream = "pixels"
+    output_stream = "events"
+    # Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
+    # (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
+    logic_luts = (850, 1.85)
+    logic_ffs = (500, 2.6)
+
+    def memories(self, ctx: EngineContext):
+        return tuple(lif_memories(ctx) + input_queue_memory(ctx))
+
+    def cycles(self, ctx: EngineContext) -> float:
+        return lif_cycles(ctx)
+
+    def lane_bits(self, ctx: EngineContext) -> int:
+        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
+
+    def multiplier_dsps(self, ctx: EngineContext) -> int:
+        return ctx.lanes             # pixel × weight, one per lane
+
+    def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
+        return dict(main_projection_arguments(layer, lp, wbits, timesteps), **lif_arguments(layer, lp))
+
+
+SPEC = EncodingEngine()

@@ -1,0 +1,56 @@
+"""identity: a shortcut; neuron i of the source feeds neuron i of the layer with weight
+w[channel of i]. The golden model and the bounds take it; no engine does yet (gen.plan
+refuses it with the list of ops the engines take)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from .arith import per_channel
+from .base import OpSpec
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A shortcut: neuron i of the source feeds neuron i of the layer with weight w[channel of i]."""
+
+    def out_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(in_shape)
+
+    def weight_shape(self, out_channels: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (in_shape[0],)
+
+    def to_json(self) -> dict:
+        return {"type": "identity"}
+
+
+class IdentitySpec(OpSpec):
+    name = "identity"
+    op_class = Identity
+    hardware = False
+
+    def fan_in(self, op: Identity, weight) -> int:
+        return 1
+
+    def project(self, op: Identity, weight, x):
+        return x.astype(np.int64) * per_channel(weight, x.ndim)
+
+    def fanout(self, op: Identity, weight, source_shape, out_shape):
+        return np.ones(source_shape, dtype=np.int64)
+
+    def torch_project(self, op: Identity, weight, x):
+        return x * weight.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+    def nir_nodes(self, op: Identity, weight, bias, source_shape, out_shape, node: str, where: str) -> list:
+        import nir
+
+        if np.any(bias != 0):
+            raise ModelError(f"{where}an identity projection cannot carry the bias")
+        scale = np.broadcast_to(weight.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape).copy()
+        return [(node, nir.Scale(scale=scale))]
+
+
+SPEC = IdentitySpec()
