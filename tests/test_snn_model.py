@@ -7,7 +7,7 @@ import torch
 from snn.arch import ArchError, expected_parameters, infer_shapes, normalize_arch
 from snn.data import load_mnist
 from snn.model import build_model
-from snn.zoo import mnist_arch
+from snn.zoo import mnist_arch, mnist_resnet_arch
 
 
 def small_arch(**changes):
@@ -296,3 +296,46 @@ def test_zoo_resnet_has_an_identity_and_a_projection_block_and_fits_the_budget()
     assert build_model(arch).arch == arch
     with pytest.raises(ValueError, match="neuron must be one of"):
         mnist_resnet_arch(neuron="quaternary")
+
+
+def _resnet19_cifar_arch():
+    """ResNet-19 as in the Ternary Spike paper's CIFAR runs: 128/256/512 channels, 3x3 convs."""
+    layers = [{"name": "stem", "type": "conv2d", "in_channels": 3, "out_channels": 128, "kernel_size": 3,
+               "padding": 1},
+              {"name": "stem_bn", "type": "batchnorm2d", "num_features": 128}, {"name": "stem_lif", "type": "lif"}]
+    channels, side = 128, 32
+    for stage, width in enumerate((128, 256, 512)):
+        for block in range(3 if stage < 2 else 2):
+            stride = 2 if block == 0 and stage > 0 else 1
+            name = f"s{stage}b{block}"
+            body = [{"name": f"{name}_c1", "type": "conv2d", "in_channels": channels, "out_channels": width,
+                     "kernel_size": 3, "stride": stride, "padding": 1},
+                    {"name": f"{name}_bn1", "type": "batchnorm2d", "num_features": width},
+                    {"name": f"{name}_lif1", "type": "lif"},
+                    {"name": f"{name}_c2", "type": "conv2d", "in_channels": width, "out_channels": width,
+                     "kernel_size": 3, "padding": 1},
+                    {"name": f"{name}_bn2", "type": "batchnorm2d", "num_features": width}]
+            if stride == 2:  # downsample: a plain conv stage keeps the test independent of shortcut kinds
+                layers += body[:3]
+                body = body[3:]
+            side //= stride
+            channels = width
+            layers += [{"name": name, "type": "residual", "body": body}, {"name": f"{name}_lif", "type": "lif"}]
+    layers += [{"name": "pool", "type": "avgpool2d", "kernel_size": side}, {"name": "flatten", "type": "flatten"},
+               {"name": "fc1", "type": "linear", "in_features": 512, "out_features": 256},
+               {"name": "fc1_lif", "type": "lif"},
+               {"name": "fc", "type": "linear", "in_features": 256, "out_features": 100}]
+    return {"input_shape": [3, 32, 32], "timesteps": 64, "input_normalization": None, "layers": layers}
+
+
+def test_size_limits_admit_cifar_and_imagenet_sized_models():
+    normalize_arch(_resnet19_cifar_arch())  # pure Python: nothing is allocated
+    imagenet_stem = {"input_shape": [3, 224, 224], "timesteps": 4, "input_normalization": None, "layers": [
+        {"name": "conv1", "type": "conv2d", "in_channels": 3, "out_channels": 64, "kernel_size": 7,
+         "stride": 2, "padding": 3},
+        {"name": "lif1", "type": "lif"}, {"name": "pool", "type": "avgpool2d", "kernel_size": 112},
+        {"name": "flatten", "type": "flatten"},
+        {"name": "fc", "type": "linear", "in_features": 64, "out_features": 1000}]}
+    assert infer_shapes(imagenet_stem)["conv1"] == (64, 112, 112)
+    for make in (mnist_arch, mnist_resnet_arch):
+        normalize_arch(make(timesteps=64))
