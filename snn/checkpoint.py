@@ -287,9 +287,11 @@ def save_checkpoint(model, path: str | os.PathLike, meta: dict | None = None) ->
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (full disk) names no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     log.info("saved checkpoint %s (%d bytes)", path, path.stat().st_size)
     return path

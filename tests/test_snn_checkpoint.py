@@ -210,3 +210,17 @@ def test_zero_variance_and_exact_zeros_are_valid(model):
     state["bn1.running_var"] = torch.zeros_like(state["bn1.running_var"])  # a dead channel: var + eps > 0
     state["fc.weight"] = torch.zeros_like(state["fc.weight"])
     assert validate_checkpoint({**ckpt, "state_dict": state})["arch"] == model.arch
+
+
+def test_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file(model, tmp_path, monkeypatch):
+    import errno
+
+    def write_then_fill_the_disk(obj, f):  # a real full disk cannot be arranged in a test
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", write_then_fill_the_disk)
+    with pytest.raises(OSError) as info:
+        save_checkpoint(model, tmp_path / "m.pt")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
