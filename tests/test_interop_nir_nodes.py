@@ -7,16 +7,24 @@ NIR graph itself, with weights put on Tern's grid by its own reading of SPEC §3
 weighted node and its neuron (Scale, r·dt/τ, w_in, pools, amplitudes) are powers of two, so that
 the reference can move them across the rounding exactly.
 """
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import nir
 import numpy as np
 import pytest
 
+from gen import irfile
 from gen.frontend import compile_dict
 from gen.golden import run
 from gen.nir_import import Conventions, graph_to_checkpoint
 from snn.data import load_mnist
 from nir_reference import fake_quantise, simulate
 
+ROOT = Path(__file__).resolve().parent.parent
 T = 3
 CONV = Conventions(dt=1.0, if_gain="r_dt", fire="ge", timesteps=T, input_scale=1.0)  # raw pixels in
 
@@ -133,3 +141,59 @@ def test_residual_fan_in_maps_onto_a_tern_residual_block():
     assert kinds == ["conv2d", "lif", "residual", "lif", "flatten", "linear"]
     body = ckpt["arch"]["layers"][2]["body"]
     assert [layer["type"] for layer in body] == ["conv2d", "lif", "conv2d"]
+
+
+# --------------------------------------------------------------------------- the CLI, end to end
+
+
+def _tiny_graph():
+    """Conv2d (stride 2) → IF → Flatten → Affine, declaring its conventions as metadata."""
+    rng = _rng(4)
+    s = (2, 14, 14)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])}),
+             "conv": _conv(rng, 1, 2, 3, 2, 1, (28, 28), 0.004),
+             "if1": _if(s),
+             "flat": _flatten(s),
+             "fc": nir.Affine(weight=rng.normal(0, 0.2, (10, 392)), bias=rng.normal(0, 0.1, 10)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    order = list(nodes)
+    metadata = {"tern.dt": 1.0, "tern.if_gain": "r_dt", "tern.fire": "ge", "tern.timesteps": 2,
+                "tern.input_scale": 1.0}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), type_check=False, metadata=metadata)
+
+
+def _build(tmp_path, *options):
+    """`python -m gen build tiny.nir --board pynq-z2 --out …` from the repository root, relative paths."""
+    nir.write(tmp_path / "tiny.nir", _tiny_graph())
+    model, out = os.path.relpath(tmp_path / "tiny.nir", ROOT), os.path.relpath(tmp_path / "build", ROOT)
+    result = subprocess.run([sys.executable, "-m", "gen", "build", model, "--board", "pynq-z2", "--out", out,
+                             "--images", "0", *options], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "build"
+
+
+def _check_build(build, images):
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["format"] == "tern-build" and manifest["timesteps"] == 2 and manifest["classes"] == 10
+    assert manifest["input"]["shape"] == [1, 28, 28] and manifest["model"]["name"] == "tiny"
+    assert [layer["name"] for layer in manifest["layers"]] == ["conv", "fc"]
+    ir = irfile.load(build / "steps" / "03_ir" / "model")
+    assert manifest["model"]["model_id"] == irfile.model_id(ir)
+    golden = run(ir, images)
+    graph = _tiny_graph()
+    sums = sum(simulate(fake_quantise(graph), images, dt=1.0, timesteps=2))
+    assert np.array_equal(sums * 2.0 ** int(ir.layers[-1].scale_exp.max()), golden.logits.astype(np.float64))
+    assert len(set(golden.classes.tolist())) > 1
+
+
+def test_gen_build_of_a_nir_file_writes_the_manifest_and_the_ir_of_its_golden_logits(tmp_path, images):
+    build = _build(tmp_path, "--no-synth")  # synthesis takes minutes on 2 shared cores: the slow test has it
+    _check_build(build, images)
+    assert (build / "rtl" / "tern_top.v").is_file()
+
+
+@pytest.mark.slow
+def test_gen_build_of_a_nir_file_with_synthesis(tmp_path, images):
+    build = _build(tmp_path)
+    _check_build(build, images)
+    assert json.loads((build / "report.json").read_text())["resources"]
