@@ -5,8 +5,8 @@ and sets `func(args) -> exit code` as its default. Every failure prints as ONE l
 stderr, never a traceback (docs/errors.md):
 
     ValueError family (ModelError, CheckpointError, IRFileError, DataError, bad options)  -> 2
-    OSError about the user's file or folder (missing, unreadable, read-only, full disk)   -> 2
-    any other OSError (an I/O error of the machine, not of a path the user named)          -> 1
+    OSError about the user's file or folder (missing, unreadable, read-only, not a folder) -> 2
+    any other OSError (a full disk, an I/O error: the machine, not the path the user named) -> 1
     KeyboardInterrupt (Ctrl-C)                                                             -> 130
     anything else: a bug in gen, one line and exit 1 (the traceback only with --verbose)
 """
@@ -23,11 +23,12 @@ EXIT_TOOL_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-# errno values that mean "the path you gave cannot be used as you asked": the user can fix
-# them (another path, free space, permissions), so they are bad input, not a tool failure.
+# errno values that mean "the path you gave cannot be used as you asked" (another path or
+# other permissions fix them): bad input. A full disk or an I/O error is the machine's state,
+# exit 1, as for `python -m sim` (docs/errors.md).
 USER_PATH_ERRNOS = frozenset(getattr(errno, name) for name in (
     "ENOENT", "EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENOTEMPTY", "ENAMETOOLONG",
-    "ELOOP", "EINVAL", "ENOSPC", "EDQUOT", "EFBIG", "EXDEV", "ENXIO", "ENODEV") if hasattr(errno, name))
+    "ELOOP", "EINVAL", "EXDEV", "ENXIO", "ENODEV") if hasattr(errno, name))
 
 
 def one_line(text: str) -> str:

@@ -95,7 +95,8 @@ def _check_theta_exact(layer: FloatLayer, exps: np.ndarray, wbits: int) -> None:
 
 
 def _round(name: str, what: str, values: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    scaled = np.ldexp(values, exps.reshape((-1,) + (1,) * (values.ndim - 1)))
+    with np.errstate(over="ignore"):    # an overflow to inf is refused just below, in one line
+        scaled = np.ldexp(values, exps.reshape((-1,) + (1,) * (values.ndim - 1)))
     if np.any(np.abs(scaled) >= MAX_EXACT):
         raise ModelError(f"{where(name)}{what} scaled by 2^e reaches {np.abs(scaled).max():.3g}, which must stay "
                          f"below 2^53 (the weights are tiny next to the {what}); the network cannot be quantised")

@@ -14,8 +14,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_ternary_t2.p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not EXAMPLE.is_file(), reason="examples/mnist_ternary_t2.pt is not there yet")
 def test_shipped_example_builds_and_fits(tmp_path):
+    assert EXAMPLE.is_file(), f"{EXAMPLE} is missing: the example is committed, a missing one is an error"
     report = build(EXAMPLE, board="pynq-z2", out=tmp_path / "mnist", images=16)
     assert report["fits"] is True
     r = report["resources"]

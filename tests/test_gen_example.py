@@ -1,8 +1,8 @@
 """End to end on real MNIST images: the golden model equals the float64 fake-quantised model at every
 layer and step, and the integer accuracy stays within 0.3 points of the float accuracy.
 
-The shipped example (examples/mnist_ternary_t2.pt) is used when present; a random MNIST-shaped
-checkpoint always runs, so the exactness check never silently disappears.
+The shipped example (examples/mnist_ternary_t2.pt) is committed: a missing one fails (a skip
+would turn a broken checkout green). A random MNIST-shaped checkpoint runs too.
 """
 from pathlib import Path
 
@@ -17,7 +17,6 @@ from gen.reference import run_reference
 from snn.data import load_mnist
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_ternary_t2.pt"
-needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason=f"{EXAMPLE.name} not in the repository yet")
 
 
 def assert_exact(net, images):
@@ -38,19 +37,21 @@ def check_accuracy(compiled, images, labels, tolerance_points=0.3):
     return float_acc, int_acc
 
 
+def test_the_example_is_in_the_repository():
+    assert EXAMPLE.is_file(), f"{EXAMPLE} is missing: it is committed (git checkout, or git lfs pull)"
+
+
 def test_random_mnist_checkpoint_is_exact_on_heldout_images():
     compiled = compile_dict(random_checkpoint(11, input_shape=(1, 28, 28), pool=True, residual=True, timesteps=2))
     images, _ = load_mnist(split="heldout", limit=100)
     assert_exact(compiled.network, images)
 
 
-@needs_example
 def test_example_is_exact_and_accurate_on_100_heldout_images():
     images, labels = load_mnist(split="heldout", limit=100)
     check_accuracy(compile_checkpoint(EXAMPLE), images, labels, tolerance_points=1.0)  # 1 image = 1 point here
 
 
-@needs_example
 @pytest.mark.slow
 def test_example_is_exact_and_accurate_on_all_heldout_images():
     images, labels = load_mnist(split="heldout")

@@ -98,3 +98,20 @@ def test_compiled_checkpoint_golden_equals_fake_quantised(seed, wbits):
     for name in g.spikes:
         assert np.array_equal(g.spikes[name], r.spikes[name])
     assert np.array_equal(g.logits, r.logit_sums * 2.0 ** int(net.readout.scale_exp[0]))
+
+
+def test_a_subnormal_weight_is_refused_as_a_model_error_not_an_overflow():
+    """Issue 12: log2(qmax / 5e-324) overflowed to inf and floor(inf) raised OverflowError."""
+    import warnings
+
+    e = best_exponent(5e-324, 8)
+    assert np.round(np.ldexp(5e-324, e)) <= 127 < np.round(np.ldexp(5e-324, e + 1))
+    ckpt = random_checkpoint(3)
+    name = next(k for k in ckpt["state_dict"] if k.endswith(".weight"))
+    weight = ckpt["state_dict"][name].double()
+    weight[0] = 1e-310                       # a whole output channel of float64 subnormals
+    ckpt["state_dict"][name] = weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # no RuntimeWarning may reach the user's terminal
+        with pytest.raises(ModelError, match=r"scaled by 2\^e reaches"):
+            compile_dict(ckpt)

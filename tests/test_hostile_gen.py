@@ -3,7 +3,7 @@
 Every case runs `.venv/bin/python -m gen ...` from the repository root (relative paths where
 the path is the point) and checks what the user sees: exactly one line on stderr besides
 the build's `[i/9] step` progress lines, no traceback, the documented exit code
-(docs/errors.md: 2 bad input, 1 tool failure, 130 Ctrl-C), and nothing lost or
+(docs/errors.md: 2 bad input, 1 tool failure or full disk, 130 Ctrl-C), and nothing lost or
 half-written. Every case fails before synthesis, so the file stays fast.
 """
 import errno
@@ -277,7 +277,7 @@ def full_disk(tmp_path):
 def test_build_onto_a_full_disk_is_one_line_and_frees_its_space(checkpoint, full_disk):
     (full_disk / "keep.txt").write_text("mine")
     line = one_error_line(gen("build", rel(checkpoint), "--out", rel(full_disk / "b"), "--no-synth",
-                              "--images", "0"), 2, "No space left on device", "--out cannot be written")
+                              "--images", "0"), 1, "No space left on device", "--out cannot be written")
     assert "b" in line
     assert sorted(p.name for p in full_disk.iterdir()) == ["keep.txt"]
     assert (full_disk / "keep.txt").read_text() == "mine"
@@ -286,7 +286,7 @@ def test_build_onto_a_full_disk_is_one_line_and_frees_its_space(checkpoint, full
 def test_inspect_plots_onto_a_full_disk_leaves_no_partial_png(full_disk, tmp_path):
     path = tmp_path / "rand28.pt"
     torch.save(random_checkpoint(3, input_shape=(1, 28, 28), timesteps=2), path)
-    line = one_error_line(gen("inspect", rel(path), "--images", "4", "--plots", rel(full_disk / "plots")), 2,
+    line = one_error_line(gen("inspect", rel(path), "--images", "4", "--plots", rel(full_disk / "plots")), 1,
                           "No space left on device", ".png")
     assert "plots" in line
     assert not [p for p in full_disk.rglob("*") if p.is_file()]
@@ -334,5 +334,6 @@ def test_cli_os_errors_name_the_file_and_pick_the_exit_code():
     from gen.cli import describe_os_error, os_error_exit_code
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "build/x")
     assert describe_os_error(full) == "build/x: No space left on device"
-    assert os_error_exit_code(full) == 2
+    assert os_error_exit_code(full) == 1                      # the machine's state, as for python -m sim
     assert os_error_exit_code(OSError(errno.EIO, os.strerror(errno.EIO))) == 1
+    assert os_error_exit_code(OSError(errno.EROFS, os.strerror(errno.EROFS), "ro/b")) == 2
