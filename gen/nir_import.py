@@ -150,6 +150,13 @@ def _check_acyclic(graph, succ) -> None:
             visit(name, [])
 
 
+def _is_projection(graph, chain: list[str]) -> bool:
+    """A branch that is a Conv2d and Scales (which fold into it): a projection shortcut."""
+    import nir
+    return bool(chain) and isinstance(graph.nodes[chain[0]], nir.Conv2d) and \
+        all(isinstance(graph.nodes[n], nir.Scale) for n in chain[1:])
+
+
 def _end_of_branch(start: str, succ, pred, limit: int) -> tuple[list[str], str]:
     """Follow single-successor nodes from `start` until a node with several predecessors."""
     chain, node = [], start
@@ -491,27 +498,50 @@ def graph_to_checkpoint(graph, conv: Conventions, name: str = "model") -> dict:
                                     f"block (one chain of layers and one identity edge that meet again)")
         direct = [n for n in nexts if len(pred[n]) > 1]
         other = [n for n in nexts if n not in direct]
-        if len(direct) != 1 or len(other) != 1:
+        shortcut = None
+        if len(direct) == 0 and len(other) == 2:
+            # a projection shortcut: one branch is a 1×1 Conv2d (and Scales folding into it)
+            branches = [_end_of_branch(n, succ, pred, len(graph.nodes)) for n in other]
+            projections = [i for i, (chain, _) in enumerate(branches) if _is_projection(graph, chain)]
+            if branches[0][1] is None or branches[0][1] != branches[1][1] or not projections:
+                _fail(node, kind, None, f"fans out to {nexts}: the branches must meet again, one of them a 1×1 "
+                                        f"Conv2d (a projection shortcut) or a direct edge (an identity shortcut)")
+            shortcut = branches[projections[-1]][0]
+            chain, join = branches[1 - projections[-1]]
+        elif len(direct) != 1 or len(other) != 1:
             _fail(node, kind, None, f"fans out to {nexts}: a residual shortcut must be a direct edge into the node "
-                                    f"where the branches meet")
-        join = direct[0]
-        chain, end = _end_of_branch(other[0], succ, pred, len(graph.nodes))
-        if end != join:
-            _fail(node, kind, None, f"the branch through {other[0]!r} does not meet the shortcut at {join!r}")
+                                    f"where the branches meet, or a 1×1 Conv2d")
+        else:
+            join = direct[0]
+            chain, end = _end_of_branch(other[0], succ, pred, len(graph.nodes))
+            if end != join:
+                _fail(node, kind, None, f"the branch through {other[0]!r} does not meet the shortcut at {join!r}")
+        projected = shape
+        shortcut_layers = []
+        if shortcut is not None:
+            sc = _Builder(names, state)
+            for member in shortcut:
+                projected = _map_node(sc, member, graph.nodes[member], conv, projected, after_residual=False)
+            if sc.layers[0]["kernel_size"] != 1 or sc.layers[0]["padding"] != 0:
+                _fail(shortcut[0], "Conv2d", "weight", "a projection shortcut must be a 1×1 convolution without "
+                                                       "padding")
+            shortcut_layers = sc.layers
         body = _Builder(names, state)
         inner = shape
         for member in chain:
             inner = _map_node(body, member, graph.nodes[member], conv, inner, after_residual=False)
             _apply_pending_gain(body)
-        if tuple(inner) != tuple(shape):
+        if tuple(inner) != tuple(projected):
             _fail(join, type(graph.nodes[join]).__name__, None,
-                  f"sums a body output of shape {list(inner)} with a shortcut of shape {list(shape)}")
+                  f"sums a body output of shape {list(inner)} with a shortcut of shape {list(projected)}")
         if not body.layers or body.layers[-1]["type"] not in ("conv2d", "linear"):
             _fail(chain[-1] if chain else join, "residual body", None, "must end in an Affine/Linear/Conv2d")
         join_node = graph.nodes[join]
         if not isinstance(join_node, (nir.LIF, nir.IF, nir.CubaLIF)):
             _fail(join, type(join_node).__name__, None, "sums a residual block: it must be a neuron")
-        top.layers.append({"name": top.name(f"{join}_block"), "type": "residual", "body": body.layers})
+        top.layers.append({"name": top.name(f"{join}_block"), "type": "residual", "body": body.layers,
+                           "shortcut": shortcut_layers})
+        shape = tuple(inner)
         _neuron(top, join, join_node, conv, shape, after_residual=True)
         node = join
     if getattr(top, "pending_gain", None):

@@ -217,8 +217,11 @@ def fake_quantise(graph, *, wbits: int = 8, dt: float = 1.0, if_gain: str = "r_d
             total = np.broadcast_to(g * g_in * gain, (channels,)).reshape((-1,) + (1,) * (_a(n.weight).ndim - 1))
             scale = np.ldexp(total, exps.reshape(total.shape))
             n.weight = np.round(_a(n.weight) * scale) / scale
-            if isinstance(n, (nir.Affine, nir.Conv2d)):
-                bias_gain = np.broadcast_to(g * gain, (channels,))
-                bscale = np.ldexp(bias_gain, exps)
-                n.bias = np.round(_a(n.bias) * bscale) / bscale
+        # the biases of every projection into a neuron add up before Tern rounds them, once
+        biased = [(graph.nodes[name], np.ldexp(np.broadcast_to(g * gain, (channels,)), exps))
+                  for name, g, _ in weighted if isinstance(graph.nodes[name], (nir.Affine, nir.Conv2d))]
+        if biased:
+            total = np.round(sum(np.broadcast_to(_a(n.bias), (channels,)) * bscale for n, bscale in biased))
+            for i, (n, bscale) in enumerate(biased):
+                n.bias = total / bscale if i == 0 else np.zeros(channels)
     return graph

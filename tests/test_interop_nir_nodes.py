@@ -20,6 +20,7 @@ import pytest
 from gen import irfile
 from gen.frontend import compile_dict
 from gen.golden import run
+from gen.nir_export import network_to_graph
 from gen.nir_import import Conventions, graph_to_checkpoint
 from snn.data import load_mnist
 from nir_reference import fake_quantise, simulate
@@ -108,8 +109,31 @@ def residual_fan_in():
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
+def projection_shortcut():
+    """A fan-in whose shortcut is a 1×1 Conv2d of stride 2 and a per-channel Scale (a folded BN):
+    a Tern residual block with a projection shortcut."""
+    rng = _rng(5)
+    s1, s2 = (4, 14, 14), (6, 7, 7)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])}),
+             "conv1": _conv(rng, 1, 4, 3, 2, 1, (28, 28), 0.004),
+             "if1": _if(s1),
+             "conv_a": _conv(rng, 4, 6, 3, 2, 1, (14, 14), 0.5),
+             "lif_a": _lif(s2),
+             "conv_b": _conv(rng, 6, 6, 3, 1, 1, (7, 7), 0.5),
+             "proj": _conv(rng, 4, 6, 1, 2, 0, (14, 14), 0.5),
+             "proj_bn": nir.Scale(scale=np.broadcast_to(np.array([1, 2, 0.5, 1, 2, 4.0])[:, None, None], s2).copy()),
+             "join": _if(s2),
+             "flat": _flatten(s2),
+             "fc": nir.Affine(weight=rng.normal(0, 0.2, (10, 294)), bias=rng.normal(0, 0.1, 10)),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    edges = [("input", "conv1"), ("conv1", "if1"), ("if1", "conv_a"), ("conv_a", "lif_a"), ("lif_a", "conv_b"),
+             ("conv_b", "join"), ("if1", "proj"), ("proj", "proj_bn"), ("proj_bn", "join"), ("join", "flat"),
+             ("flat", "fc"), ("fc", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
 GRAPHS = {"pools_scales_linear": pools_scales_linear, "cuba_and_integrator_readout": cuba_and_integrator_readout,
-          "residual_fan_in": residual_fan_in}
+          "residual_fan_in": residual_fan_in, "projection_shortcut": projection_shortcut}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +165,19 @@ def test_residual_fan_in_maps_onto_a_tern_residual_block():
     assert kinds == ["conv2d", "lif", "residual", "lif", "flatten", "linear"]
     body = ckpt["arch"]["layers"][2]["body"]
     assert [layer["type"] for layer in body] == ["conv2d", "lif", "conv2d"]
+
+
+def test_projection_shortcut_maps_onto_a_residual_block_and_round_trips(images):
+    ckpt = graph_to_checkpoint(projection_shortcut(), CONV)
+    block = ckpt["arch"]["layers"][2]
+    assert block["type"] == "residual" and [layer["type"] for layer in block["shortcut"]] == ["conv2d"]
+    assert block["shortcut"][0]["kernel_size"] == 1 and block["shortcut"][0]["stride"] == 2
+    ir = compile_dict(ckpt, name="proj").network
+    back = compile_dict(graph_to_checkpoint(network_to_graph(ir), CONV), name="proj").network  # Tern → NIR → Tern
+    for la, lb in zip(ir.layers, back.layers):
+        assert np.array_equal(la.bias, lb.bias) and len(la.projections) == len(lb.projections)
+        assert all(np.array_equal(p.weight, q.weight) for p, q in zip(la.projections, lb.projections))
+    assert np.array_equal(run(ir, images).logits, run(back, images).logits)
 
 
 # --------------------------------------------------------------------------- the CLI, end to end
