@@ -21,7 +21,7 @@ PLOT_IMAGES = 100  # membrane recording keeps int64 [N, T, neurons] per layer: c
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("inspect", help="per-layer table of a compiled model",
                               description=__doc__.split("\n\n")[1])
-    p.add_argument("model", help="checkpoint (.pt) or IR file pair (.json)")
+    p.add_argument("model", help="checkpoint (.pt) or IR file pair (.json or .npz)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--images", type=int, default=200, metavar="N",
                    help="held-out MNIST images to measure activity on (default 200; 0 = none)")
@@ -37,7 +37,7 @@ def _load(path: str, wbits: int | None):
     from .frontend import compile_checkpoint
     from .irfile import load
     from .quantise import DEFAULT_WBITS
-    if Path(path).suffix == ".json":
+    if Path(path).suffix in (".json", ".npz"):     # either half of an IR pair names the pair
         net = load(path)
         if wbits is not None:
             # Silently ignoring it would print a table the user did not ask for.

@@ -111,7 +111,8 @@ def _read_document(json_path: Path) -> dict:
     try:
         document = json.loads(json_path.read_bytes())
     except FileNotFoundError:
-        raise IRFileError(f"IR file not found: {json_path}") from None
+        raise IRFileError(f"IR file not found: {json_path} (an IR is the pair <stem>.json and <stem>.npz, "
+                          f"docs/ir.md)") from None
     except IsADirectoryError:
         raise IRFileError(f"{json_path} must be an IR .json file, not a folder") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -149,6 +149,12 @@ def test_malformed_ir_is_one_line_naming_the_file(case, ir_pair, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+def test_garbage_npz_given_alone_is_not_called_pickled_data(tmp_path):
+    (tmp_path / "g.npz").write_bytes(bytes(range(256)) * 3)
+    line = one_error_line(gen("inspect", rel(tmp_path / "g.npz"), "--images", "0"), 2, "IR file not found", "g.json")
+    assert "pickle" not in line
+
+
 def test_inspect_of_an_ir_file_refuses_wbits(ir_pair):
     """--wbits re-quantises a checkpoint; an IR file is already quantised: say so, do not ignore it."""
     one_error_line(gen("inspect", rel(ir_pair), "--images", "0", "--wbits", "4"), 2,
