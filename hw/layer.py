@@ -59,14 +59,17 @@ class SpikingLayer(wiring.Component):
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
                  membrane_width: int, queue_depth: int = 512, projections=None):
-        self.projections = None
+        self.projections = None     # the list given, if any
+        self.multi = False          # built with a join and one queue per projection
         if projections is not None:
             if geometry is not None or weights is not None:
                 raise ValueError("geometry and weights must be None when projections are given, "
                                  f"not {geometry!r} and {type(weights).__name__}")
             projections = check_projections(projections)
+            self.projections = projections
             if len(projections) == 1 and not isinstance(projections[0].geometry, IdentityGeometry):
                 geometry, weights = projections[0].geometry, projections[0].weights
+                queue_depth = check_queue_depths(queue_depth, 1)[0]
             else:
                 self.init_graph(projections, bias, theta_pos, theta_neg, leak_shift=leak_shift,
                                 steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
@@ -93,7 +96,7 @@ class SpikingLayer(wiring.Component):
     def init_graph(self, projections, bias, theta_pos, theta_neg, *, leak_shift, steps, kind, lanes,
                    weight_width, current_width, membrane_width, queue_depth):
         """Several projections: one queue each, the join, one accumulator over them all."""
-        self.projections = projections
+        self.multi = True
         self.geometry = projections[0].geometry
         channels, height, width = out_shape(self.geometry)
         self.accumulator = MultiAccumulator(projections, lanes=lanes, weight_width=weight_width,
@@ -115,7 +118,7 @@ class SpikingLayer(wiring.Component):
         })
 
     def elaborate(self, platform):
-        if self.projections is not None:
+        if self.multi:
             return self.elaborate_graph()
         m = Module()
         m.submodules.queue = queue = EventQueue(self.in_addr_width, self.queue_depth)
