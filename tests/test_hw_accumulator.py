@@ -109,3 +109,56 @@ def test_accumulator_rejects_bad_parameters(kwargs, message):
 def test_geometry_rejects_bad_parameters(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# -- several projections into one current memory (hw.multi_accumulator) -----------------------
+
+def multi_accumulator():
+    from hw.multi_accumulator import MultiAccumulator
+    from hw.projection import IdentityGeometry, Projection
+    rng = np.random.default_rng(0)
+    projections = [
+        Projection("main", ConvGeometry(4, 6, 6, 8, 3, 1, 1), rng.integers(-9, 9, size=(8, 4, 3, 3))),
+        Projection("skip", IdentityGeometry(8, 6, 6), rng.integers(-9, 9, size=8)),
+        Projection("down", ConvGeometry(2, 12, 12, 8, 1, 2, 0), rng.integers(-9, 9, size=(8, 2, 1, 1)))]
+    return MultiAccumulator(projections, lanes=2, weight_width=8, current_width=14)
+
+
+def busy_cycles(acc, proj, addrs) -> int:
+    """Cycles from the first event offered (back to back, always valid) until idle."""
+    from amaranth.sim import Simulator
+    result = {}
+
+    async def bench(ctx):
+        await ctx.tick()
+        sent = cycles = 0
+        while sent < len(addrs):
+            ctx.set(acc.events.valid, 1)
+            ctx.set(acc.events.payload.addr, addrs[sent])
+            ctx.set(acc.events.payload.proj, proj)
+            sent += ctx.get(acc.events.ready)
+            await ctx.tick()
+            cycles += 1
+        ctx.set(acc.events.valid, 0)
+        while not ctx.get(acc.idle):
+            await ctx.tick()
+            cycles += 1
+        result["cycles"] = cycles
+    sim = Simulator(acc)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return result["cycles"]
+
+
+@pytest.mark.parametrize("proj,addrs,per_event", [
+    (1, list(range(30)), 1),                                                     # identity: one op
+    (2, [c * 144 + y * 12 + x for c in range(2) for y in (0, 4) for x in range(0, 12, 2)], 4),  # 1×1 s2, on grid: O/P
+    (2, [c * 144 + y * 12 + x for c in range(2) for y in (1, 5) for x in range(0, 12, 2)], 1),  # off grid: no tap
+    (0, [c * 36 + y * 6 + x for c in range(2) for y in (1, 4) for x in range(1, 5)], 36),        # 3×3 inside: 9·O/P
+])
+def test_multi_accumulator_cycles_per_event(proj, addrs, per_event):
+    """The cost model of docs/hardware.md: cycles per event of each projection kind at full
+    rate (the difference between sending the events twice and once: no pipeline fill)."""
+    acc = multi_accumulator()
+    assert busy_cycles(acc, proj, addrs * 2) - busy_cycles(acc, proj, addrs) == per_event * len(addrs)
