@@ -1,0 +1,422 @@
+"""DenseConvLayer: a dense streaming conv engine for a spiking layer (docs/hardware.md,
+"Dense streaming engines"). Multiplier-free and exact (SPEC §4).
+
+    maps_in ──► line buffer (S rows) ──► k×k window ──► PO lanes × C·k·k taps (±w / 0)
+            ──► pipelined adder trees ──► LIFUnit (hw/lif.py) ◄─► membranes ──► maps (out)
+
+Input and output are dense ternary map streams (hw/ternary_stream.py: one position, all
+channels, per beat, in (t, y, x) order). The weights are constants: every tap of every
+lane selects +w, −w or 0 from its 2-bit spike, so synthesis makes each a few LUTs and
+nothing is multiplied. PO lanes compute PO output channels at once; the O/PO channel
+groups of one output position are computed in O/PO consecutive cycles over the same
+window (the time-sharing factor F = O/PO).
+
+Schedule (data-independent): per output row oy, the window slides over the
+n_cols = (W_out − 1)·s + k padded columns starting at x = −p, one column per cycle, and
+dwells F cycles (one per group) at each column that completes a window, so a row takes
+n_cols + W_out·(F − 1) issue cycles. A row is started once every input row it needs is in
+the line buffer; the writer takes one input beat per cycle while the buffer has a free row
+(S rows: the k of the window plus s for the next output row). `schedule_cycles` replays
+exactly this control in Python: it is the engine's cycle count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.fifo import StreamFIFO
+from hw.geometry import ConvGeometry, check_lanes
+from hw.lif import LIFUnit, check_int, check_kind
+from hw.sweep import check_channel_ints, signed_width
+from hw.ternary_stream import map_layout, map_signature
+
+TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
+OUTPUT_FIFO_DEPTH = 4
+MIN_NEURON_WORDS = 4           # a membrane word is read again >= this many emits after its write
+LIF_STAGES = 2
+
+
+def check_conv_geometry(geometry) -> ConvGeometry:
+    if not isinstance(geometry, ConvGeometry):
+        raise TypeError(f"geometry must be a ConvGeometry, not {geometry!r}")
+    return geometry
+
+
+def default_buffer_rows(kernel: int, stride: int) -> int:
+    """The line buffer's rows: the k of a window plus s for the next output row, rounded up to
+    a power of two (the row slot is the low bits of a row counter)."""
+    rows = kernel + stride
+    return 1 << (rows - 1).bit_length()
+
+
+def check_buffer_rows(rows, kernel: int) -> int:
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < kernel or rows & (rows - 1):
+        raise ValueError(f"buffer_rows must be a power of two >= the kernel ({kernel}), not {rows!r}")
+    return rows
+
+
+def check_neurons(out_channels, bias, theta_pos, theta_neg, kind):
+    """bias, θ⁺, θ⁻ per channel (θ⁻ may be None for a binary neuron), as lists of ints."""
+    bias = check_channel_ints("bias", bias, out_channels)
+    theta_pos = check_channel_ints("theta_pos", theta_pos, out_channels)
+    kind = check_kind(kind)
+    if kind == "binary" and theta_neg is None:
+        theta_neg = [-p for p in theta_pos]
+    theta_neg = check_channel_ints("theta_neg", theta_neg, out_channels)
+    if kind == "ternary" and any(n >= p for n, p in zip(theta_neg, theta_pos)):
+        raise ValueError(f"theta_neg must be below theta_pos in every channel, not {theta_neg!r} vs {theta_pos!r}")
+    return bias, theta_pos, theta_neg
+
+
+def check_weights(weights, shape, weight_width) -> np.ndarray:
+    w = np.asarray(weights)
+    if w.shape != tuple(shape):
+        raise ValueError(f"weights must have shape {tuple(shape)!r}, not {w.shape!r}")
+    if w.size and not np.issubdtype(w.dtype, np.integer):
+        raise ValueError(f"weights must be integers, not {w.dtype!r}")
+    limit = 1 << (weight_width - 1)
+    if w.size and (w.min() < -limit or w.max() >= limit):
+        raise ValueError(f"weights must fit weight_width = {weight_width} bits, not [{w.min()}, {w.max()}]")
+    return w.astype(np.int64)
+
+
+def tap_value(spike, weight):
+    """+w, −w or 0 from a 2-bit spike (fire, neg): the LUT that replaces a multiplier."""
+    return Mux(spike.fire, Mux(spike.neg, -weight, weight), 0)
+
+
+def adder_tree(m, leaves, bounds, advance, levels_per_stage=TREE_LEVELS_PER_STAGE, name="t"):
+    """Sum `leaves` (signed values, |leaf i| <= bounds[i]) pairwise; a register (enabled by
+    `advance`) after every `levels_per_stage` levels and after the last. Returns
+    (sum signal, its bound, register stages)."""
+    nodes, level, stages = list(zip(leaves, bounds)), 0, 0
+    while True:
+        last = len(nodes) == 1
+        if last or (level and level % levels_per_stage == 0):
+            registered = []
+            for i, (v, b) in enumerate(nodes):
+                r = Signal(signed(signed_width([-b, b])), name=f"{name}_s{stages}_{i}")
+                with m.If(advance):
+                    m.d.sync += r.eq(v)
+                registered.append((r, b))
+            nodes, stages = registered, stages + 1
+            if last:
+                return nodes[0][0], nodes[0][1], stages
+        paired = []
+        for i in range(0, len(nodes) - 1, 2):
+            (a, ba), (b, bb) = nodes[i], nodes[i + 1]
+            paired.append((a + b, ba + bb))
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes, level = paired, level + 1
+
+
+def _tree_stages(leaves: int, levels_per_stage: int) -> int:
+    n, level, stages = leaves, 0, 0
+    while True:
+        if n == 1 or (level and level % levels_per_stage == 0):
+            stages += 1
+            if n == 1:
+                return stages
+        n, level = (n + 1) // 2, level + 1
+
+
+class DenseConvLayer(wiring.Component):
+    """Ports: `maps_in` (In, map stream of C channels), `maps` (Out, map stream of O channels)."""
+
+    def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int, steps: int,
+                 kind: str, lanes: int, weight_width: int, current_width: int, membrane_width: int,
+                 buffer_rows: int | None = None):
+        g = self.geometry = check_conv_geometry(geometry)
+        self.lanes = check_lanes(lanes, g.out_channels)
+        self.groups = g.out_channels // lanes
+        self.weight_width = check_int("weight_width", weight_width, 2)
+        self.weights = check_weights(weights, g.weight_shape, weight_width)
+        self.kind = check_kind(kind)
+        self.bias, self.theta_pos, self.theta_neg = check_neurons(g.out_channels, bias, theta_pos, theta_neg, kind)
+        self.leak_shift = check_int("leak_shift", leak_shift, 0)
+        self.steps = check_int("steps", steps, 1)
+        self.current_width = check_int("current_width", current_width, 2)
+        self.membrane_width = check_int("membrane_width", membrane_width, 2)
+        self.buffer_rows = check_buffer_rows(default_buffer_rows(g.kernel, g.stride) if buffer_rows is None
+                                             else buffer_rows, g.kernel)
+        self.neuron_words = g.out_positions * self.groups
+        if self.neuron_words < MIN_NEURON_WORDS:
+            raise ValueError(f"lanes must leave at least {MIN_NEURON_WORDS} neuron words per step "
+                             f"(output positions × O/lanes), not {self.neuron_words} with lanes = {lanes}")
+        bound = int(np.abs(self.weights).reshape(g.out_channels, -1).sum(axis=1).max(initial=0))
+        if signed_width([-bound, bound]) > current_width:
+            raise ValueError(f"current_width must hold ±{bound} (Σ|W| of a channel), not {current_width!r}")
+        self.in_layout = map_layout(g.in_channels)
+        self.out_layout = map_layout(g.out_channels)
+        super().__init__({"maps_in": In(map_signature(g.in_channels)),
+                          "maps": Out(map_signature(g.out_channels))})
+
+    # ---- the schedule as constants
+    @property
+    def columns(self) -> int:
+        g = self.geometry
+        return (g.out_width - 1) * g.stride + g.kernel
+
+    def row_needs(self, oy: int) -> tuple[int, int]:
+        """(first input row still needed, input rows that must be written) for output row oy."""
+        g = self.geometry
+        top = oy * g.stride - g.padding
+        return max(0, top), min(g.in_height, top + g.kernel)
+
+    def pipeline_stages(self) -> int:
+        """Registers from the issue to the LIF unit's input: read, window, adder tree."""
+        return 2 + _tree_stages(self.geometry.fan_in) - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        g, P, F, S = self.geometry, self.lanes, self.groups, self.buffer_rows
+        C, H, W, k, s, p = g.in_channels, g.in_height, g.in_width, g.kernel, g.stride, g.padding
+        Ho, Wo, T = g.out_height, g.out_width, self.steps
+        ncols = self.columns
+        row_bits = max(H + k + S, 2 * S).bit_length() + 2        # wrapping row counters, compared by difference
+        slot_bits = (S - 1).bit_length()
+
+        # -- line buffer: word x holds column x of the S buffered rows, one slot per row ------
+        col_layout = data.ArrayLayout(data.ArrayLayout(self.in_layout["spikes"].shape.elem_shape, C), S)
+        m.submodules.lines = lines = Memory(shape=col_layout, depth=max(2, W), init=[])
+        lw = lines.write_port(granularity=1)        # one row slot per write enable
+        lr = lines.read_port()
+
+        advance = Signal()
+        # Writer: rows are counted globally (across steps and images), modulo 2^row_bits.
+        written = Signal(row_bits)      # input rows completely written
+        wx = Signal(range(max(2, W)))
+        lowest = Signal(row_bits)       # the first row the issue still reads
+        free = Signal()
+        # Signed differences: the issue may have moved past rows not yet written (rows no output reads).
+        m.d.comb += free.eq((written - lowest)[:row_bits].as_signed() < S)
+        accept = self.maps_in.valid & free
+        m.d.comb += [
+            self.maps_in.ready.eq(free),
+            lw.addr.eq(wx),
+        ]
+        for slot in range(S):
+            m.d.comb += lw.data[slot].eq(self.maps_in.payload.spikes)
+            m.d.comb += lw.en[slot].eq(accept & (written[:slot_bits] == slot if slot_bits else 1))
+        with m.If(accept):
+            with m.If(wx == W - 1):
+                m.d.sync += [wx.eq(0), written.eq(written + 1)]
+            with m.Else():
+                m.d.sync += wx.eq(wx + 1)
+
+        # -- issue: one column shift or one group dwell per cycle -------------------------------
+        step_base = Signal(row_bits)    # global index of input row 0 of the issuing step
+        t = Signal(range(max(2, T)))
+        oy = Signal(range(max(2, Ho)))
+        ci = Signal(range(max(2, ncols)))
+        gi = Signal(range(max(2, F)))
+        dwell = Signal()
+        word = Signal(range(max(2, self.neuron_words)))   # neuron word = position·F + group
+        first_row = Array(Const(self.row_needs(y)[0], row_bits) for y in range(Ho))
+        need_rows = Array(Const(self.row_needs(y)[1], row_bits) for y in range(Ho))
+        top_row = Array(Const((y * s - p) % (1 << row_bits), row_bits) for y in range(Ho))
+        row_mask = Array(Const(sum(1 << i for i in range(k) if 0 <= y * s - p + i < H), k) for y in range(Ho))
+        completes = Array(Const(int(c >= k - 1 and (c - k + 1) % s == 0), 1) for c in range(ncols))
+        m.d.comb += lowest.eq(step_base + first_row[oy])
+        row_ready = (written - step_base)[:row_bits].as_signed() >= need_rows[oy]
+        # Mid-row issues never wait: the rows of a started row stay until it ends.
+        mid_row = dwell | (ci != 0)
+        issue = Signal()
+        m.d.comb += issue.eq(mid_row | row_ready)
+        emit = Signal()
+        m.d.comb += emit.eq(dwell | completes[ci])
+        last_group = Mux(dwell, gi == F - 1, F == 1)
+        row_end = (ci == ncols - 1) & last_group
+        last_word = word == self.neuron_words - 1
+
+        # Stage 1 (line buffer read data), stage 2 (window).
+        v1_shift, v1_col, v1_emit = Signal(), Signal(), Signal()
+        slot1 = Signal(slot_bits or 1)
+        mask1 = Signal(k)
+        tag_layout = data.StructLayout({"word": unsigned(max(1, (self.neuron_words - 1).bit_length())),
+                                        "group": unsigned(max(1, (F - 1).bit_length())),
+                                        "eos": 1, "eoi": 1})
+        ctl_layout = data.StructLayout({"t": unsigned(max(1, (T - 1).bit_length())), "tag": tag_layout})
+        ctl1 = Signal(ctl_layout)
+        cx = ci - p
+        m.d.comb += [lr.addr.eq(cx[:max(1, (W - 1).bit_length())]), lr.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [
+                v1_shift.eq(issue & ~dwell),
+                v1_col.eq((ci >= p) & (ci < p + W)),
+                v1_emit.eq(issue & emit),
+                slot1.eq((step_base + top_row[oy])[:slot_bits] if slot_bits else 0),
+                mask1.eq(row_mask[oy]),
+                ctl1.t.eq(t),
+                ctl1.tag.word.eq(word), ctl1.tag.group.eq(Mux(dwell, gi, 0)),
+                ctl1.tag.eos.eq(last_word), ctl1.tag.eoi.eq(last_word & (t == T - 1)),
+            ]
+            with m.If(issue):
+                with m.If(emit):
+                    m.d.sync += word.eq(Mux(last_word, 0, word + 1))
+                with m.If(emit & ~last_group):
+                    m.d.sync += [dwell.eq(1), gi.eq(Mux(dwell, gi + 1, 1))]
+                with m.Else():
+                    m.d.sync += [dwell.eq(0), gi.eq(0)]
+                    with m.If(row_end):
+                        m.d.sync += ci.eq(0)
+                        with m.If(oy == Ho - 1):
+                            m.d.sync += [oy.eq(0), step_base.eq(step_base + H), t.eq(Mux(t == T - 1, 0, t + 1))]
+                        with m.Else():
+                            m.d.sync += oy.eq(oy + 1)
+                    with m.Else():
+                        m.d.sync += ci.eq(ci + 1)
+
+        # Window: k columns of k rows of C spikes; column 0 is the leftmost (kernel x = 0).
+        spike_shape = self.in_layout["spikes"].shape
+        window = [[Signal(spike_shape, name=f"win_x{x}_y{y}") for y in range(k)] for x in range(k)]
+        v2_emit = Signal()
+        ctl2 = Signal(ctl_layout)
+        with m.If(advance):
+            m.d.sync += [v2_emit.eq(v1_emit), ctl2.eq(ctl1)]
+            with m.If(v1_shift):
+                for x in range(k - 1):
+                    for y in range(k):
+                        m.d.sync += window[x][y].eq(window[x + 1][y])
+                for y in range(k):
+                    slot = Signal(slot_bits or 1, name=f"slot{y}")
+                    m.d.comb += slot.eq(slot1 + y)
+                    row = Array(lr.data[i].as_value() for i in range(S))[slot[:slot_bits] if slot_bits else 0]
+                    m.d.sync += window[k - 1][y].eq(Mux(v1_col & mask1[y], row, 0))
+
+        # Taps and adder trees, one per lane; the weight of a tap is a constant per group.
+        group2 = ctl2.tag.group
+        sums, stages = [], 0
+        for j in range(P):
+            leaves, bounds = [], []
+            for c in range(C):
+                for ky in range(k):
+                    for kx in range(k):
+                        values = [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)]
+                        width = signed_width(values + [-max(abs(v) for v in values)])
+                        weight = Array(Const(v, signed(width)) for v in values)[group2] if F > 1 \
+                            else Const(values[0], signed(width))
+                        leaves.append(tap_value(window[kx][ky][c], weight))
+                        bounds.append(max(abs(v) for v in values))
+            total, _, stages = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
+            sums.append(total)
+        # The control rides beside the tree's registers.
+        ctl_pipe, valid_pipe = [ctl2], [v2_emit]
+        for i in range(stages):
+            c_next, v_next = Signal(ctl_layout, name=f"ctl_t{i}"), Signal(name=f"valid_t{i}")
+            with m.If(advance):
+                m.d.sync += [c_next.eq(ctl_pipe[-1]), v_next.eq(valid_pipe[-1])]
+            ctl_pipe.append(c_next)
+            valid_pipe.append(v_next)
+
+        # -- LIF update (hw/lif.py), membranes read one stage ahead -----------------------------
+        bias_width = signed_width(self.bias)
+        theta_width = signed_width(self.theta_pos + self.theta_neg)
+        m.submodules.lif = lif = LIFUnit(lanes=P, steps=T, leak_shift=self.leak_shift, kind=self.kind,
+                                         current_width=self.current_width, bias_width=bias_width,
+                                         membrane_width=self.membrane_width, theta_width=theta_width,
+                                         tag_width=tag_layout.size)
+        m.submodules.membranes = mem = Memory(shape=data.ArrayLayout(signed(self.membrane_width), P),
+                                              depth=max(2, self.neuron_words), init=[])
+        mr, mw = mem.read_port(), mem.write_port()
+        m.d.comb += [mr.addr.eq(ctl_pipe[-2].tag.word), mr.en.eq(advance), advance.eq(lif.neurons.ready)]
+        last = ctl_pipe[-1]
+        group_last = last.tag.group
+
+        def table(values, j, width):
+            return Array(Const(values[gg * P + j], signed(width)) for gg in range(F))[group_last]
+
+        neurons = lif.neurons.payload
+        m.d.comb += [lif.neurons.valid.eq(valid_pipe[-1]), neurons.t.eq(last.t), neurons.tag.eq(last.tag)]
+        for j in range(P):
+            lane = neurons.lanes[j]
+            m.d.comb += [lane.current.eq(sums[j]), lane.membrane.eq(mr.data[j]),
+                         lane.bias.eq(table(self.bias, j, bias_width)),
+                         lane.theta_pos.eq(table(self.theta_pos, j, theta_width)),
+                         lane.theta_neg.eq(table(self.theta_neg, j, theta_width))]
+
+        # -- write back, assemble the O channels of a position, queue the beat ------------------
+        m.submodules.out = out = StreamFIFO(self.out_layout, OUTPUT_FIFO_DEPTH)
+        wiring.connect(m, out.r, wiring.flipped(self.maps))
+        upd = lif.updates.payload
+        utag = data.View(tag_layout, upd.tag)
+        done = lif.updates.valid & out.w.ready
+        m.d.comb += [lif.updates.ready.eq(out.w.ready),
+                     mw.addr.eq(utag.word), mw.en.eq(done)]
+        m.d.comb += [mw.data[j].eq(upd.lanes[j].membrane) for j in range(P)]
+        held = Signal(self.out_layout["spikes"].shape)
+        with m.If(done):
+            with m.Switch(utag.group):
+                for gg in range(F - 1):
+                    with m.Case(gg):
+                        for j in range(P):
+                            m.d.sync += [held[gg * P + j].fire.eq(upd.lanes[j].fire),
+                                         held[gg * P + j].neg.eq(upd.lanes[j].neg)]
+        beat = out.w.payload
+        m.d.comb += [out.w.valid.eq(lif.updates.valid & (utag.group == F - 1)),
+                     beat.eos.eq(utag.eos), beat.eoi.eq(utag.eoi)]
+        for o in range(g.out_channels):
+            gg, j = divmod(o, P)
+            if gg == F - 1:
+                m.d.comb += [beat.spikes[o].fire.eq(upd.lanes[j].fire), beat.spikes[o].neg.eq(upd.lanes[j].neg)]
+            else:
+                m.d.comb += beat.spikes[o].eq(held[o])
+        return m
+
+
+def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None = None, steps: int = 1,
+                    images: int = 1) -> int:
+    """Cycles from the first input beat to the last output beat leaving the engine, for
+    `images` images of `steps` steps fed back to back at one beat per cycle and drained
+    without back-pressure: the RTL's issue and writer counters replayed cycle by cycle."""
+    g = geometry
+    S = buffer_rows or default_buffer_rows(g.kernel, g.stride)
+    F = g.out_channels // lanes
+    H, W, k, s, p = g.in_height, g.in_width, g.kernel, g.stride, g.padding
+    ncols = (g.out_width - 1) * s + k
+    rows = [(max(0, y * s - p), min(H, y * s - p + k)) for y in range(g.out_height)]
+    total_rows = H * steps * images
+    total_issue_rows = g.out_height * steps * images
+    written, wx, beats = 0, 0, 0
+    step_base, oy, ci, gi, dwell, issued_rows = 0, 0, 0, 0, False, 0
+    cycle = 0
+    while issued_rows < total_issue_rows:
+        lowest = step_base + rows[oy][0]
+        free = written - lowest < S and written < total_rows
+        row_ready = written - step_base >= rows[oy][1]
+        # issue (uses the registers of this cycle), then the writer's update
+        if dwell or ci != 0 or row_ready:
+            emit = dwell or (ci >= k - 1 and (ci - k + 1) % s == 0)
+            last_group = (gi == F - 1) if dwell else F == 1
+            if emit and not last_group:
+                gi, dwell = (gi + 1 if dwell else 1), True
+            else:
+                gi, dwell = 0, False
+                if ci == ncols - 1:
+                    ci, issued_rows = 0, issued_rows + 1
+                    if oy == g.out_height - 1:
+                        oy, step_base = 0, step_base + H
+                    else:
+                        oy += 1
+                else:
+                    ci += 1
+        if free:
+            beats += 1
+            if wx == W - 1:
+                wx, written = 0, written + 1
+            else:
+                wx += 1
+        cycle += 1
+    # The last issue's word passes the read, window, tree and LIF registers, then the output
+    # FIFO (a push and its read register: 2 cycles).
+    return cycle + pipeline_latency(g)
+
+
+def pipeline_latency(geometry: ConvGeometry) -> int:
+    """Cycles from an issue to its beat leaving the output FIFO: line-buffer read, window,
+    the adder tree's registers, the LIF unit's two stages, the FIFO's two."""
+    return 2 + _tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
