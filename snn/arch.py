@@ -28,7 +28,20 @@ LAYER_FIELDS: dict[str, dict[str, Any]] = {
     "avgpool2d": {"kernel_size": _REQUIRED},
     "flatten": {},
     "residual": {"body": _REQUIRED, "shortcut": []},  # shortcut [] = identity
+    # ANN -> SNN conversion (docs/msat.md): the ANN's activation, and the two converted neurons.
+    # The converted layers' weights are already normalised by the calibrated lambda of each
+    # layer (so their spike amplitude is 1); `lambda` records it, every hyperparameter is kept.
+    "relu": {},
+    "if_subtract": {"lambda": _REQUIRED, "signed": True},
+    "msat": {"lambda": _REQUIRED, "rule": "sigmoid", "use_dtt": True, "use_det": True,
+             "alpha": 0.3, "ka": 1.0, "ki": 1.0, "C": 5.0, "tau_mp": 0.2, "tau_rd": 0.1,
+             "ladder_steps": 0, "d_bits": 3, "x_bits": 3, "lut_half": 32, "z_bits": 8},
 }
+# Activations: a spiking neuron (lif, or a converted neuron), or an ANN's ReLU.
+SPIKING_LAYER_TYPES = ("lif", "if_subtract", "msat")
+ACTIVATION_LAYER_TYPES = (*SPIKING_LAYER_TYPES, "relu")
+MSAT_RULES = ("sigmoid", "ladder")  # the authors' float threshold, or Tern's integer ladder
+MAX_LADDER_STEPS = 16
 SUPPORTED_LAYER_TYPES = tuple(LAYER_FIELDS)
 CURRENT_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d")
 MAX_TAU_SHIFT = 16  # tau = 2^-16 is already no leak worth modelling; bounds register widths
@@ -128,6 +141,8 @@ def _check_fields(layer: dict, names: set[str]) -> None:
         _check_positive_float(layer, "mpbn_eps")
     elif kind == "avgpool2d":
         _check_int(layer, "kernel_size", 1, MAX_SIDE)
+    elif kind in ("if_subtract", "msat"):
+        _check_converted(layer)
     elif kind == "residual":
         body = layer["body"]
         if not isinstance(body, list) or not body:
@@ -139,6 +154,35 @@ def _check_fields(layer: dict, names: set[str]) -> None:
         if any(inner["type"] == "residual" for inner in layer["body"]):
             raise ArchError(f"{_where(layer, 'body')} must not contain another residual block")
         layer["shortcut"] = _normalize_shortcut(layer, names)
+
+
+def _check_converted(layer: dict) -> None:
+    """The fields of a converted neuron (docs/msat.md); every number finite."""
+    _check_positive_float(layer, "lambda")
+    if layer["type"] == "if_subtract":
+        _check_bool(layer, "signed")
+        return
+    if layer["rule"] not in MSAT_RULES:
+        raise ArchError(f"{_where(layer, 'rule')} must be one of {list(MSAT_RULES)}, not {layer['rule']!r}")
+    for field in ("use_dtt", "use_det"):
+        _check_bool(layer, field)
+    if not (layer["use_dtt"] or layer["use_det"]):
+        raise ArchError(f"{_where(layer)}: an msat neuron needs use_dtt or use_det (a constant threshold "
+                        "is if_subtract with signed false, or msat with ladder_steps 0)")
+    for field in ("alpha", "tau_mp", "tau_rd"):
+        value = layer[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ArchError(f"{_where(layer, field)} must be a finite number, not {value!r}")
+        layer[field] = float(value)
+    for field in ("ka", "ki", "C"):
+        _check_positive_float(layer, field)
+    _check_int(layer, "ladder_steps", 0, MAX_LADDER_STEPS)
+    for field in ("d_bits", "x_bits"):
+        _check_int(layer, field, 0, 16)
+    _check_int(layer, "lut_half", 1, 4096)
+    _check_int(layer, "z_bits", 0, 24)
+    if layer["rule"] == "ladder" and layer["ladder_steps"] < 1:
+        raise ArchError(f"{_where(layer, 'ladder_steps')} must be >= 1 for rule 'ladder', not {layer['ladder_steps']}")
 
 
 def _normalize_shortcut(block: dict, names: set[str]) -> list[dict]:
@@ -232,8 +276,11 @@ def _check_weights(arch: dict) -> None:
 
 def _check_structure(layers: list[dict]) -> None:
     """Rules that make a model an SNN the hardware can run (docs/checkpoint.md)."""
-    if not any(layer["type"] == "lif" for layer in layers):
+    if not any(layer["type"] in ACTIVATION_LAYER_TYPES for layer in layers):
         raise ArchError("layers must contain at least one 'lif' (a network without spikes is not an SNN)")
+    kinds = {layer["type"] for layer in iter_layers({"layers": layers}) if layer["type"] in ACTIVATION_LAYER_TYPES}
+    if len(kinds) > 1 and "relu" in kinds:
+        raise ArchError(f"an ANN ('relu') must not mix its activations with spiking neurons, not {sorted(kinds)}")
     last = layers[-1]
     readout = layers[-2] if last["type"] == "batchnorm1d" and len(layers) > 1 else last
     if readout["type"] != "linear":
@@ -242,9 +289,9 @@ def _check_structure(layers: list[dict]) -> None:
     for i, layer in enumerate(layers):
         if layer["type"] != "residual":
             continue
-        if i == 0 or layers[i - 1]["type"] != "lif":
+        if i == 0 or layers[i - 1]["type"] not in ACTIVATION_LAYER_TYPES:
             raise ArchError(f"{_where(layer)}: a residual block must take a spike map (follow a 'lif')")
-        if i + 1 >= len(layers) or layers[i + 1]["type"] != "lif":
+        if i + 1 >= len(layers) or layers[i + 1]["type"] not in ACTIVATION_LAYER_TYPES:
             raise ArchError(f"{_where(layer)}: a residual block must be followed by a 'lif'")
 
 
@@ -291,7 +338,7 @@ def _unchecked_output_shape(layer: dict, shape: tuple[int, ...]) -> tuple[int, .
         return (c, h // k, w // k)
     if kind == "flatten":
         return (shape[0] * shape[1] * shape[2],)
-    if kind == "lif":
+    if kind in ACTIVATION_LAYER_TYPES:
         return shape
     if kind == "residual":
         inner = shape

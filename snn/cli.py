@@ -86,9 +86,12 @@ def _parser() -> argparse.ArgumentParser:
                                        "held-out accuracy per epoch, write a checkpoint.", epilog=EPILOG)
     train.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="directory with the MNIST t10k IDX files "
                        "(default: %(default)s)")
-    train.add_argument("--timesteps", type=_bounded_int(MAX_TIMESTEPS), required=True,
-                       help=f"T, timesteps per image (1-{MAX_TIMESTEPS})")
-    train.add_argument("--neuron", choices=["ternary", "binary"], required=True, help="spike alphabet")
+    train.add_argument("--timesteps", type=_bounded_int(MAX_TIMESTEPS), default=None,
+                       help=f"T, timesteps per image (1-{MAX_TIMESTEPS}; required for a spiking neuron, "
+                       "1 for relu)")
+    train.add_argument("--neuron", choices=["ternary", "binary", "relu"], required=True,
+                       help="spike alphabet, or relu: the same layers as an ANN, to convert with "
+                       "python -m snn convert (docs/msat.md)")
     train.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
     train.add_argument("--epochs", type=_positive_int, default=12, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle "
@@ -118,6 +121,37 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
+    cv = sub.add_parser("convert", help="convert a ReLU ANN checkpoint into an SNN (docs/msat.md)",
+                        description="Fold BN, calibrate lambda per layer on training images, normalise the "
+                                    "weights and write an SNN checkpoint of if_subtract or msat neurons.",
+                        epilog=EPILOG)
+    cv.add_argument("ann", help="an ANN checkpoint (python -m snn train --neuron relu)")
+    cv.add_argument("--method", choices=["msat", "if-subtract"], required=True)
+    cv.add_argument("--timesteps", type=_bounded_int(MAX_TIMESTEPS), default=32,
+                    help=f"T of the SNN (1-{MAX_TIMESTEPS}; default: %(default)s)")
+    cv.add_argument("--percentile", type=float, default=0.9999, help="lambda = this quantile of a layer's "
+                    "ReLU outputs on the calibration images; 1 = the maximum (default: %(default)s)")
+    cv.add_argument("--calibration-images", type=_bounded_int(8000), default=512,
+                    help="first N training images used to calibrate (1-8000; default: %(default)s)")
+    cv.add_argument("--rule", choices=["ladder", "sigmoid"], default="ladder",
+                    help="msat threshold: ladder = Tern's integer power-of-two ladder, sigmoid = the "
+                    "authors' float rule (default: %(default)s)")
+    cv.add_argument("--ladder-steps", type=_bounded_int(16), default=4, help="M, rungs below the top "
+                    "(msat ladder; default: %(default)s)")
+    cv.add_argument("--no-dtt", action="store_true", help="msat without the dynamic tracking threshold")
+    cv.add_argument("--no-det", action="store_true", help="msat without the dynamic evoked threshold")
+    for flag, default in (("alpha", 0.3), ("ka", 1.0), ("ki", 1.0), ("C", 5.0), ("tau-mp", 0.2), ("tau-rd", 0.1)):
+        cv.add_argument(f"--{flag}", type=float, default=default, help="MSAT hyperparameter (default: "
+                        "%(default)s, the authors' shipped hyperparameters.txt)")
+    cv.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="directory with the MNIST t10k IDX files "
+                    "(default: %(default)s)")
+    cv.add_argument("--heldout-limit", type=_bounded_int(2000), default=2000,
+                    help="held-out images to measure the SNN on for meta (default: %(default)s)")
+    cv.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    cv.add_argument("--out", required=True, help="SNN checkpoint to write (atomically)")
+    cv.add_argument("--quiet", action="store_true", help="no progress bar")
+    cv.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     ev = sub.add_parser("eval", help="accuracy of a checkpoint on the held-out images 8000-9999",
                         description="Load a checkpoint safely (weights only) and print its accuracy "
                                     "on the held-out images 8000-9999.", epilog=EPILOG)
@@ -140,6 +174,11 @@ def _train(args, argv) -> int:
     from .checkpoint import save_checkpoint
     from .train import TrainConfig, config_dict, train
 
+    if args.timesteps is None and args.neuron != "relu":
+        raise ValueError(f"--timesteps is required for a {args.neuron} neuron")
+    if args.neuron == "relu" and args.timesteps not in (None, 1):
+        raise ValueError(f"--timesteps must be 1 for relu (an ANN has no time), not {args.timesteps}")
+    args.timesteps = args.timesteps or 1
     width = DEFAULT_WIDTHS[args.arch] if args.width is None else args.width
     config = TrainConfig(arch_name=args.arch, timesteps=args.timesteps, neuron=args.neuron, width=width,
                          amplitude=not args.no_amplitude, epochs=args.epochs, lr=args.lr,
@@ -190,6 +229,61 @@ def _train(args, argv) -> int:
     return 0
 
 
+def _convert(args, argv) -> int:
+    from .checkpoint import check_writable
+
+    check_writable(args.out)
+    import torch
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .convert import ann_stages, convert
+    from .data import load_mnist
+    from .evaluate import accuracy
+    from .model import build_model
+
+    torch.set_num_threads(args.threads)
+    ann, ckpt = load_checkpoint(args.ann)
+    ann_stages(ckpt["arch"], ckpt["state_dict"])  # refuse a model it cannot convert before any work
+    images, _ = load_mnist(args.data, split="train", limit=args.calibration_images)
+    msat_fields = {"rule": args.rule, "ladder_steps": args.ladder_steps if args.rule == "ladder" else 0,
+                   "use_dtt": not args.no_dtt, "use_det": not args.no_det, "alpha": args.alpha, "ka": args.ka,
+                   "ki": args.ki, "C": args.C, "tau_mp": args.tau_mp, "tau_rd": args.tau_rd}
+    bar = None
+    if not (args.quiet or args.json):
+        from tqdm import tqdm
+        bar = tqdm(total=len(images), desc="calibrating", unit="image", leave=False)
+    try:
+        arch, state, facts = convert(ckpt, args.method, args.timesteps, args.percentile, images,
+                                     msat_fields, progress=None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
+    model = build_model(arch)
+    model.load_state_dict(state)
+    model.eval()
+    held_x, held_y = load_mnist(args.data, split="heldout", limit=args.heldout_limit)
+    snn_accuracy = accuracy(model, held_x, held_y, batch_size=100)
+    ann_accuracy = accuracy(ann, held_x, held_y)
+    facts["ann_heldout_accuracy"] = ann_accuracy
+    facts["source"] = str(args.ann)
+    meta = {"neuron": args.method.replace("-", "_"),
+            "timesteps": args.timesteps, "heldout_accuracy": snn_accuracy, "heldout_images": len(held_y),
+            "split": {"train": list(TRAIN_RANGE), "heldout": list(HELDOUT_RANGE)},
+            "command": "python -m snn " + shlex.join(argv),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "conversion": facts, "torch": torch.__version__}
+    path = save_checkpoint(model, args.out, meta)
+    result = {"checkpoint": str(path), "heldout_accuracy": snn_accuracy, "ann_heldout_accuracy": ann_accuracy,
+              "heldout_images": len(held_y), "lambda": facts["lambda"]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {path}: {args.method} T={args.timesteps}, held-out accuracy {snn_accuracy:.4f} "
+              f"(ANN {ann_accuracy:.4f}) on {len(held_y)} images; lambda per layer "
+              + ", ".join(f"{k} {v:.3f}" for k, v in facts["lambda"].items()))
+    return 0
+
+
 def _eval(args) -> int:
     import torch
 
@@ -225,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     prefix = f"python -m snn {args.command}"
     try:
+        if args.command == "convert":
+            return _convert(args, argv)
         return _train(args, argv) if args.command == "train" else _eval(args)
     except KeyboardInterrupt:  # save_checkpoint removes its temporary file: nothing half-written remains
         print(f"{prefix}: interrupted (Ctrl-C)", file=sys.stderr)

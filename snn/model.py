@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .arch import ArchError, infer_shapes, normalize_arch
+from .msat import ConvertedNeuron, IFSubtract, MSATNeuron
 from .neuron import LIF
 from .surrogate import Surrogate
 
@@ -43,6 +44,10 @@ class StepBatchNorm1d(nn.BatchNorm1d):
 class StepAvgPool2d(nn.AvgPool2d):
     def forward(self, x):
         return _per_step(super().forward, x)
+
+
+class StepReLU(nn.ReLU):
+    """The ANN's activation (docs/msat.md): elementwise, so it needs no folding of T."""
 
 
 class StepFlatten(nn.Module):
@@ -91,6 +96,12 @@ def _make_layer(layer: dict, input_shape: tuple[int, ...], surrogate_function, d
                    surrogate_function=surrogate_function, detach_reset=detach_reset,
                    amplitude=layer["amplitude"], mpbn=input_shape[0] if layer["mpbn"] else None,
                    mpbn_eps=layer["mpbn_eps"])
+    if kind == "relu":
+        return StepReLU()
+    if kind == "if_subtract":
+        return IFSubtract(layer)
+    if kind == "msat":
+        return MSATNeuron(layer)
     if kind == "avgpool2d":
         return StepAvgPool2d(layer["kernel_size"])
     if kind == "flatten":
@@ -181,6 +192,13 @@ class SpikingNet(nn.Module):
         spikes = {}
         for name in self._sequence:
             layer = getattr(self, name)
+            if isinstance(layer, ConvertedNeuron) and h.shape[0] == 1 and self.timesteps > 1:
+                h = h.expand(self.timesteps, *h.shape[1:])
+            if isinstance(layer, ConvertedNeuron) and record:
+                s, amplitude = layer.spikes(h)
+                spikes[name] = s.detach()
+                h = s * amplitude
+                continue
             if isinstance(layer, LIF):
                 if h.shape[0] == 1 and self.timesteps > 1:
                     h = h.expand(self.timesteps, *h.shape[1:])

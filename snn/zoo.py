@@ -37,14 +37,16 @@ def mnist_arch(neuron: str = "ternary", timesteps: int = 2, width: int = 32, amp
 
     Neurons per image: w·784 + 2w·196 + 2w·49 (w = 32: 40,768), all 3×3 kernels with padding 1.
     """
-    if neuron not in NEURONS:
-        raise ValueError(f"neuron must be one of {list(NEURONS)}, not {neuron!r}")
+    if neuron not in (*NEURONS, "relu"):
+        raise ValueError(f"neuron must be one of {[*NEURONS, 'relu']}, not {neuron!r}")
     _check_positive_int("timesteps", timesteps)
     _check_positive_int("width", width)
     if not isinstance(amplitude, bool):
         raise TypeError(f"amplitude must be a bool, not {amplitude!r}")
-    lif = {"type": "lif", "neuron": neuron, "tau_shift": tau_shift, "v_threshold": v_threshold,
-           "amplitude": amplitude, "mpbn": False}
+    # "relu": the same layers as an ANN, the source of ANN->SNN conversion (docs/msat.md).
+    lif = {"type": "relu"} if neuron == "relu" else {
+        "type": "lif", "neuron": neuron, "tau_shift": tau_shift, "v_threshold": v_threshold,
+        "amplitude": amplitude, "mpbn": False}
     layers = []
     channels = [1, width, 2 * width, 2 * width]
     strides = [1, 2, 2]
@@ -53,7 +55,7 @@ def mnist_arch(neuron: str = "ternary", timesteps: int = 2, width: int = 32, amp
             {"name": f"conv{i}", "type": "conv2d", "in_channels": channels[i - 1], "out_channels": channels[i],
              "kernel_size": 3, "stride": stride, "padding": 1, "bias": False},
             {"name": f"bn{i}", "type": "batchnorm2d", "num_features": channels[i], "eps": 1e-5},
-            {"name": f"lif{i}", **lif},
+            {"name": f"{'relu' if neuron == 'relu' else 'lif'}{i}", **lif},
         ]
     layers += [
         {"name": "flatten", "type": "flatten"},

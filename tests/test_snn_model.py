@@ -33,7 +33,7 @@ def test_unknown_layer_type_is_refused_listing_the_supported_ones():
     with pytest.raises(ArchError) as info:
         build_model(arch)
     assert str(info.value) == ("layer 'drop' has unknown type 'dropout'; supported types: conv2d, linear, "
-                               "batchnorm2d, batchnorm1d, lif, avgpool2d, flatten, residual")
+                               "batchnorm2d, batchnorm1d, lif, avgpool2d, flatten, residual, relu, if_subtract, msat")
     assert isinstance(info.value, ValueError)
 
 
