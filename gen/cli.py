@@ -47,8 +47,15 @@ def os_error_exit_code(exc: OSError) -> int:
     return EXIT_BAD_INPUT if exc.errno in USER_PATH_ERRNOS else EXIT_TOOL_FAILED
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (no usage block), exit 2, like every other error."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gen", description="Tern compiler: checkpoint -> integer network -> hardware")
+    parser = OneLineParser(prog="python -m gen", description="Tern compiler: checkpoint -> integer network -> hardware")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

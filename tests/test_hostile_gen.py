@@ -155,6 +155,12 @@ def test_garbage_npz_given_alone_is_not_called_pickled_data(tmp_path):
     assert "pickle" not in line
 
 
+@pytest.mark.parametrize("args", [["build"], ["inspect", "x.json", "--images", "many"], ["frobnicate"],
+                                  ["build", "m.pt", "--lanes", "a=1", "--config", "c.toml"]])
+def test_bad_options_are_one_line(args):
+    one_error_line(gen(*args), 2, "python -m gen", "error:", "--help")
+
+
 def test_inspect_of_an_ir_file_refuses_wbits(ir_pair):
     """--wbits re-quantises a checkpoint; an IR file is already quantised: say so, do not ignore it."""
     one_error_line(gen("inspect", rel(ir_pair), "--images", "0", "--wbits", "4"), 2,
