@@ -78,6 +78,7 @@ class Context:
     synthesise: bool
     state: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
+    queue_depths: int | None = None   # force every edge's queue depth (gen.plan.make_plan)
 
     def step_dir(self, index: int, name: str) -> Path:
         path = self.work / "steps" / f"{index:02d}_{name}"
@@ -153,7 +154,7 @@ def step_plan(ctx: Context, folder: Path) -> list[Path]:
 
     net = ctx.state["net"]
     images, source = plan_images(net, ctx.images)
-    plan = make_plan(net, ctx.board, ctx.lanes, images)
+    plan = make_plan(net, ctx.board, ctx.lanes, images, queue_depths=ctx.queue_depths)
     ctx.state["plan"] = plan
     ctx.state["regmap"] = register_map([l.name for l in net.layers])
     cap, est = ctx.board.capacity, plan.estimate
@@ -361,7 +362,7 @@ def check_out_dir(out: Path) -> None:
 
 def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, images: int = DEFAULT_IMAGES,
           wbits: int = 8, synthesise: bool = True, progress=None) -> dict:
-    """Build `model` into `out` (default build/<model stem>); returns the report dict.
+    """Build `model` into `out` (default build/<build_name(model)>); returns the report dict.
 
     Raises ValueError for bad input (missing model, unknown board, bad lanes, a model that
     does not fit) and BuildError when a tool fails. Either way `out` is left as it was.
