@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gen.floatnet import run_float
 from gen.frontend import compile_checkpoint
@@ -71,7 +72,6 @@ def test_example_golden_equals_float64_fake_quantised_on_heldout_images(compiled
 def test_example_float_accuracy_matches_its_record_on_the_first_200():
     model, ckpt = load_checkpoint(EXAMPLE)
     images, labels = load_mnist(split="heldout", limit=200)
-    import torch
     with torch.no_grad():
         predicted = model(torch.from_numpy(images)).argmax(1).numpy()
     assert (predicted == labels).mean() == ckpt["meta"]["heldout_first_200_accuracy"]
