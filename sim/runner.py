@@ -9,7 +9,9 @@ build for whole tops (sim.network, sim.board_server), which only needs the top's
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -17,6 +19,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from amaranth.back import verilog
 
@@ -45,6 +48,40 @@ class SimResult:
     seed: int
     results_xml: Path
     build_dir: Path
+    passed: tuple[str, ...] = ()   # names of the cocotb tests that passed, sorted
+
+
+def cocotb_tests_in(test_module: str) -> tuple[str, ...]:
+    """The names of the `@cocotb.test` functions of a testbench module, sorted.
+
+    Read from the module's source, not imported: the module is meant to run inside the
+    simulator. A pytest wrapper compares them with `SimResult.passed`, which can be false
+    where `failed == 0` cannot (the runner already raises on a failure).
+    """
+    spec = importlib.util.find_spec(test_module)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"testbench module {test_module!r} not found")
+    tree = ast.parse(Path(spec.origin).read_text(), filename=spec.origin)
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                _is_cocotb_test(d) for d in node.decorator_list):
+            names.append(node.name)
+    return tuple(sorted(names))
+
+
+def _is_cocotb_test(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return isinstance(target, ast.Attribute) and target.attr == "test" and \
+        isinstance(target.value, ast.Name) and target.value.id == "cocotb"
+
+
+def passed_tests(results_xml: Path) -> tuple[str, ...]:
+    """Names of the test cases in a cocotb results file that neither failed nor were skipped."""
+    root = ElementTree.parse(results_xml).getroot()
+    return tuple(sorted(case.get("name") for case in root.iter("testcase")
+                        if case.find("failure") is None and case.find("error") is None
+                        and case.find("skipped") is None))
 
 
 def write_verilog(component, name: str, path: Path) -> Path:
@@ -116,7 +153,8 @@ def run_built_tests(runner, *, simulator: str, toplevel: str, test_module: str, 
     if tests == 0 or failed:
         raise SimulationFailed(f"{test_module} on {toplevel} ({simulator}, seed {seed}): "
                                f"{failed} of {tests} cocotb tests failed; see {xml}")
-    return SimResult(tests=tests, failed=failed, seed=seed, results_xml=xml, build_dir=build_dir)
+    return SimResult(tests=tests, failed=failed, seed=seed, results_xml=xml, build_dir=build_dir,
+                     passed=passed_tests(xml))
 
 
 def lean_verilator():

@@ -2,8 +2,12 @@
 import pytest
 
 from hw.axi import AxisPixelIn
-from sim.runner import run_testbench, write_verilog
+from sim.runner import cocotb_tests_in, run_testbench, write_verilog
 from sim.tb.harness import kick_comb_blocks_at_time_zero
+
+
+# Every cocotb test of the bench must have run and passed (the runner raises on a failure).
+TB_TESTS = cocotb_tests_in("sim.tb.axi_pixel_in")
 
 
 def run(tmp_path, pixels, frames, simulator="icarus"):
@@ -21,17 +25,17 @@ FRAMES_13 = [13, 13, 5, 13, 24, 13, 9, 31, 13, 16, 13]
 
 def test_good_short_and_long_images_keep_the_stream_aligned(tmp_path):
     result = run(tmp_path, 13, FRAMES_13)
-    assert result.tests == 1 and result.failed == 0
+    assert result.passed == TB_TESTS
 
 
 def test_whole_beats(tmp_path):
     result = run(tmp_path, 16, [16, 16, 8, 16, 32, 16])
-    assert result.failed == 0
+    assert result.passed == TB_TESTS
 
 
 @pytest.mark.slow
 def test_framing_on_verilator(tmp_path):
-    assert run(tmp_path, 13, FRAMES_13, simulator="verilator").failed == 0
+    assert run(tmp_path, 13, FRAMES_13, simulator="verilator").passed == TB_TESTS
 
 
 @pytest.mark.parametrize("pixels", [0, -1, 2.0, True])

@@ -2,8 +2,12 @@
 import pytest
 
 from hw.axi import AxisResultOut, result_beats
-from sim.runner import run_testbench, write_verilog
+from sim.runner import cocotb_tests_in, run_testbench, write_verilog
 from sim.tb.harness import kick_comb_blocks_at_time_zero
+
+
+# Every cocotb test of the bench must have run and passed (the runner raises on a failure).
+TB_TESTS = cocotb_tests_in("sim.tb.axi_result_out")
 
 
 @pytest.mark.parametrize("logit_width, classes", [(20, 10), (32, 3)])
@@ -13,7 +17,7 @@ def test_results_are_packed_as_little_endian_int32(tmp_path, logit_width, classe
     result = run_testbench([source], "axis_result_out", "sim.tb.axi_result_out", tmp_path / "build",
                            params={"logit_width": logit_width, "classes": classes, "images": 40},
                            simulator="icarus")
-    assert result.failed == 0
+    assert result.passed == TB_TESTS
 
 
 def test_beats_per_result():

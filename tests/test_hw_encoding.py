@@ -4,8 +4,13 @@ import pytest
 
 from hw.encoding import EncodingLayer
 from hw.geometry import DenseGeometry
+from sim.runner import cocotb_tests_in
 from sim.tb.harness import run_component
 from sim.toolchain import available_simulators
+
+
+# Every cocotb test of the bench must have run and passed (the runner raises on a failure).
+TB_TESTS = cocotb_tests_in("sim.tb.encoding")
 
 
 def run_encoding(geometry, lanes, kind="ternary", steps=3, leak_shift=2, weight_width=8,
@@ -30,11 +35,11 @@ DENSE = {"kind": "dense", "in_features": 20, "out_features": 6}
 
 @pytest.mark.parametrize("geometry,lanes,kind,steps", [(CONV, 2, "ternary", 4), (DENSE, 3, "binary", 2)])
 def test_encoding_verilator(geometry, lanes, kind, steps):
-    assert run_encoding(geometry, lanes, kind, steps).failed == 0
+    assert run_encoding(geometry, lanes, kind, steps).passed == TB_TESTS
 
 
 def test_encoding_icarus():
-    assert run_encoding(CONV_S2, 1, steps=2, transactions=1_500, simulator="icarus").failed == 0
+    assert run_encoding(CONV_S2, 1, steps=2, transactions=1_500, simulator="icarus").passed == TB_TESTS
 
 
 @pytest.mark.slow
@@ -46,7 +51,7 @@ def test_encoding_icarus():
     (DENSE, 6, "ternary", 8, "extreme"),
 ])
 def test_encoding_sweep(geometry, lanes, kind, steps, style):
-    assert run_encoding(geometry, lanes, kind, steps, weight_style=style, transactions=20_000).failed == 0
+    assert run_encoding(geometry, lanes, kind, steps, weight_style=style, transactions=20_000).passed == TB_TESTS
 
 
 def test_encoding_rejects_bad_lanes():

@@ -8,8 +8,13 @@ from amaranth.back import verilog
 
 from hw.geometry import DenseGeometry
 from hw.readout import ReadoutLayer, result_layout
+from sim.runner import cocotb_tests_in
 from sim.tb.harness import run_component
 from sim.toolchain import available_simulators, have_icarus
+
+
+# Every cocotb test of the bench must have run and passed (the runner raises on a failure).
+TB_TESTS = cocotb_tests_in("sim.tb.readout")
 
 
 def run_readout(geometry, lanes, steps=3, weight_width=8, weight_style="random", transactions=10_000,
@@ -29,11 +34,11 @@ DENSE = {"kind": "dense", "in_features": 32, "out_features": 10}
 
 @pytest.mark.parametrize("geometry,lanes,steps,style", [(DENSE, 5, 3, "random"), (DENSE, 10, 1, "extreme")])
 def test_readout_verilator(geometry, lanes, steps, style):
-    assert run_readout(geometry, lanes, steps, weight_style=style).failed == 0
+    assert run_readout(geometry, lanes, steps, weight_style=style).passed == TB_TESTS
 
 
 def test_readout_icarus():
-    assert run_readout(DENSE, 2, 2, transactions=1_500, simulator="icarus").failed == 0
+    assert run_readout(DENSE, 2, 2, transactions=1_500, simulator="icarus").passed == TB_TESTS
 
 
 @pytest.mark.slow
@@ -44,7 +49,7 @@ def test_readout_icarus():
       "kernel": 3, "stride": 1, "padding": 0}, 2, 2, "random"),
 ])
 def test_readout_sweep(geometry, lanes, steps, style):
-    assert run_readout(geometry, lanes, steps, weight_style=style, transactions=20_000).failed == 0
+    assert run_readout(geometry, lanes, steps, weight_style=style, transactions=20_000).passed == TB_TESTS
 
 
 def test_result_layout_matches_the_contract():

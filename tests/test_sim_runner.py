@@ -4,7 +4,7 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.runner import SimulationFailed, check_simulator, run_testbench, write_verilog
+from sim.runner import SimulationFailed, check_simulator, cocotb_tests_in, run_testbench, write_verilog
 from sim.toolchain import available_simulators
 
 
@@ -27,7 +27,7 @@ def test_runner_passes_a_correct_design_and_fails_a_wrong_expectation(tmp_path, 
     source = write_verilog(Adder(), "adder", tmp_path / "adder.v")
     result = run_testbench([source], "adder", "sim.tb.adder", tmp_path / "build",
                            params={"n": 200, "offset": 0}, simulator=simulator, seed=1)
-    assert result.tests == 1 and result.failed == 0 and result.seed == 1
+    assert result.passed == cocotb_tests_in("sim.tb.adder") == ("adder_matches_python",) and result.seed == 1
     with pytest.raises(SimulationFailed, match="1 of 1 cocotb tests failed"):
         run_testbench([source], "adder", "sim.tb.adder", tmp_path / "build",
                       params={"n": 20, "offset": 1}, simulator=simulator, seed=1)
