@@ -44,12 +44,12 @@ DENSE = {"kind": "dense", "in_features": 40, "out_features": 6}
 ])
 def test_accumulator_verilator(geometry, lanes, mode, style):
     config = accumulator_config(geometry, lanes, mode, weight_style=style)
-    assert run_accumulator(config).failed == 0
+    assert run_accumulator(config).passed == ("accumulator_matches_projection",)
 
 
 def test_accumulator_icarus():
     config = accumulator_config(DENSE, 2, "spike")
-    assert run_accumulator(config, events=1_500, simulator="icarus").failed == 0
+    assert run_accumulator(config, events=1_500, simulator="icarus").passed == ("accumulator_matches_projection",)
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_accumulator_icarus():
 ])
 def test_accumulator_sweep(geometry, lanes, mode, style, width):
     config = accumulator_config(geometry, lanes, mode, weight_width=width, weight_style=style)
-    assert run_accumulator(config, events=20_000).failed == 0
+    assert run_accumulator(config, events=20_000).passed == ("accumulator_matches_projection",)
 
 
 def test_magic_divider_is_exact():

@@ -34,11 +34,11 @@ DENSE = {"kind": "dense", "in_features": 24, "out_features": 8}
     (DENSE, 4, "binary", 4, 1),
 ])
 def test_layer_verilator(geometry, lanes, kind, steps, leak_shift):
-    assert run_layer(geometry, lanes, kind, steps, leak_shift).failed == 0
+    assert run_layer(geometry, lanes, kind, steps, leak_shift).passed == ("layer_matches_reference",)
 
 
 def test_layer_icarus():
-    assert run_layer(CONV_S2, 1, transactions=1_500, simulator="icarus").failed == 0
+    assert run_layer(CONV_S2, 1, transactions=1_500, simulator="icarus").passed == ("layer_matches_reference",)
 
 
 @pytest.mark.slow
@@ -53,7 +53,7 @@ def test_layer_icarus():
 ])
 def test_layer_sweep(geometry, lanes, kind, steps, leak_shift, style):
     assert run_layer(geometry, lanes, kind, steps, leak_shift, weight_style=style,
-                     transactions=20_000).failed == 0
+                     transactions=20_000).passed == ("layer_matches_reference",)
 
 
 def layer_args():
@@ -115,7 +115,7 @@ SHORTCUT_1X1_S2 = {"source": "stem_big", "geometry": {"kind": "conv", "in_channe
 def test_multi_layer_verilator(projections, lanes, kind, queue_depth):
     """Identity, 1×1 stride-2 and 3×3 projections summed, smallest queues, every input idle
     in its own share of cycles and the output under random back-pressure."""
-    assert run_multi_layer(projections, lanes, kind, queue_depth=queue_depth).failed == 0
+    assert run_multi_layer(projections, lanes, kind, queue_depth=queue_depth).passed == ("multi_layer_matches_reference",)
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_multi_layer_verilator(projections, lanes, kind, queue_depth):
 ])
 def test_multi_layer_sweep(projections, lanes, kind, steps, style):
     assert run_multi_layer(projections, lanes, kind, steps=steps, weight_style=style,
-                           transactions=12_000).failed == 0
+                           transactions=12_000).passed == ("multi_layer_matches_reference",)
 
 
 def test_one_conv_projection_builds_the_one_projection_engine():
