@@ -1,0 +1,104 @@
+"""DenseConvLayer (dense streaming conv engine): bit-exact against gen.golden on random
+ternary and binary input maps, strides 1 and 2, several lane counts, random idle input and
+output back-pressure; cycles of back-to-back images equal to hw.dense_conv.schedule_cycles;
+parameter checks; the schedule model's closed-form regimes."""
+import json
+
+import numpy as np
+import pytest
+
+from hw.dense_conv import DenseConvLayer, schedule_cycles
+from hw.geometry import ConvGeometry
+from sim.tb.harness import run_component
+from sim.toolchain import available_simulators
+
+
+def conv(c, h, w, o, stride, padding=1, kernel=3):
+    return {"kind": "conv", "in_channels": c, "in_height": h, "in_width": w, "out_channels": o,
+            "kernel": kernel, "stride": stride, "padding": padding}
+
+
+def run_dense_conv(geometry, lanes, kind="ternary", steps=2, testcase="dense_conv_matches_reference",
+                   images=3, seed=None, tmp_path=None, **extra):
+    if "verilator" not in available_simulators():
+        pytest.skip("verilator is not installed")
+    from sim.tb.dense_conv import build
+    config = {"geometry": geometry, "lanes": lanes, "kind": kind, "steps": steps, "leak_shift": 2,
+              "weight_width": 4, "weight_style": "random", "weight_seed": 5}
+    _, _, layer = build(config)
+    params = dict(config, images=images, cycle_images=3, **extra)
+    if tmp_path is not None:
+        params["report"] = str(tmp_path / "report.json")
+    return run_component(layer, "dense_conv", "sim.tb.dense_conv", params, config, "verilator", seed,
+                         testcase=testcase)
+
+
+@pytest.mark.parametrize("geometry,lanes,kind,binary_input,idle,backpressure", [
+    (conv(3, 6, 5, 4, 1), 2, "ternary", False, 0.3, 0.4),
+    (conv(2, 7, 6, 4, 2), 4, "binary", True, 0.5, 0.2),
+    (conv(2, 6, 6, 6, 2, padding=0), 1, "ternary", False, 0.2, 0.5),
+])
+def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, backpressure):
+    result = run_dense_conv(geometry, lanes, kind, binary_input=binary_input, idle=idle,
+                            backpressure=backpressure)
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2), (conv(2, 8, 8, 6, 2), 3)])
+def test_dense_conv_cycles_match_schedule(geometry, lanes, tmp_path):
+    result = run_dense_conv(geometry, lanes, testcase="dense_conv_cycles", tmp_path=tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert result.failed == 0 and report["measured_cycles"] == report["model_cycles"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geometry,lanes,kind,steps", [
+    (conv(4, 8, 8, 8, 1), 8, "ternary", 1),
+    (conv(4, 8, 8, 8, 2), 1, "ternary", 3),
+    (conv(2, 5, 7, 4, 1, kernel=5, padding=2), 2, "binary", 2),
+])
+def test_dense_conv_sweep(geometry, lanes, kind, steps):
+    assert run_dense_conv(geometry, lanes, kind, steps, images=4, idle=0.3, backpressure=0.3).failed == 0
+
+
+def schedule(c, h, w, o, stride, lanes, steps=1, images=1):
+    return schedule_cycles(ConvGeometry(c, h, w, o, 3, stride, 1), lanes, steps=steps, images=images)
+
+
+def test_schedule_is_compute_bound_with_few_lanes_and_input_bound_with_many():
+    """Per step the engine needs max(H·W input beats, H_out·(n_cols + W_out·(F − 1)) issues);
+    the period of back-to-back images follows the larger one within a few rows."""
+    g = ConvGeometry(16, 28, 28, 32, 3, 2, 1)
+    ncols = (g.out_width - 1) * 2 + 3
+    for lanes in (1, 2, 4, 8, 16, 32):
+        F = 32 // lanes
+        compute = g.out_height * (ncols + g.out_width * (F - 1))
+        period = schedule_cycles(g, lanes, images=4) - schedule_cycles(g, lanes, images=3)
+        bound = max(28 * 28, compute)
+        assert bound <= period <= bound + 2 * 28 * 3, (lanes, period, bound)
+
+
+def test_schedule_of_the_fast_model_conv2_meets_1000_cycles():
+    """The co-designed model's conv2 (16 -> 32, 28x28, stride 2) at 16 lanes: under 1,000
+    cycles per image back to back, the issue's bar of 100,000 images/s at 100 MHz."""
+    period = schedule(16, 28, 28, 32, 2, 16, images=3) - schedule(16, 28, 28, 32, 2, 16, images=2)
+    assert period <= 1000
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"lanes": 3}, r"lanes must be one of \[1, 2, 4\]"),
+    ({"buffer_rows": 3}, "buffer_rows must be a power of two >= the kernel"),
+    ({"current_width": 3}, "current_width must hold"),
+    ({"weights": np.full((4, 2, 3, 3), 9)}, "weights must fit weight_width = 4 bits"),
+    ({"theta_neg": [5, 5, 5, 5]}, "theta_neg must be below theta_pos"),
+    ({"geometry": ConvGeometry(2, 2, 2, 4, 3, 2, 1), "weights": np.zeros((4, 2, 3, 3), int)},
+     "at least 4 neuron words per step"),
+])
+def test_dense_conv_rejects_bad_parameters(kwargs, message):
+    base = dict(geometry=ConvGeometry(2, 4, 4, 4, 3, 1, 1), weights=np.ones((4, 2, 3, 3), int),
+                bias=[0] * 4, theta_pos=[3] * 4, theta_neg=[-3] * 4, leak_shift=2, steps=2, kind="ternary",
+                lanes=2, weight_width=4, current_width=8, membrane_width=16)
+    args = {**base, **kwargs}
+    geometry, weights, bias, tp, tn = (args.pop(n) for n in ("geometry", "weights", "bias", "theta_pos", "theta_neg"))
+    with pytest.raises(ValueError, match=message):
+        DenseConvLayer(geometry, weights, bias, tp, tn, **args)
