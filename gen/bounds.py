@@ -12,6 +12,11 @@ membrane    U^t for each t: U^0 = I; U^t = R^{t−1} + (I << k·t), where R^{t�
             below θ⁺ (binary, which has no lower threshold, so R can only grow downwards).
             The shifted thresholds θ±<<k·t are included: the comparator holds them too.
 logit       partial and final Σ_t I^t of the readout.
+converted   (docs/msat.md §3) if_subtract: U^t = R^{t−1} + I^t and R^t = U^t − s·A from the
+            exact recursion over what each spike value allows; the balance n in [0, T].
+            msat: the same over the ladder (a spike subtracts Θ >> m ≥ Θ >> M, no spike leaves
+            U < Θ), the sum S of residuals, and N = t·R − S shifted left by max(0, −d_shift)
+            (the ladder-index numerator): `state` is their hull.
 
 Widths are two's-complement bit counts: the smallest n with −2^(n−1) ≤ lo and hi ≤ 2^(n−1)−1.
 """
@@ -56,15 +61,64 @@ class LayerBounds:
     accumulator_bits: int
     membrane_bits: int | None
     logit_bits: int | None
+    state: tuple[int, int] | None = None          # converted neurons: n, S, N (docs/msat.md)
+    state_bits: int | None = None
 
     @property
     def max_bits(self) -> int:
-        return max(b for b in (self.current_bits, self.accumulator_bits, self.membrane_bits, self.logit_bits)
-                   if b is not None)
+        return max(b for b in (self.current_bits, self.accumulator_bits, self.membrane_bits, self.logit_bits,
+                               self.state_bits) if b is not None)
+
+
+def spike_value_range(layer) -> tuple[int, int]:
+    """What a layer's spikes put on its synapses: s, or s << (M − m) for msat (docs/msat.md)."""
+    if layer.neuron == "msat":
+        return (0, 1 << layer.tables.ladder_steps)
+    if layer.neuron == "if_subtract":
+        return (-1, 1) if layer.tables.signed else (0, 1)
+    return SPIKE_RANGE[layer.neuron]
 
 
 def _source_range(net: Network, source: str) -> tuple[int, int]:
-    return PIXEL_RANGE if source == INPUT else SPIKE_RANGE[net.layer(source).neuron]
+    return PIXEL_RANGE if source == INPUT else spike_value_range(net.layer(source))
+
+
+def _converted_ranges(layer, currents, timesteps):
+    """(U^t per step, hull of the extra state) of an if_subtract or msat layer (no leak)."""
+    per_step = [[] for _ in range(timesteps)]
+    state = [(0, 0)]
+    for c, (i_lo, i_hi) in enumerate(currents):
+        r_lo = r_hi = s_lo = s_hi = 0
+        for t in range(timesteps):
+            u_lo, u_hi = r_lo + i_lo, r_hi + i_hi
+            per_step[t].append((u_lo, u_hi))
+            options = []
+            if layer.neuron == "if_subtract":
+                theta_pos, theta_neg = int(layer.theta_pos[c]), int(layer.theta_neg[c])
+                a = int(layer.tables.amplitude[c])
+                if u_hi >= theta_pos:
+                    options.append((max(u_lo, theta_pos) - a, u_hi - a))
+                if u_lo <= theta_pos - 1:
+                    options.append((u_lo, min(u_hi, theta_pos - 1)))
+                if layer.tables.signed and u_lo <= theta_neg:
+                    options.append((u_lo + a, min(u_hi, theta_neg) + a))
+                state.append((-timesteps, timesteps))
+            else:
+                big = int(layer.theta_pos[c])
+                small = big >> layer.tables.ladder_steps
+                if t > 0:  # N = t·R^{t−1} − S^{t−1}, shifted left when d_shift < 0
+                    left = max(0, -int(layer.tables.d_shift[c]))
+                    state.append(((t * r_lo - s_hi) << left, (t * r_hi - s_lo) << left))
+                    x_left = max(0, -int(layer.tables.x_shift[c]))
+                    state.append((i_lo << x_left, i_hi << x_left))
+                if u_hi >= small:
+                    options.append((0, u_hi - small))
+                if u_lo <= big - 1:
+                    options.append((u_lo, min(u_hi, big - 1)))
+            r_lo, r_hi = _hull(*options)
+            s_lo, s_hi = s_lo + r_lo, s_hi + r_hi
+            state.append((s_lo, s_hi) if layer.neuron == "msat" else (r_lo, r_hi))
+    return [_hull(*intervals) for intervals in per_step], _hull(*state)
 
 
 def neuron_current_ranges(net: Network, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -109,6 +163,7 @@ def _membrane_ranges(layer, currents: list[tuple[int, int]], timesteps: int) -> 
 def layer_bounds(net: Network, layer) -> LayerBounds:
     i_lo, i_hi, a_lo, a_hi = neuron_current_ranges(net, layer)
     per_channel = _channel_extremes(i_lo, i_hi)
+    state = state_bits = None
     current = _hull(*per_channel)
     accumulator = (int(a_lo.min()), int(a_hi.max()))
     T = net.timesteps
@@ -117,6 +172,14 @@ def layer_bounds(net: Network, layer) -> LayerBounds:
     if layer.kind == "readout":
         logit = (min(0, T * current[0]), max(0, T * current[1]))
         logit_bits = signed_width(*logit)
+    elif layer.tables is not None:
+        steps, state = _converted_ranges(layer, per_channel, T)
+        membrane = tuple(steps)
+        thresholds = [(int(layer.theta_pos.min()), int(layer.theta_pos.max()))]
+        if layer.theta_neg is not None:
+            thresholds.append((int(layer.theta_neg.min()), int(layer.theta_neg.max())))
+        membrane_bits = signed_width(*_hull(*membrane, *thresholds))
+        state_bits = signed_width(*state)
     else:
         membrane = tuple(_membrane_ranges(layer, per_channel, T))
         thresholds = [(int(layer.theta_pos.min()) << (layer.leak_shift * t), int(layer.theta_pos.max()) << (layer.leak_shift * t))
@@ -128,7 +191,7 @@ def layer_bounds(net: Network, layer) -> LayerBounds:
     return LayerBounds(name=layer.name, kind=layer.kind, current=current, current_per_channel=tuple(per_channel),
                        accumulator=accumulator, membrane=membrane, logit=logit,
                        current_bits=signed_width(*current), accumulator_bits=signed_width(*accumulator),
-                       membrane_bits=membrane_bits, logit_bits=logit_bits)
+                       membrane_bits=membrane_bits, logit_bits=logit_bits, state=state, state_bits=state_bits)
 
 
 def network_bounds(net: Network) -> dict[str, LayerBounds]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bounds import check_fits_int64
-from .ir import INPUT, Layer, Network
+from .ir import CONVERTED_NEURONS, INPUT, Layer, Network
 from .ops import op_spec
 from .ops.arith import exact_dtype, int_matmul, max_abs  # noqa: F401 (the golden model's public primitives)
 
@@ -70,6 +70,57 @@ def lif_step(R_prev: np.ndarray, I: np.ndarray, t: int, theta_pos: np.ndarray, t
     return s, R
 
 
+def if_subtract_step(R_prev: np.ndarray, n_prev: np.ndarray, I: np.ndarray, layer: Layer):
+    """IF with subtract reset and signed correction (docs/msat.md §3a): (s int8, R, n).
+
+    U = R + I; s = +1 if U ≥ θ⁺, −1 if signed and U ≤ θ⁻ and n > 0, else 0; R = U − s·A; n += s.
+    """
+    U = np.asarray(R_prev, dtype=np.int64) + np.asarray(I, dtype=np.int64)
+    pos = U >= _per_channel(layer.theta_pos, U.ndim)
+    s = pos.astype(np.int8)
+    if layer.tables.signed:
+        s -= ((U <= _per_channel(layer.theta_neg, U.ndim)) & (n_prev > 0) & ~pos).astype(np.int8)
+    R = U - s.astype(np.int64) * _per_channel(layer.tables.amplitude, U.ndim)
+    return s, R, n_prev + s
+
+
+def _floor_shift(value: np.ndarray, divisor: int, shift: np.ndarray) -> np.ndarray:
+    """⌊value / (divisor·2^shift)⌋ per channel, exactly (a negative shift multiplies)."""
+    left = np.maximum(-shift, 0)
+    right = np.maximum(shift, 0)
+    return np.floor_divide(value << left, divisor << right)
+
+
+def msat_ladder_index(R_prev: np.ndarray, S_prev: np.ndarray, I: np.ndarray, t: int, layer: Layer) -> np.ndarray:
+    """m^t of docs/msat.md §3b: 0 at t = 0, else #{j : LUT_d[i_d] + LUT_x[i_x] < Z_j}."""
+    if t == 0:
+        return np.zeros(np.shape(I), np.int64)
+    tables, ndim = layer.tables, np.ndim(I)
+    h = tables.lut_half
+    N = t * np.asarray(R_prev, dtype=np.int64) - np.asarray(S_prev, dtype=np.int64)
+    i_d = np.clip(_floor_shift(N, t, _per_channel(tables.d_shift, ndim)) + h, 0, 2 * h - 1)
+    i_x = np.clip(_floor_shift(np.asarray(I, dtype=np.int64), 1, _per_channel(tables.x_shift, ndim)) + h, 0, 2 * h - 1)
+    z = tables.lut_d[i_d] + tables.lut_x[i_x]
+    return (z[..., None] < tables.ladder_z).sum(-1).astype(np.int64)
+
+
+def msat_step(R_prev: np.ndarray, S_prev: np.ndarray, I: np.ndarray, t: int, layer: Layer):
+    """Adaptive IF on the ladder Θ >> m (docs/msat.md §3b): (s int8, m int8, R, S)."""
+    m = msat_ladder_index(R_prev, S_prev, I, t, layer)
+    U = np.asarray(R_prev, dtype=np.int64) + np.asarray(I, dtype=np.int64)
+    theta = _per_channel(layer.theta_pos, U.ndim) >> m
+    s = (U >= theta).astype(np.int8)
+    R = U - s.astype(np.int64) * theta
+    return s, m.astype(np.int8), R, S_prev + R
+
+
+def spike_values(layer: Layer, s: np.ndarray, m: np.ndarray | None) -> np.ndarray:
+    """What the next layer's synapses multiply: s, or s << (M − m) for an msat layer (its events carry m)."""
+    if layer.neuron != "msat":
+        return s
+    return s.astype(np.int64) << (layer.tables.ladder_steps - m.astype(np.int64))
+
+
 def membrane(R_prev: np.ndarray, I: np.ndarray, t: int, leak_shift: int) -> np.ndarray:
     """U^t before firing (what `lif_step` compares with the thresholds)."""
     return np.asarray(R_prev, dtype=np.int64) + (np.asarray(I, dtype=np.int64) << (leak_shift * t))
@@ -102,7 +153,8 @@ class GoldenResult:
     logits int64 [N, K]; classes int64 [N];
     spikes[layer] int8 [N, T, *shape] (spiking layers); events[layer] int64 [N, T] (non-zero spikes);
     sops[layer] int64 [N, T]: synaptic operations into that layer (events of its sources × fan-out);
-    membranes[layer] int64 [N, T, *shape]: U^t before firing (only with record_membranes).
+    membranes[layer] int64 [N, T, *shape]: U^t before firing (only with record_membranes);
+    ladders[layer] int8 [N, T, *shape]: the ladder index m^t of every msat neuron (docs/msat.md).
     """
     logits: np.ndarray
     classes: np.ndarray
@@ -110,6 +162,7 @@ class GoldenResult:
     events: dict[str, np.ndarray] = field(default_factory=dict)
     sops: dict[str, np.ndarray] = field(default_factory=dict)
     membranes: dict[str, np.ndarray] = field(default_factory=dict)
+    ladders: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def check_images(net: Network, images) -> np.ndarray:
@@ -131,8 +184,14 @@ def _run_chunk(net: Network, images: np.ndarray, record: bool, record_membranes:
     spikes = {layer.name: np.zeros((n, T) + layer.shape, np.int8) for layer in net.layers[:-1]} if record else {}
     membranes = {layer.name: np.zeros((n, T) + layer.shape, np.int64) for layer in net.layers[:-1]} if record_membranes else {}
     sops = {layer.name: np.zeros((n, T), np.int64) for layer in net.layers} if record else {}
+    # The second state of a converted neuron: the balance n (if_subtract) or the sum S (msat).
+    extra = {layer.name: np.zeros((n,) + layer.shape, np.int64) for layer in net.layers[:-1]
+             if layer.neuron in CONVERTED_NEURONS}
+    ladders = {layer.name: np.zeros((n, T) + layer.shape, np.int8) for layer in net.layers[:-1]
+               if layer.neuron == "msat"} if record else {}
     for t in range(T):
         step = {}
+        fired = {}
         for layer in net.layers:
             if layer.kind == "encoding":
                 current = encoding_current
@@ -140,19 +199,30 @@ def _run_chunk(net: Network, images: np.ndarray, record: bool, record_membranes:
                 current = layer_currents(layer, step)
                 if record:
                     for i, p in enumerate(layer.projections):
-                        sops[layer.name][:, t] += (np.abs(step[p.source]).reshape(n, -1).astype(np.int64)
+                        sops[layer.name][:, t] += (np.abs(fired[p.source]).reshape(n, -1).astype(np.int64)
                                                    @ fanouts[layer.name, i].reshape(-1))
             if layer.kind == "readout":
                 logits += current
                 continue
             if record_membranes:
                 membranes[layer.name][:, t] = membrane(residual[layer.name], current, t, layer.leak_shift)
-            s, residual[layer.name] = lif_step(residual[layer.name], current, t, layer.theta_pos,
-                                               layer.theta_neg, layer.leak_shift, layer.neuron)
-            step[layer.name] = s
+            m = None
+            if layer.neuron == "if_subtract":
+                s, residual[layer.name], extra[layer.name] = if_subtract_step(
+                    residual[layer.name], extra[layer.name], current, layer)
+            elif layer.neuron == "msat":
+                s, m, residual[layer.name], extra[layer.name] = msat_step(
+                    residual[layer.name], extra[layer.name], current, t, layer)
+                if record:
+                    ladders[layer.name][:, t] = m
+            else:
+                s, residual[layer.name] = lif_step(residual[layer.name], current, t, layer.theta_pos,
+                                                   layer.theta_neg, layer.leak_shift, layer.neuron)
+            step[layer.name] = spike_values(layer, s, m)
+            fired[layer.name] = s
             if record:
                 spikes[layer.name][:, t] = s
-    return logits, spikes, sops, membranes
+    return logits, spikes, sops, membranes, ladders
 
 
 def run(net: Network, images, record: bool = False, record_membranes: bool = False,
@@ -184,6 +254,7 @@ def run(net: Network, images, record: bool = False, record_membranes: bool = Fal
         result.events = {k: np.count_nonzero(v.reshape(v.shape[0], v.shape[1], -1), axis=2).astype(np.int64)
                          for k, v in result.spikes.items()}
         result.sops = {k: np.concatenate([p[2][k] for p in parts]) for k in parts[0][2]}
+        result.ladders = {k: np.concatenate([p[4][k] for p in parts]) for k in parts[0][4]}
     if record_membranes:
         result.membranes = {k: np.concatenate([p[3][k] for p in parts]) for k in parts[0][3]}
     return result

@@ -23,12 +23,19 @@ import numpy as np
 from .ops import OPS, Conv2d, Dense, Identity, op_from_json, op_spec
 from .ops.base import check_int as _check_int
 
-__all__ = ["INPUT", "LAYER_KINDS", "MAX_LEAK_SHIFT", "MAX_TIMESTEPS", "MAX_WBITS", "NEURONS", "OPS", "Conv2d",
+__all__ = ["CONVERTED_NEURONS", "NeuronTables", "INPUT", "LAYER_KINDS", "MAX_LEAK_SHIFT", "MAX_TIMESTEPS", "MAX_WBITS", "NEURONS", "OPS", "Conv2d",
            "Dense", "Identity", "Layer", "Network", "Projection", "int_array", "op_from_json", "replace",
            "same_layer", "same_network"]
 
 LAYER_KINDS = ("encoding", "spiking", "readout")
-NEURONS = ("ternary", "binary")
+# ternary/binary: SPEC §4 (LIF, hard reset). if_subtract/msat: converted ANNs (docs/msat.md §3),
+# whose extra state and tables a layer holds in `tables`.
+NEURONS = ("ternary", "binary", "if_subtract", "msat")
+CONVERTED_NEURONS = ("if_subtract", "msat")
+MAX_LADDER_STEPS = 16
+MAX_LUT_HALF = 4096
+MAX_LUT_VALUE = 2 ** 40     # z = LUT_d + LUT_x stays far inside int64
+MAX_TABLE_SHIFT = 62
 INPUT = "input"  # the source name of the raw uint8 pixels
 MAX_WBITS = 16  # weights wider than this have no place on the target; also keeps bounds in int64
 MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.bounds
@@ -84,6 +91,68 @@ class Projection:
 
 
 @dataclass(frozen=True, eq=False)
+class NeuronTables:
+    """What a converted neuron adds to a layer (docs/msat.md §3–4).
+
+    if_subtract: `amplitude` A [C] (subtracted on a spike), `signed` (−1 corrections on).
+    msat: `ladder_steps` M, `lut_half` H, `lut_d`/`lut_x` [2H], `ladder_z` [M] (strictly
+    decreasing), `d_shift`/`x_shift` [C] (the cell of d and I: floor(v / 2^shift)).
+    """
+    amplitude: np.ndarray | None = None
+    signed: bool = False
+    ladder_steps: int = 0
+    lut_half: int = 0
+    lut_d: np.ndarray | None = None
+    lut_x: np.ndarray | None = None
+    ladder_z: np.ndarray | None = None
+    d_shift: np.ndarray | None = None
+    x_shift: np.ndarray | None = None
+
+    ARRAYS = ("amplitude", "lut_d", "lut_x", "ladder_z", "d_shift", "x_shift")
+
+    def check(self, where: str, neuron: str, channels: int) -> "NeuronTables":
+        """A validated copy (read-only int64 arrays) for a layer of `channels` channels."""
+        if not isinstance(self.signed, bool):
+            raise TypeError(f"{where}tables.signed must be a bool, not {self.signed!r}")
+        _check_int(f"{where}tables.ladder_steps", self.ladder_steps, 0, MAX_LADDER_STEPS)
+        if neuron == "if_subtract":
+            for field in self.ARRAYS[1:]:
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{where}tables.{field} must be None for an if_subtract neuron")
+            if self.ladder_steps != 0 or self.lut_half != 0:
+                raise ValueError(f"{where}tables.ladder_steps and lut_half must be 0 for an if_subtract neuron")
+            amplitude = int_array(f"{where}tables.amplitude", self.amplitude, (channels,))
+            if amplitude.size and int(amplitude.min()) < 1:
+                raise ValueError(f"{where}tables.amplitude must be >= 1 in every channel, not {amplitude.tolist()!r}")
+            return NeuronTables(amplitude=amplitude, signed=self.signed)
+        if self.amplitude is not None or self.signed:
+            raise ValueError(f"{where}tables.amplitude must be None and signed False for an msat neuron")
+        m = _check_int(f"{where}tables.ladder_steps", self.ladder_steps, 1, MAX_LADDER_STEPS)
+        h = _check_int(f"{where}tables.lut_half", self.lut_half, 1, MAX_LUT_HALF)
+        arrays = {}
+        for field, shape in (("lut_d", (2 * h,)), ("lut_x", (2 * h,)), ("ladder_z", (m,)),
+                             ("d_shift", (channels,)), ("x_shift", (channels,))):
+            arrays[field] = int_array(f"{where}tables.{field}", getattr(self, field), shape)
+        for field in ("lut_d", "lut_x", "ladder_z"):
+            if arrays[field].size and int(np.abs(arrays[field]).max()) > MAX_LUT_VALUE:
+                raise ValueError(f"{where}tables.{field} must satisfy |v| <= 2^40, not {int(np.abs(arrays[field]).max())}")
+        if m > 1 and not np.all(np.diff(arrays["ladder_z"]) < 0):
+            raise ValueError(f"{where}tables.ladder_z must be strictly decreasing, not {arrays['ladder_z'].tolist()!r}")
+        for field in ("d_shift", "x_shift"):
+            if arrays[field].size and int(np.abs(arrays[field]).max()) > MAX_TABLE_SHIFT:
+                raise ValueError(f"{where}tables.{field} must lie in [-{MAX_TABLE_SHIFT}, {MAX_TABLE_SHIFT}], "
+                                 f"not {arrays[field].tolist()!r}")
+        return NeuronTables(ladder_steps=m, lut_half=h, **arrays)
+
+
+def same_tables(a: "NeuronTables | None", b: "NeuronTables | None") -> bool:
+    if a is None or b is None:
+        return a is b
+    return ((a.signed, a.ladder_steps, a.lut_half) == (b.signed, b.ladder_steps, b.lut_half)
+            and all(_same_array(getattr(a, f), getattr(b, f)) for f in NeuronTables.ARRAYS))
+
+
+@dataclass(frozen=True, eq=False)
 class Layer:
     name: str
     kind: str
@@ -95,6 +164,7 @@ class Layer:
     theta_neg: np.ndarray | None = None
     leak_shift: int = 0
     scale_exp: np.ndarray | None = None
+    tables: NeuronTables | None = None   # converted neurons only (docs/msat.md)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name) or self.name == INPUT:
@@ -116,7 +186,7 @@ class Layer:
         else:
             object.__setattr__(self, "scale_exp", int_array(f"{where}scale_exp", self.scale_exp, (channels,)))
         if self.kind == "readout":
-            for field in ("neuron", "theta_pos", "theta_neg"):
+            for field in ("neuron", "theta_pos", "theta_neg", "tables"):
                 if getattr(self, field) is not None:
                     raise ValueError(f"{where}{field} must be None for a readout, not {getattr(self, field)!r}")
             if len(set(self.scale_exp.tolist())) > 1:
@@ -126,9 +196,13 @@ class Layer:
         if self.neuron not in NEURONS:
             raise ValueError(f"{where}neuron must be one of {NEURONS}, not {self.neuron!r}")
         object.__setattr__(self, "theta_pos", int_array(f"{where}theta_pos", self.theta_pos, (channels,)))
-        if self.neuron == "binary":
+        if self.neuron in CONVERTED_NEURONS:
+            self._check_converted(where, channels)
+        elif self.tables is not None:
+            raise ValueError(f"{where}tables must be None for a {self.neuron} neuron")
+        if self.neuron in ("binary", "msat"):
             if self.theta_neg is not None:
-                raise ValueError(f"{where}theta_neg must be None for a binary neuron, not {self.theta_neg!r}")
+                raise ValueError(f"{where}theta_neg must be None for a {self.neuron} neuron, not {self.theta_neg!r}")
         else:
             object.__setattr__(self, "theta_neg", int_array(f"{where}theta_neg", self.theta_neg, (channels,)))
             bad = np.flatnonzero(self.theta_neg >= self.theta_pos)
@@ -136,6 +210,22 @@ class Layer:
                 c = int(bad[0])
                 raise ValueError(f"{where}theta_neg must be < theta_pos in every channel, not "
                                  f"{int(self.theta_neg[c])} >= {int(self.theta_pos[c])} in channel {c}")
+
+    def _check_converted(self, where: str, channels: int) -> None:
+        if self.leak_shift != 0:
+            raise ValueError(f"{where}leak_shift must be 0 for an {self.neuron} neuron (IF: no leak), "
+                             f"not {self.leak_shift}")
+        if not isinstance(self.tables, NeuronTables):
+            raise TypeError(f"{where}tables must be a NeuronTables for an {self.neuron} neuron, not {self.tables!r}")
+        tables = self.tables.check(where, self.neuron, channels)
+        object.__setattr__(self, "tables", tables)
+        if self.neuron == "msat":
+            step = 1 << tables.ladder_steps
+            bad = np.flatnonzero((self.theta_pos < step) | (self.theta_pos % step != 0))
+            if bad.size:
+                c = int(bad[0])
+                raise ValueError(f"{where}theta_pos must be a positive multiple of 2^ladder_steps = {step} "
+                                 f"(Θ >> m exact), not {int(self.theta_pos[c])} in channel {c}")
 
     @property
     def channels(self) -> int:
@@ -233,6 +323,8 @@ def same_layer(a: Layer, b: Layer) -> bool:
     if (a.name, a.kind, a.shape, a.neuron, a.leak_shift) != (b.name, b.kind, b.shape, b.neuron, b.leak_shift):
         return False
     if not all(_same_array(getattr(a, f), getattr(b, f)) for f in ("bias", "theta_pos", "theta_neg", "scale_exp")):
+        return False
+    if not same_tables(a.tables, b.tables):
         return False
     return len(a.projections) == len(b.projections) and all(
         p.source == q.source and p.op == q.op and _same_array(p.weight, q.weight)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import INPUT, Layer, Network, Projection, op_from_json
+from .ir import INPUT, Layer, Network, NeuronTables, Projection, op_from_json
 
 FORMAT = "tern-ir"
-VERSION = 1
+VERSION = 2             # written when a layer has a converted neuron (docs/msat.md §4)
+READ_VERSIONS = (1, 2)  # version 1: ternary and binary only; still written for those, unchanged
 
 
 class IRFileError(ValueError):
@@ -48,6 +49,15 @@ def _arrays_and_structure(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
                 key = f"{layer.name}.{field}"
                 arrays[key] = value
                 entry[field] = key
+        if layer.tables is not None:  # only then: version-1 networks keep their files and model ID
+            tables = {"signed": layer.tables.signed, "ladder_steps": layer.tables.ladder_steps,
+                      "lut_half": layer.tables.lut_half}
+            for field in NeuronTables.ARRAYS:
+                value = getattr(layer.tables, field)
+                tables[field] = None if value is None else f"{layer.name}.tables.{field}"
+                if value is not None:
+                    arrays[tables[field]] = value
+            entry["tables"] = tables
         layers.append(entry)
     structure = {"name": net.name, "input_shape": list(net.input_shape), "timesteps": net.timesteps,
                  "wbits": net.wbits, "layers": layers}
@@ -94,7 +104,8 @@ def save(net: Network, stem: str | os.PathLike) -> tuple[Path, Path]:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.ascontiguousarray(v, dtype="<i8") for k, v in arrays.items()})
     npz_bytes = buffer.getvalue()
-    document = {"format": FORMAT, "version": VERSION, "model_id": model_id(net),
+    version = VERSION if any(layer.tables is not None for layer in net.layers) else 1
+    document = {"format": FORMAT, "version": version, "model_id": model_id(net),
                 "npz": npz_path.name, "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(), **structure}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(npz_path, npz_bytes)
@@ -120,8 +131,9 @@ def _read_document(json_path: Path) -> dict:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise IRFileError(f"{json_path} must be a {FORMAT!r} file, not format {found!r}")
-    if document.get("version") != VERSION or isinstance(document.get("version"), bool):
-        raise IRFileError(f"{json_path}: version must be {VERSION}, not {document.get('version')!r}")
+    if document.get("version") not in READ_VERSIONS or isinstance(document.get("version"), bool):
+        raise IRFileError(f"{json_path}: version must be one of {list(READ_VERSIONS)}, "
+                          f"not {document.get('version')!r}")
     # Integrity is not optional: the pair is only trusted when both checks can run.
     model = document.get("model_id")
     if isinstance(model, bool) or not isinstance(model, int) or not 0 <= model < 2 ** 32:
@@ -170,6 +182,16 @@ def _read_arrays(npz_path: Path, json_path: Path, sha: str) -> dict[str, np.ndar
     return arrays
 
 
+def _tables(entry, array, json_path) -> NeuronTables | None:
+    """A layer's `tables` object (version 2), or None."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise IRFileError(f"{json_path}: tables must be an object or null, not {entry!r}")
+    return NeuronTables(signed=entry["signed"], ladder_steps=entry["ladder_steps"], lut_half=entry["lut_half"],
+                        **{field: array(entry[field]) for field in NeuronTables.ARRAYS})
+
+
 def load(stem: str | os.PathLike) -> Network:
     """Read a file pair written by `save` (or by any tool following docs/ir.md).
 
@@ -203,7 +225,8 @@ def load(stem: str | os.PathLike) -> Network:
             layers.append(Layer(name=entry["name"], kind=entry["kind"], shape=tuple(listed(entry["shape"], "shape")),
                                 projections=projections, bias=array(entry["bias"]), neuron=entry["neuron"],
                                 theta_pos=array(entry["theta_pos"]), theta_neg=array(entry["theta_neg"]),
-                                leak_shift=entry["leak_shift"], scale_exp=array(entry["scale_exp"])))
+                                leak_shift=entry["leak_shift"], scale_exp=array(entry["scale_exp"]),
+                                tables=_tables(entry.get("tables"), array, json_path)))
         net = Network(name=document["name"], input_shape=tuple(listed(document["input_shape"], "input_shape")),
                       timesteps=document["timesteps"], wbits=document["wbits"], layers=tuple(layers))
     except IRFileError:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import INPUT, Conv2d, Dense, Identity, Layer, Network, Projection
+from .ir import INPUT, Conv2d, Dense, Identity, Layer, Network, NeuronTables, Projection
 
 NEURONS = ("ternary", "binary")
+CONVERTED = ("if_subtract", "msat")  # random_network(neuron="converted") draws one of these per layer
 
 
 def _rng(seed_or_rng) -> np.random.Generator:
@@ -65,6 +66,27 @@ def _thresholds(rng, neuron: str, typical: np.ndarray):
     # MPBN-like: asymmetric thresholds, θ⁻ < θ⁺ (θ⁺ may even be negative).
     shift = np.round(typical * rng.uniform(-0.3, 0.3, typical.shape)).astype(np.int64)
     return theta_pos + shift, -theta_pos + shift - 1
+
+
+def _converted_fields(rng, neuron: str, typical: np.ndarray) -> dict:
+    """theta_pos, theta_neg and tables of a random valid if_subtract or msat layer (docs/msat.md)."""
+    channels = typical.shape[0]
+    if neuron == "if_subtract":
+        amplitude = np.maximum(2, np.round(typical * rng.uniform(0.5, 1.5, channels))).astype(np.int64)
+        theta_pos = np.maximum(1, amplitude // 2 + rng.integers(-1, 2, channels))
+        theta_neg = -theta_pos - rng.integers(0, 2, channels)
+        return {"theta_pos": theta_pos, "theta_neg": theta_neg,
+                "tables": NeuronTables(amplitude=amplitude, signed=bool(rng.random() < 0.8))}
+    m = int(rng.integers(1, 5))
+    step = 1 << m
+    theta_pos = (np.maximum(1, np.round(typical * rng.uniform(0.3, 1.2, channels) / step)) * step).astype(np.int64)
+    half = int(rng.integers(1, 9))
+    ladder_z = -np.sort(-rng.choice(np.arange(-1000, 1000), size=m, replace=False)).astype(np.int64)
+    tables = NeuronTables(ladder_steps=m, lut_half=half,
+                          lut_d=rng.integers(-1200, 1201, 2 * half), lut_x=rng.integers(-1200, 1201, 2 * half),
+                          ladder_z=ladder_z, d_shift=rng.integers(-3, 7, channels),
+                          x_shift=rng.integers(-3, 7, channels))
+    return {"theta_pos": theta_pos, "theta_neg": None, "tables": tables}
 
 
 def _current_scale(projections, source_scale) -> float:
@@ -118,7 +140,12 @@ def random_network(rng=None, *, max_layers: int = 4, wbits: int = 8, extremes: b
         layer_name = f"{kind[:3]}{i}"
         typical = _current_scale(projections, scale) * np.ones(channels)
         bias = np.round(rng.normal(0, 0.3, channels) * typical).astype(np.int64)
-        if kind != "readout":
+        if kind != "readout" and (neuron in CONVERTED or neuron == "converted"):
+            nrn = str(rng.choice(CONVERTED)) if neuron == "converted" else neuron
+            layer = Layer(layer_name, kind, tuple(out_shape), tuple(projections), bias, neuron=nrn,
+                          scale_exp=rng.integers(-2, 8, channels), **_converted_fields(rng, nrn, typical))
+            scale[layer_name] = 0.6 * (1 << layer.tables.ladder_steps) / 2 if nrn == "msat" else 0.6
+        elif kind != "readout":
             nrn = neuron or str(rng.choice(NEURONS))
             theta_pos, theta_neg = _thresholds(rng, nrn, typical)
             layer = Layer(layer_name, kind, tuple(out_shape), tuple(projections), bias, neuron=nrn,

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROPERTY_TESTS = ["tests/test_gen_folds.py::test_folds_and_quantisation_property",
                   "tests/test_gen_bounds.py::test_random_networks_stay_within_bounds",
-                  "tests/test_gen_golden.py::test_golden_equals_float64_fake_quantised_model"]
+                  "tests/test_gen_golden.py::test_golden_equals_float64_fake_quantised_model",
+                  "tests/test_msat_golden.py::test_golden_equals_float64_reference_for_converted_neurons"]
 
 
 def test_property_tests_exist():

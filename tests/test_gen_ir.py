@@ -32,7 +32,7 @@ def test_arrays_are_read_only_int64():
     (lambda: tiny(theta_neg=[4, -4]), "theta_neg must be < theta_pos in every channel, not 4 >= 4 in channel 0"),
     (lambda: tiny(bias=[0.5, 1.0]), "bias must be an integer array, not dtype float64"),
     (lambda: tiny(neuron="binary"), "theta_neg must be None for a binary neuron"),
-    (lambda: tiny(neuron="leaky"), "neuron must be one of ('ternary', 'binary'), not 'leaky'"),
+    (lambda: tiny(neuron="leaky"), "neuron must be one of ('ternary', 'binary', 'if_subtract', 'msat'), not 'leaky'"),
     (lambda: tiny(leak_shift=-1), "leak_shift must be between 0 and 16, not -1"),
     (lambda: tiny(wbits=2), "weights must satisfy |W| <= 1 (wbits=2), not 2"),
     (lambda: tiny(projections=(Projection("input", Conv2d(3, 1, 1, pad_value=(7, 7)), np.ones((2, 1, 3, 3), np.int64)),)),
@@ -129,7 +129,7 @@ def test_load_refuses_inconsistent_or_foreign_files(tmp_path):
         irfile.load(tmp_path / "a")
     document = json.loads(json_path.read_text())
     json_path.write_text(json.dumps({**document, "version": 99}))
-    with pytest.raises(irfile.IRFileError, match="version must be 1, not 99"):
+    with pytest.raises(irfile.IRFileError, match="version must be one of \[1, 2\], not 99"):
         irfile.load(tmp_path / "a")
     with pytest.raises(irfile.IRFileError, match="IR file not found"):
         irfile.load(tmp_path / "missing")
