@@ -8,6 +8,8 @@ with that layer's parameters and weights and elaborated
 on its own with `amaranth.back.verilog.convert` into `tern_<layer>.v` (module
 `tern_<layer>`); its port list is read back from that file, and `hw.top.TernTop`
 instantiates it by name, so every file is used and the top never re-elaborates a layer.
+The top connects the engines along the plan's edges (gen.plan.Edge: source layer, input
+stream of the consumer), forking a layer's events where several layers read it.
 """
 from __future__ import annotations
 
@@ -44,15 +46,18 @@ def engine_geometry(lp):
     return op_spec_named(lp.geometry.op).hw_geometry(lp.geometry)
 
 
-def build_engine(net: Network, lp, input_queue_depth: int = 0):
+def build_engine(net: Network, lp, input_queue_depth: int | None = None):
     """The hw engine component of one layer, with its weights and widths from the plan.
 
     The layer's engine (gen.engines, named in the plan) gives the component and its
     arguments, checked against the constructor (gen.errors.FactoryError on a mismatch).
-    input_queue_depth: the plan's depth for the queue in front of this layer, for an
-    engine that owns its input queue.
+    input_queue_depth: the plan's depth for the queue in front of this layer's main input,
+    for an engine that owns its input queue (default: the plan's edge; an engine with
+    several inputs takes every edge's depth from the plan).
     """
     engine = engine_named(lp.engine, f"layer {lp.name!r}: ")
+    if input_queue_depth is None:
+        input_queue_depth = lp.inputs[0].queue_depth if lp.inputs else 0
     return engine.build(net.layer(lp.name), lp, net.wbits, net.timesteps, input_queue_depth)
 
 
@@ -116,26 +121,30 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
     rtlil_dir.mkdir(parents=True, exist_ok=True)
     files, rtlil_files, components = [], [], []
     specs = [engine_named(lp.engine, f"layer {lp.name!r}: ") for lp in plan.layers]
-    for i, lp in enumerate(plan.layers):
+    for lp in plan.layers:
         try:
-            components.append(build_engine(net, lp, plan.layers[i - 1].queue_depth if i else 0))
+            components.append(build_engine(net, lp))
         except (TypeError, ValueError) as exc:   # a value the component refuses (FactoryError passes)
             raise PlanError(f"layer {lp.name!r}: the {lp.engine} engine refused its parameters: {exc}") from exc
+    owns_queue = {lp.name: spec.owns_input_queue for lp, spec in zip(plan.layers, specs)}
     modules = []
-    for i, (lp, spec, engine) in enumerate(zip(plan.layers, specs, components)):
+    for lp, spec, engine in zip(plan.layers, specs, components):
         module = module_name(lp.name)
         path = rtl_dir / f"{module}.v"
         ports = write_module(engine, module, path, rtlil_dir / f"{module}.il")
         log.info("wrote %s (%d ports)", path, len(ports))
         files.append(path)
         rtlil_files.append(rtlil_dir / f"{module}.il")
-        # The queue after this layer lives in the next engine when it has one, else in the top.
-        next_queues = i + 1 < len(specs) and specs[i + 1].owns_input_queue
+        # The queue of an edge lives in its consumer's engine when it has one, else in the top.
+        consumers = plan.consumers(lp.name)
+        consumers_queue = bool(consumers) and all(owns_queue[e.target] for e in consumers)
         modules.append(LayerModule(name=lp.name, module=module, kind=lp.kind, ports=ports,
-                                   input_stream=spec.input_stream, output_stream=spec.output_stream,
+                                   input_stream=lp.inputs[0].stream if lp.inputs else spec.input_stream,
+                                   output_stream=spec.output_stream,
                                    out_addr_width=lp.out_addr_width,
-                                   queue_depth=0 if next_queues else lp.queue_depth,
-                                   binary=lp.neuron == "binary"))
+                                   queue_depth=0 if consumers_queue or not spec.sends_events else lp.queue_depth,
+                                   binary=lp.neuron == "binary",
+                                   inputs=tuple((e.source, e.stream) for e in lp.inputs)))
         if progress is not None:
             progress(lp.name)
     logit_width = readout_logit_width(modules[-1].ports, net.num_classes)

@@ -3,6 +3,9 @@ report (report.json, report.md) for people.
 
 The manifest is the only thing the host reads: shapes, T, classes, the packing of input
 and output beats, the register map (from gen.regmap), the model ID, and the file names.
+The testbenches also read the hardware graph from it: each layer's input and output
+streams (the engine's port names, from gen.engines) and the edges between the layers
+(gen.plan.Edge: source, target, the target's input stream, its queue depth).
 """
 from __future__ import annotations
 
@@ -46,7 +49,10 @@ def make_manifest(*, net, model_path: str, model_id: int, board, plan, regmap, e
         layers.append({"name": lp.name, "kind": lp.kind, "module": mod.module, "file": path,
                        "shape": list(net.layer(lp.name).shape), "lanes": lp.lanes,
                        "event_addr_bits": lp.out_addr_width or None, "queue_depth": lp.queue_depth or None,
-                       "neuron": lp.neuron})
+                       "neuron": lp.neuron, "output_stream": mod.output_stream,
+                       "sends_events": bool(lp.out_addr_width),
+                       "inputs": [{"source": e.source, "stream": e.stream, "queue_depth": e.queue_depth or None}
+                                  for e in lp.inputs]})
     return {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
         "model": {"name": net.name, "source": model_path, "model_id": model_id,
@@ -62,6 +68,9 @@ def make_manifest(*, net, model_path: str, model_id: int, board, plan, regmap, e
                                "m_axis": "results out (AXI4-Stream master, 64-bit, TKEEP all ones, TLAST)",
                                "s_axi": f"registers (AXI4-Lite slave, {regmap.addr_width}-bit address, 32-bit data)"}},
         "layers": layers,
+        "edges": [{"from": e.source, "to": e.target, "stream": e.stream, "projection": e.projection,
+                   "queue_depth": e.queue_depth or None, "event_addr_bits": e.addr_width or None}
+                  for e in plan.edges],
         "files": {"rtl": rtl_files, "tcl": tcl, "bitstream": f"{stem}.bit", "hwh": f"{stem}.hwh",
                   "ir": ["steps/03_ir/model.json", "steps/03_ir/model.npz"]},
     }
@@ -88,7 +97,9 @@ def make_report(*, net, board, plan, utilisation, lint: dict, steps: list, model
         "latency_cycles": round(plan.latency_cycles, 1),
         "bottleneck": plan.bottleneck.name,
         "traffic_measured": plan.layers[0].traffic.measured,
+        "edges": [{"from": e.source, "to": e.target, "queue_depth": e.queue_depth or None} for e in plan.edges],
         "layers": [{"name": lp.name, "kind": lp.kind, "lanes": lp.lanes, "lanes_source": lp.lanes_source,
+                    "sources": [e.source for e in lp.inputs],
                     "valid_lanes": list(lp.valid_lanes), "widths": lp.widths, "queue_depth": lp.queue_depth,
                     "events_out_per_image": round(lp.traffic.events_out, 1),
                     "sops_per_image": round(lp.traffic.sops, 1), "cycles_per_image": round(lp.cycles, 1)}
@@ -125,6 +136,9 @@ def report_markdown(report: dict) -> str:
         lines.append(f"| {l['name']} | {l['kind']} | {l['lanes']} ({l['lanes_source']}) | "
                      f"{', '.join(map(str, l['valid_lanes']))} | {bits} | {l['queue_depth'] or '-'} | "
                      f"{l['events_out_per_image']:,} | {l['sops_per_image']:,} | {l['cycles_per_image']:,} |")
+    if any(len(l.get("sources", ())) > 1 for l in report["layers"]):
+        lines += ["", "Edges (one event queue each, at the consumer; a layer read by several is forked): "
+                  + ", ".join(f"{e['from']} → {e['to']} ({e['queue_depth'] or '-'})" for e in report["edges"]) + "."]
     lines += ["", "Steps:", ""]
     for s in report["steps"]:
         lines.append(f"- `{s['name']}`: {s['seconds']:.1f} s")

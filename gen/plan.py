@@ -20,8 +20,11 @@ this module chooses the lanes and the queues and adds up (docs/architecture.md).
   model on held-out images) + T LIF sweeps of (O/P)·Ho·Wo cycles, or one cycle per event
   sent if that is longer. The layers run as a pipeline, so the slowest layer sets the
   image rate.
-* Event queues: the depth of each inter-layer queue, with the argument for why it can
-  neither overflow nor deadlock (`QUEUE_JUSTIFICATION`).
+* Edges: the network is a DAG (a residual layer reads several sources, gen.ir). Every
+  projection is one edge from its source layer to one input stream of the consuming
+  engine, with its own event queue there (`Edge`, `Plan.edges`); a layer read by several
+  layers feeds them through a fork in the top. The depth of each queue comes with the
+  argument for why it can neither overflow nor deadlock (`QUEUE_JUSTIFICATION`).
 """
 from __future__ import annotations
 
@@ -58,15 +61,23 @@ MIN_QUEUE_DEPTH = 16
 MAX_QUEUE_DEPTH = 8192
 QUEUE_HEADROOM = 1.5         # over the measured peak events per step
 
+# The smallest depth an edge's queue may have: what hw.event_queue.EventQueue accepts.
+SMALLEST_QUEUE_DEPTH = 2
+
 QUEUE_JUSTIFICATION = (
-    "No overflow: every queue applies back-pressure (its input is not ready when full), so a "
-    "producer stalls instead of dropping an event. No deadlock: the layers form a chain (one "
-    "producer and one consumer per queue, no cycles); an engine needs only input from its own "
-    "queue and room in the next one, and the last stage is drained by the result stream, so "
-    "by induction from the sink every stage makes progress. The depth is a throughput knob: "
-    "one that holds a step's peak events (measured on held-out images, with headroom) lets "
-    "the producer finish its sweep without waiting for the consumer, and the consumer work "
-    "on while its producer is silent.")
+    "No overflow: every queue applies back-pressure (its input is not ready when full), and a "
+    "fork pops a beat only when every consumer has taken it, so a producer stalls instead of "
+    "dropping an event. No deadlock, at every depth the queues accept (>= 2): the engines form "
+    "a DAG along the IR's edges (one queue per edge at its consumer, a fork where one layer "
+    "feeds several), and an engine that reads several sources joins them at the end of each "
+    "step by serving any input that has an event of the current step and holding an input only "
+    "after its end-of-step marker. A stuck engine then always waits on another stuck engine "
+    "that is strictly earlier in (step, topological order), which cannot go on forever: the "
+    "pixel source and the result sink always move (docs/hardware.md, 'Why the fork and join "
+    "cannot deadlock, with any queue depth'). The depth is a throughput knob: one that holds a "
+    "step's peak events of the edge's source (measured on held-out images, with headroom) lets "
+    "the producer finish its sweep without waiting for its consumers, lets a main path run a "
+    "step ahead of a held shortcut, and lets a consumer work on while its producer is silent.")
 
 
 # --------------------------------------------------------------------------- lanes
@@ -139,12 +150,10 @@ def layer_geometries(net: Network, layer, engine: EngineSpec | None = None) -> t
     where = f"layer {layer.name!r}: "
     engine = engine or layer_engine(layer)
     engine.check_layer(layer, where)
-    previous = INPUT if layer is net.layers[0] else net.layers[net.layers.index(layer) - 1].name
-    p = layer.projections[0]
-    if p.source != previous:
-        raise PlanError(f"{where}the hardware is a chain, so its projection must come "
-                        f"from {previous!r}, not {p.source!r}")
-    return tuple(hardware_geometry(q.op, net.source_shape(q.source), layer.shape, where) for q in layer.projections)
+    geometries = tuple(hardware_geometry(q.op, net.source_shape(q.source), layer.shape, where)
+                       for q in layer.projections)
+    engine.check_ops(geometries, where)
+    return geometries
 
 
 def layer_geometry(net: Network, layer) -> Geometry:
@@ -157,41 +166,82 @@ class Traffic:
     """Mean per image, measured by the golden model (or the worst case without images)."""
     events_out: float          # spikes this layer sends, summed over T
     peak_events_step: int      # max over images and steps
-    sops: float                # synaptic ops into this layer, summed over T
+    sops: float                # synaptic ops into this layer, summed over T (all projections)
     measured: bool
+    # Per projection, in IR order: (events arriving, synaptic ops) per image. A layer with one
+    # projection has its totals here (the same `sops`).
+    inputs: tuple[tuple[float, float], ...] = ()
+
+
+def _projection_fanouts(net: Network, layer) -> list[np.ndarray]:
+    return [fanout(p.op, p.weight, net.source_shape(p.source), layer.shape).reshape(-1) for p in layer.projections]
 
 
 def measure_traffic(net: Network, images) -> dict[str, Traffic]:
-    """Run the golden model on `images` and count events and synaptic ops per layer."""
+    """Run the golden model on `images` and count events and synaptic ops per layer and projection."""
     result = run(net, images, record=True)
     traffic = {}
     enc = net.layers[0]
     nonzero = (np.asarray(images).reshape(len(images), -1) != 0).astype(np.int64)
-    enc_sops = float(sum(nonzero @ fanout(p.op, p.weight, net.input_shape, enc.shape).reshape(-1)
-                         for p in enc.projections).mean())
+    enc_sops = float(sum(nonzero @ f for f in _projection_fanouts(net, enc)).mean())
     for layer in net.layers:
-        sops = enc_sops if layer.kind == "encoding" else float(result.sops[layer.name].sum(axis=1).mean())
+        if layer.kind == "encoding":
+            sops, inputs = enc_sops, ((float(nonzero.sum(axis=1).mean()), enc_sops),)
+        else:
+            sops = float(result.sops[layer.name].sum(axis=1).mean())
+            inputs = _measured_inputs(net, layer, result, sops, len(images))
         if layer.kind == "readout":
-            traffic[layer.name] = Traffic(0.0, 0, sops, True)
+            traffic[layer.name] = Traffic(0.0, 0, sops, True, inputs)
             continue
         events = result.events[layer.name]
-        traffic[layer.name] = Traffic(float(events.sum(axis=1).mean()), int(events.max()), sops, True)
+        traffic[layer.name] = Traffic(float(events.sum(axis=1).mean()), int(events.max()), sops, True, inputs)
     return traffic
+
+
+def _measured_inputs(net: Network, layer, result, sops: float, n: int) -> tuple[tuple[float, float], ...]:
+    """(events, synaptic ops) per image of each projection of a spike-driven layer."""
+    events = [float(result.events[p.source].sum(axis=1).mean()) for p in layer.projections]
+    if len(layer.projections) == 1:
+        return ((events[0], sops),)
+    out = []
+    for p, e, f in zip(layer.projections, events, _projection_fanouts(net, layer)):
+        active = np.abs(result.spikes[p.source]).reshape(n, net.timesteps, -1).astype(np.int64)
+        out.append((e, float((active @ f).sum(axis=1).mean())))
+    return tuple(out)
 
 
 def worst_case_traffic(net: Network) -> dict[str, Traffic]:
     """Every neuron spiking at every step: the bound when no images are given."""
     traffic, T = {}, net.timesteps
     for layer in net.layers:
-        sops = float(sum(int(fanout(p.op, p.weight, net.source_shape(p.source), layer.shape).sum())
-                         for p in layer.projections))
+        steps = 1 if layer.kind == "encoding" else T     # the pixels arrive once per image
+        fanouts = _projection_fanouts(net, layer)
+        sops = float(sum(int(f.sum()) for f in fanouts))
         sops = sops if layer.kind == "encoding" else sops * T
+        inputs = tuple((float(f.size * steps), float(int(f.sum()) * steps)) for f in fanouts)
+        if len(inputs) == 1:
+            inputs = ((inputs[0][0], sops),)
         events = 0 if layer.kind == "readout" else layer.size
-        traffic[layer.name] = Traffic(float(events * T), events, sops, False)
+        traffic[layer.name] = Traffic(float(events * T), events, sops, False, inputs)
     return traffic
 
 
 # --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One projection as hardware: events of `source` (INPUT: the pixels) into input stream
+    `stream` of the engine of `target`, through a queue of `queue_depth` there (0: none)."""
+    source: str
+    target: str
+    projection: int                         # its index in the target's projections
+    stream: str                             # the target engine's input stream (its port name)
+    queue_depth: int
+    addr_width: int                         # event address bits (0 for the pixels)
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -200,7 +250,7 @@ class LayerPlan:
     kind: str
     engine: str
     neuron: str | None
-    geometry: Geometry
+    geometry: Geometry                      # the main projection's (geometries[0])
     lanes: int
     valid_lanes: tuple[int, ...]
     lanes_source: str                       # "user" or "auto"
@@ -208,14 +258,18 @@ class LayerPlan:
     out_addr_width: int                     # events out (0 for the readout)
     widths: dict                            # current/accumulator/membrane/logit bits
     memories: tuple[Memory, ...]
-    queue_depth: int                        # queue after this layer (0 for the readout)
+    queue_depth: int                        # the queue of each edge leaving this layer (0 for the readout)
     traffic: Traffic
     cycles: float                           # per image
     estimate: dict                          # luts, ffs, bram36, dsps
+    geometries: tuple[Geometry, ...] = ()   # one per projection, in IR order
+    inputs: tuple[Edge, ...] = ()           # the edges into this layer, one per projection
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["geometry"] = self.geometry.to_json()
+        d["geometries"] = [g.to_json() for g in self.geometries]
+        d["inputs"] = [e.to_json() for e in self.inputs]
         d["valid_lanes"] = list(self.valid_lanes)
         d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": mapping_json(memory_mapping(m))}
                          for m in self.memories]
@@ -256,13 +310,23 @@ class Plan:
                 return lp
         raise KeyError(name)
 
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        """Every edge of the hardware graph, by consumer (topological order), then projection."""
+        return tuple(e for lp in self.layers for e in lp.inputs)
+
+    def consumers(self, name: str) -> tuple[Edge, ...]:
+        """The edges leaving layer `name` (several: the top forks its events)."""
+        return tuple(e for e in self.edges if e.source == name)
+
     def to_json(self) -> dict:
         return {"network": self.network, "board": self.board, "clock_mhz": self.clock_mhz,
                 "timesteps": self.timesteps, "input_cycles": self.input_cycles,
                 "cycles_per_image": self.cycles_per_image, "images_per_second": self.images_per_second,
                 "latency_cycles": self.latency_cycles, "bottleneck": self.bottleneck.name,
                 "estimate": self.estimate, "queue_justification": self.queue_justification,
-                "notes": list(self.notes), "layers": [lp.to_json() for lp in self.layers]}
+                "notes": list(self.notes), "edges": [e.to_json() for e in self.edges],
+                "layers": [lp.to_json() for lp in self.layers]}
 
 
 def queue_depth(traffic: Traffic, neurons: int) -> int:
@@ -271,6 +335,36 @@ def queue_depth(traffic: Traffic, neurons: int) -> int:
     cap = 1 << (neurons + 1 - 1).bit_length()     # a step sends at most `neurons` + 1 beats
     depth = 1 << max(0, need - 1).bit_length()
     return int(min(MAX_QUEUE_DEPTH, max(MIN_QUEUE_DEPTH, min(depth, cap))))
+
+
+def check_queue_depth(depth) -> int | None:
+    """A forced depth for every queue (make_plan's `queue_depths`), or None."""
+    if depth is None:
+        return None
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < SMALLEST_QUEUE_DEPTH:
+        raise PlanError(f"queue depth must be an integer >= {SMALLEST_QUEUE_DEPTH} (what the event queue "
+                        f"accepts), not {depth!r}")
+    return depth
+
+
+def source_queue_depth(net: Network, source: str, traffic, forced: int | None = None) -> int:
+    """The depth of the queue of every edge leaving `source` (its events per step, with headroom)."""
+    if forced is not None:
+        return forced
+    return queue_depth(traffic[source], net.layer(source).size)
+
+
+def layer_inputs(net: Network, layer, engine: EngineSpec, traffic, forced: int | None = None) -> tuple[Edge, ...]:
+    """The edges into `layer`: one per projection, each with its queue (none for the pixels or
+    for an engine that reads no events) and its event address width."""
+    streams = engine.input_streams(len(layer.projections))
+    edges = []
+    for i, (p, stream) in enumerate(zip(layer.projections, streams)):
+        events = engine.reads_events and p.source != INPUT
+        depth = source_queue_depth(net, p.source, traffic, forced) if events else 0
+        width = addr_width(net.layer(p.source).size) if events else 0
+        edges.append(Edge(p.source, layer.name, i, stream, depth, width))
+    return tuple(edges)
 
 
 # The top (AXI edges, register file, one event counter per layer): tern_top has no queue.
@@ -288,33 +382,34 @@ def _widths(b) -> dict:
 
 
 def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
-                engines: dict[str, EngineSpec] | None = None) -> LayerPlan:
-    """Layer i of `net` at `lanes` lanes on its engine; its estimate includes its input queue."""
+                engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> LayerPlan:
+    """Layer i of `net` at `lanes` lanes on its engine; its estimate includes its input queues."""
     layer = net.layers[i]
     engine = (engines or {}).get(layer.name) or layer_engine(layer)
     geoms = layer_geometries(net, layer, engine)
     geom = geoms[0]
     widths = _widths(bounds[layer.name])
+    inputs = layer_inputs(net, layer, engine, traffic, forced_depth)
     in_aw = addr_width(int(np.prod(geom.in_shape))) if engine.reads_events else 0
     out_aw = addr_width(layer.size) if engine.sends_events else 0
     t = traffic[layer.name]
-    depth = queue_depth(t, layer.size) if engine.sends_events else 0
-    previous = net.layers[i - 1] if i else None
-    in_depth = queue_depth(traffic[previous.name], previous.size) if engine.reads_events else 0
+    depth = source_queue_depth(net, layer.name, traffic, forced_depth) if engine.sends_events else 0
     ctx = EngineContext(projections=geoms, lanes=lanes, widths=widths, timesteps=net.timesteps, wbits=net.wbits,
-                        traffic=t, in_queue_depth=in_depth, in_addr_width=in_aw, out_addr_width=out_aw)
+                        traffic=t, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
+                        in_queue_depths=tuple(e.queue_depth for e in inputs),
+                        in_addr_widths=tuple(e.addr_width for e in inputs))
     mems = engine.memories(ctx)
     return LayerPlan(
         name=layer.name, kind=layer.kind, engine=engine.name, neuron=layer.neuron,
         geometry=geom, lanes=lanes, valid_lanes=tuple(valid_lanes(geom.out_channels)),
         lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
         widths=widths, memories=mems, queue_depth=depth, traffic=t,
-        cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems))
+        cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems), geometries=geoms, inputs=inputs)
 
 
 def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds,
-                  engines: dict[str, EngineSpec] | None = None) -> list[LayerPlan]:
-    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds, engines)
+                  engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> list[LayerPlan]:
+    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds, engines, forced_depth)
             for i, layer in enumerate(net.layers)]
 
 
@@ -332,7 +427,7 @@ def _fits(total: dict, capacity, budget: dict) -> bool:
 
 
 def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds,
-               engines: dict[str, EngineSpec] | None = None) -> dict[str, int]:
+               engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> dict[str, int]:
     """The fewest lanes per layer that give the fastest image rate whose estimate fits the budget.
 
     The slowest layer sets the rate, so a target rate (cycles per image) asks of each layer
@@ -346,9 +441,10 @@ def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds,
     options = {}
     for i, layer in enumerate(net.layers):
         if layer.name in fixed:
-            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds, engines)]
+            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds, engines,
+                                               forced_depth)]
         else:
-            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds, engines)
+            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds, engines, forced_depth)
                                    for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
     # Cycles fall as lanes rise, so each layer's last option is its fastest.
     floor = max([int(np.prod(net.input_shape))] + [opts[-1].cycles for opts in options.values()])
@@ -361,11 +457,14 @@ def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds,
 
 
 def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=None,
-              families: dict[str, str] | None = None) -> Plan:
+              families: dict[str, str] | None = None, queue_depths: int | None = None) -> Plan:
     """The plan for `net` on `board`; `images` (uint8 [N,C,H,W]) measure the event traffic.
 
     `families`: the engine family of a layer (gen.engines), where not DEFAULT_FAMILY.
+    `queue_depths`: one depth for every edge's queue instead of the measured ones (>= 2, the
+    smallest the event queue takes: the deadlock argument's test runs at it).
     """
+    forced = check_queue_depth(queue_depths)
     fixed = check_lanes(net, lanes or {})
     unknown = sorted(set(families or {}) - {layer.name for layer in net.layers})
     if unknown:
@@ -380,12 +479,14 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
         raise PlanError(f"layer {net.readout.name!r}: logits need {readout_bits} bits, which must be <= 32 "
                         f"(they travel as int32); use fewer weight bits or timesteps")
     traffic = measure_traffic(net, images) if images is not None and len(images) else worst_case_traffic(net)
-    chosen = auto_lanes(net, board, fixed, traffic, bounds, engines)
+    chosen = auto_lanes(net, board, fixed, traffic, bounds, engines, forced)
     sources = {name: "user" if name in fixed else "auto" for name in chosen}
-    plans = _build_layers(net, chosen, sources, traffic, bounds, engines)
+    plans = _build_layers(net, chosen, sources, traffic, bounds, engines, forced)
     notes = []
     if not next(iter(traffic.values())).measured:
         notes.append("no images given: cycles and queue depths assume every neuron spikes at every step")
+    if forced is not None:
+        notes.append(f"every queue forced to depth {forced}")
     return Plan(network=net.name, board=board.name, clock_mhz=board.clock_mhz, timesteps=net.timesteps,
                 layers=tuple(plans), input_cycles=int(np.prod(net.input_shape)), estimate=_total(plans),
                 notes=tuple(notes))

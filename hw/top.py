@@ -3,6 +3,12 @@
     s_axis (pixels) -> AxisPixelIn -> layer 0 -> queue -> layer 1 -> ... -> readout -> AxisResultOut -> m_axis
                                       s_axi <-> AxiLiteRegisters (control, model ID, counters, errors)
 
+The layers form a DAG (a residual layer reads several sources): each layer lists its
+inputs as (source layer, input stream), and the top connects the engines along those
+edges, with a `hw.fork.StreamFork` where one layer's events feed several layers
+(docs/hardware.md, "Graph-shaped hardware"). A chain is the DAG where every layer reads
+the one before it; it builds exactly as before (no fork).
+
 The layer engines are elaborated one Verilog file per layer by the generator; here they
 are `Instance`s of those modules, described by `LayerModule` (module name and port list),
 so the top's Verilog names each layer's module once and every file is used. All layers
@@ -23,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut
 from hw.event import event_layout
 from hw.event_queue import EventQueue
+from hw.fork import StreamFork, output_name
 
 CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES",
                       "PIXELS_PER_IMAGE", "NUM_LAYERS")
@@ -51,13 +58,16 @@ class LayerModule:
     input_stream: str
     output_stream: str
     out_addr_width: int = 0     # events this layer sends (not for the readout)
-    queue_depth: int = 0        # queue the top puts after this layer; 0 when the next
-                                # engine has its own input queue (not for the readout)
+    queue_depth: int = 0        # queue the top puts after this layer; 0 when its consumers'
+                                # engines have their own input queues (not for the readout)
     binary: bool = False
+    # (source layer, input stream) of each of its inputs, in the engine's projection order;
+    # () for a chain: the previous layer (the pixels for the first) into `input_stream`.
+    inputs: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         names = {p[0] for p in self.ports}
-        for stream_name in (self.input_stream, self.output_stream):
+        for stream_name in (self.input_stream, self.output_stream, *(s for _, s in self.inputs)):
             for part in ("payload", "valid", "ready"):
                 if f"{stream_name}__{part}" not in names:
                     raise ValueError(f"ports of {self.module!r} must include {stream_name}__{part}, not {sorted(names)}")
@@ -69,9 +79,36 @@ class LayerModule:
         raise KeyError(name)
 
 
-def _check_chain(layers):
+PIXELS = "input"        # the source name of the pixels (gen.ir.INPUT)
+
+
+def layer_inputs(layers) -> list[tuple[tuple[str, str], ...]]:
+    """Each layer's (source, input stream) pairs; a layer without `inputs` reads the one before."""
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer.inputs or ((layers[i - 1].name if i else PIXELS, layer.input_stream),))
+    return out
+
+
+def _check_graph(layers):
     if len(layers) < 2:
         raise ValueError(f"layers must be at least two (pixels in, result out), not {len(layers)}")
+    earlier = {}
+    for layer, inputs in zip(layers, layer_inputs(layers)):
+        for source, stream_name in inputs:
+            if layer is layers[0]:
+                if (source, stream_name) != (PIXELS, layer.input_stream) or len(inputs) != 1:
+                    raise ValueError(f"layer {layer.name!r} must read only the pixels on {layer.input_stream!r}, "
+                                     f"not {list(inputs)}")
+                continue
+            if source not in earlier:
+                raise ValueError(f"layer {layer.name!r}: input {stream_name!r} must come from an earlier layer "
+                                 f"that sends events, one of {sorted(earlier)}, not {source!r}")
+            expected = 2 + earlier[source].out_addr_width
+            if layer.port_width(f"{stream_name}__payload") != expected:
+                raise ValueError(f"layer {layer.name!r}: {stream_name}__payload must be {expected} bits wide "
+                                 f"(events of {source!r}), not {layer.port_width(f'{stream_name}__payload')}")
+        earlier[layer.name] = layer
     for layer in layers[:-1]:
         if layer.out_addr_width < 1 or layer.queue_depth == 1 or layer.queue_depth < 0:
             raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth 0 or >= 2, "
@@ -93,7 +130,7 @@ class TernTop(wiring.Component):
     def __init__(self, layers, *, pixels_per_image: int, num_classes: int, logit_width: int,
                  registers, constants: dict, addr_width: int = 12):
         self.layers = tuple(layers)
-        _check_chain(self.layers)
+        _check_graph(self.layers)
         self.pixels_per_image, self.num_classes, self.logit_width = pixels_per_image, num_classes, logit_width
         names = {r[0] for r in registers}
         expected = set(DRIVEN_REGISTERS) | {f"EVENTS_{i}" for i in range(len(self.layers))}
@@ -162,12 +199,17 @@ class TernTop(wiring.Component):
             first[f"{first_in}__valid"].eq(pixel_in.pixels.valid),
             pixel_in.pixels.ready.eq(first[f"{first_in}__ready"]),
         ]
-        # Layer l -> queue -> layer l+1; count each layer's spike events on its way out.
+        # Layer -> (queue) -> (fork) -> its consumers along the edges; count each layer's
+        # spike events on its way out.
         event_counts = []
         clear_counters = getattr(regs, "control")[CONTROL_CLEAR_COUNTERS]
+        signals_of = {layer.name: signals for layer, signals in zip(self.layers, port_signals)}
+        edges = [(source, signals_of[layer.name], stream_name)
+                 for layer, inputs in zip(self.layers, layer_inputs(self.layers)) for source, stream_name in inputs]
         for i, layer in enumerate(self.layers[:-1]):
-            src, dst = _stream(port_signals[i], layer.output_stream), _stream(port_signals[i + 1],
-                                                                                self.layers[i + 1].input_stream)
+            src = _stream(port_signals[i], layer.output_stream)
+            dsts = [_stream(signals, stream_name) for source, signals, stream_name in edges if source == layer.name]
+            out = src
             if layer.queue_depth:
                 queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
                 m.submodules[f"queue_{layer.name}"] = queue
@@ -175,16 +217,9 @@ class TernTop(wiring.Component):
                     queue.w.payload.eq(src["payload"]),
                     queue.w.valid.eq(src["valid"]),
                     src["ready"].eq(queue.w.ready),
-                    dst["payload"].eq(queue.r.payload),
-                    dst["valid"].eq(queue.r.valid),
-                    queue.r.ready.eq(dst["ready"]),
                 ]
-            else:   # the next engine queues its input itself
-                m.d.comb += [
-                    dst["payload"].eq(src["payload"]),
-                    dst["valid"].eq(src["valid"]),
-                    src["ready"].eq(dst["ready"]),
-                ]
+                out = {"payload": queue.r.payload, "valid": queue.r.valid, "ready": queue.r.ready}
+            self._connect_consumers(m, layer, out, dsts)
             event = data.View(event_layout(layer.out_addr_width), src["payload"])
             count = Signal(32, name=f"events_{layer.name}")
             with m.If(clear_counters):
@@ -204,6 +239,34 @@ class TernTop(wiring.Component):
             m.d.comb += getattr(regs, f"events_{i}").eq(count)
         self._status(m, pixel_in, result_out, regs, clear_counters)
         return m
+
+    def _connect_consumers(self, m, layer, out, dsts):
+        """One consumer: a direct link (its engine queues its input itself). Several: a fork,
+        every beat to each of them. None: the events are drained."""
+        if len(dsts) == 1:
+            dst = dsts[0]
+            m.d.comb += [
+                dst["payload"].eq(out["payload"]),
+                dst["valid"].eq(out["valid"]),
+                out["ready"].eq(dst["ready"]),
+            ]
+        elif dsts:
+            fork = StreamFork(event_layout(layer.out_addr_width), len(dsts))
+            m.submodules[f"fork_{layer.name}"] = fork
+            m.d.comb += [
+                fork.w.payload.eq(out["payload"]),
+                fork.w.valid.eq(out["valid"]),
+                out["ready"].eq(fork.w.ready),
+            ]
+            for k, dst in enumerate(dsts):
+                branch = getattr(fork, output_name(k))
+                m.d.comb += [
+                    dst["payload"].eq(branch.payload),
+                    dst["valid"].eq(branch.valid),
+                    branch.ready.eq(dst["ready"]),
+                ]
+        else:
+            m.d.comb += out["ready"].eq(1)
 
     def _wire_axi(self, m, pixel_in, result_out, regs):
         m.d.comb += [

@@ -10,7 +10,8 @@ import pytest
 
 from gen.boards import Capacity, get_board
 from gen.frontend import compile_checkpoint, compile_dict
-from gen.golden import run
+from gen.golden import fanout, run
+from gen.ir import Dense
 from gen.plan import (MAX_AUTO_LANES, RESOURCE_BUDGET, Memory, PlanError, check_lanes, load_lanes_config,
                       make_plan, memory_mapping, parse_lanes_arg, queue_depth, valid_lanes, Traffic)
 from gen.random_net import random_checkpoint, random_images
@@ -255,3 +256,82 @@ def test_estimate_is_above_synthesis_of_the_engines_as_they_are_now(example, tmp
     cells, _ = synthesise_module(module, [tmp_path / f"{module}.il"], [], tmp_path / "synth", tmp_path)
     got, est = count_cells(cells), plan.layers[i].estimate
     assert all(est[k] >= got[k] for k in KEYS) and est["bram36"] == got["bram36"], (est, got)
+
+
+# --------------------------------------------------------------------------- residual layers: edges and costs
+
+
+@pytest.fixture(scope="module")
+def residual():
+    """Identity, 1×1 stride-1 and stride-2 shortcuts, and a layer reading one source twice."""
+    net = compile_dict(random_checkpoint(21, residual=True, pool=False, normalization=False)).network
+    return net, random_images(np.random.default_rng(0), net.input_shape, 16)
+
+
+def test_every_projection_is_one_edge_into_its_own_input_stream(residual):
+    net, images = residual
+    plan = make_plan(net, BOARD, None, images)
+    assert len(plan.edges) == sum(len(layer.projections) for layer in net.layers)
+    for layer in net.layers:
+        lp = plan.layer(layer.name)
+        assert [(e.source, e.target, e.projection) for e in lp.inputs] == \
+            [(p.source, layer.name, i) for i, p in enumerate(layer.projections)]
+        if layer.kind == "encoding":
+            assert [(e.stream, e.queue_depth) for e in lp.inputs] == [("pixels", 0)]
+            continue
+        assert [e.stream for e in lp.inputs] == ["events_in"] + [f"events_in{i}" for i in range(1, len(lp.inputs))]
+        for e in lp.inputs:   # the queue holds a step's events of the edge's source
+            assert e.queue_depth == plan.layer(e.source).queue_depth and e.addr_width == plan.layer(e.source).out_addr_width
+    forked = [lp.name for lp in plan.layers if len(plan.consumers(lp.name)) > 1]
+    assert forked and all(len(plan.layer(name).inputs) for name in forked)
+    data = plan.to_json()
+    assert data["edges"] == [e.to_json() for e in plan.edges]
+    assert [g["op"] for g in data["layers"][-2]["geometries"]] == [g.op for g in plan.layers[-2].geometries]
+    assert "DAG" in data["queue_justification"] and "docs/hardware.md" in data["queue_justification"]
+
+
+def test_each_projection_is_priced(residual):
+    """Weights: a section per projection (identity: one word per channel group); one queue per
+    edge; DSPs of each decoder; cycles: conv SOPs/P, identity one per event, the join's T."""
+    net, images = residual
+    golden = run(net, images, record=True)
+    layers = [layer for layer in net.layers if len(layer.projections) > 1]
+    assert {type(p.op).__name__ for layer in layers for p in layer.projections} == {"Conv2d", "Identity"}
+    lanes = {layer.name: 2 for layer in layers if layer.channels % 2 == 0}
+    plan = make_plan(net, BOARD, lanes, images)
+    T = net.timesteps
+    for layer in layers:
+        lp = plan.layer(layer.name)
+        weights = next(m for m in lp.memories if m.name == "weights")
+        assert weights.depth * lp.lanes == layer.channels * sum(g.fan_in for g in lp.geometries)
+        queues = [m for m in lp.memories if m.name.startswith("queue")]
+        assert [(m.name, m.depth) for m in queues] == [("queue" if i == 0 else f"queue{i}", e.queue_depth)
+                                                       for i, e in enumerate(lp.inputs)]
+        assert lp.estimate["dsps"] == sum({"conv2d": 3, "identity": 2}[g.op] for g in lp.geometries)
+        accumulate = 0.0
+        for p, g in zip(layer.projections, lp.geometries):
+            active = np.abs(golden.spikes[p.source]).reshape(len(images), T, -1)
+            f = fanout(p.op, p.weight, net.source_shape(p.source), layer.shape).reshape(-1)
+            sops, events = (active @ f).sum(axis=1).mean(), active.sum(axis=(1, 2)).mean()
+            accumulate += events if g.op == "identity" else sops / lp.lanes
+        words = layer.channels // lp.lanes * int(np.prod(layer.shape[1:]))
+        sent = golden.events[layer.name].sum(axis=1).mean()
+        assert lp.cycles == pytest.approx(accumulate + max(T * words, sent) + T + T)
+
+
+def test_more_projections_than_the_engine_sums_is_one_plan_error():
+    from gen.ir import INPUT, Conv2d, Identity, Layer, Network, Projection
+
+    def lif(name, projections, kind="spiking"):
+        return Layer(name, kind, (2, 4, 4), tuple(projections), np.zeros(2, np.int64), neuron="binary",
+                     theta_pos=np.full(2, 3))
+    conv = Conv2d(3, 1, 1)
+    layers = [lif("enc", [Projection(INPUT, conv, np.ones((2, 1, 3, 3), np.int64))], kind="encoding")]
+    layers += [lif(name, [Projection("enc", conv, np.ones((2, 2, 3, 3), np.int64))]) for name in ("a", "b", "c")]
+    layers.append(lif("sum", [Projection(s, Identity(), np.ones(2, np.int64)) for s in ("a", "b", "c", "enc")]))
+    layers.append(Layer("out", "readout", (3,), (Projection("sum", Dense(), np.ones((3, 32), np.int64)),),
+                        np.zeros(3, np.int64)))
+    net = Network("wide", (1, 4, 4), 2, 8, tuple(layers))
+    with pytest.raises(PlanError, match=r"^layer 'sum': the SpikingLayer engine takes at most 3 projection\(s\) "
+                                        r"per layer, not 4 from \['a', 'b', 'c', 'enc'\]$"):
+        make_plan(net, BOARD)

@@ -65,13 +65,23 @@ def test_an_unregistered_op_is_one_model_error_listing_the_ops():
         op_from_json({"type": "maxpool"})
 
 
-def test_an_op_no_engine_takes_is_one_plan_error_naming_the_layer():
+def test_an_op_no_engine_takes_is_one_plan_error_naming_the_layer(monkeypatch):
     net = chain(Identity(), np.ones(2, np.int64), (2, 4, 4))
+    assert supported_ops(hardware=True) == ("conv2d", "dense", "identity")
+    make_plan(net, BOARD)                      # the spiking engine takes an identity projection
+    monkeypatch.setattr(type(op_spec(Identity())), "hardware", False)    # as if no engine did
     with pytest.raises(PlanError) as info:
         make_plan(net, BOARD)
-    assert supported_ops(hardware=True) == ("conv2d", "dense")
     assert str(info.value) == "layer 'mid': op identity is not supported by the hardware; supported: conv2d, dense"
-    assert not op_spec(Identity()).hardware and op_spec(Dense()).hardware
+
+
+def test_an_op_one_engine_does_not_take_is_one_plan_error_naming_the_layer():
+    mid = lif("mid", (4,), [Projection(INPUT, Dense(), np.ones((4, 2 * 4 * 4), np.int64))], kind="encoding")
+    out = Layer("out", "readout", (4,), (Projection("mid", Identity(), np.ones(4, np.int64)),), np.zeros(4, np.int64))
+    net = Network("n", (2, 4, 4), 2, 8, (mid, out))
+    with pytest.raises(PlanError, match="^layer 'out': the ReadoutLayer engine does not take op identity; "
+                                        "it takes conv2d, dense$"):
+        make_plan(net, BOARD)
 
 
 def test_an_unregistered_engine_is_one_plan_error_naming_the_layer():

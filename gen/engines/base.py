@@ -27,7 +27,9 @@ class EngineContext:
 
     `projections`: one Geometry per projection of the layer, in IR order (the first one is
     the layer's main input); an engine takes at most `EngineSpec.max_projections`.
-    `traffic`: a gen.plan.Traffic (sops, events_out per image).
+    `traffic`: a gen.plan.Traffic (sops, events_out per image; `inputs`: per projection).
+    `in_queue_depths`, `in_addr_widths`: the queue and event width of each projection's edge
+    (`in_queue_depth`, `in_addr_width`: the main projection's).
     """
     projections: tuple[Geometry, ...]
     lanes: int
@@ -38,10 +40,19 @@ class EngineContext:
     in_queue_depth: int = 0
     in_addr_width: int = 0
     out_addr_width: int = 0
+    in_queue_depths: tuple[int, ...] = ()
+    in_addr_widths: tuple[int, ...] = ()
 
     @property
     def geometry(self) -> Geometry:
         return self.projections[0]
+
+    @property
+    def queues(self) -> tuple[tuple[int, int], ...]:
+        """(depth, event address width) of each input queue the engine holds."""
+        depths = self.in_queue_depths or (self.in_queue_depth,)
+        widths = self.in_addr_widths or (self.in_addr_width,)
+        return tuple((d, w) for d, w in zip(depths, widths) if d)
 
     @property
     def groups(self) -> int:
@@ -69,7 +80,8 @@ class EngineSpec:
     kind: str = ""                  # the IR layer kind it implements (gen.ir.LAYER_KINDS)
     family: str = "event"           # engines of one kind: gen.plan picks one per layer
     component: type = object        # the hw class it emits
-    max_projections: int = 1        # projections one engine sums (a join of several is future work)
+    max_projections: int = 1        # projections one engine sums (several: an end-of-step join)
+    ops: tuple[str, ...] | None = None   # the gen.ops it takes (None: every hardware op)
     reads_events: bool = True       # its input is a spike event stream (addressed by the source)
     sends_events: bool = True       # its output is a spike event stream (the top queues it)
     owns_input_queue: bool = True   # the component queues its input itself (the top adds none)
@@ -88,10 +100,24 @@ class EngineSpec:
     # ---- plan
     def check_layer(self, layer, where: str) -> None:
         """PlanError for a layer this engine cannot take (beyond its ops)."""
-        if len(layer.projections) > self.max_projections:
-            sources = [p.source for p in layer.projections]
+        sources = [p.source for p in layer.projections]
+        # Two projections from one source are two edges (two input streams, the source forked).
+        if len(sources) > self.max_projections:
             raise PlanError(f"{where}the {self.name} engine takes at most {self.max_projections} "
                             f"projection(s) per layer, not {len(sources)} from {sources}")
+
+    def check_ops(self, geometries, where: str) -> None:
+        """PlanError for a projection op this engine does not take (listing those it does)."""
+        for g in geometries:
+            if self.ops is not None and g.op not in self.ops:
+                raise PlanError(f"{where}the {self.name} engine does not take op {g.op}; it takes "
+                                f"{', '.join(self.ops)}")
+
+    def input_streams(self, count: int) -> tuple[str, ...]:
+        """The input stream (port) of each projection: the testbench adapter for several inputs."""
+        if count != 1:
+            raise PlanError(f"the {self.name} engine has one input stream, not {count}")
+        return (self.input_stream,)
 
     def memories(self, ctx: EngineContext) -> tuple[Memory, ...]:
         raise NotImplementedError
@@ -141,6 +167,12 @@ def op_decoder_dsps(geometry: Geometry) -> int:
     return op_spec_named(geometry.op).decoder_dsps
 
 
+def hw_projection_of(projection, geometry: Geometry):
+    """(hw geometry, hw weights) of one IR projection, by its op's registry entry."""
+    spec = op_spec_named(geometry.op)
+    return spec.hw_geometry(geometry), spec.hw_weights(projection.weight)
+
+
 def main_projection_arguments(layer, lp, wbits: int, timesteps: int) -> dict:
     """Arguments every event engine takes: its projection's geometry and weights, bias, lanes."""
     g = lp.geometry
@@ -154,7 +186,10 @@ def lif_memories(ctx: EngineContext) -> list[Memory]:
     g = ctx.geometry
     positions = max(2, ctx.groups * g.out_positions)
     lanes, widths = ctx.lanes, ctx.widths
-    return [Memory("weights", max(2, ctx.groups * g.fan_in), lanes * ctx.wbits, True, rom=True),
+    # One weight memory; several projections each have a section of (O/P)·fan-in words in it
+    # (identity: fan-in 1, word g holding lane j's w[g·P + j]).
+    fan_in = sum(p.fan_in for p in ctx.projections)
+    return [Memory("weights", max(2, ctx.groups * fan_in), lanes * ctx.wbits, True, rom=True),
             Memory("currents", positions, lanes * widths["accumulator_bits"], True, transparent=True),
             Memory("membranes", positions, lanes * widths["membrane_bits"], True),
             # The sweep's FIFO of fired words: fire and sign bits per lane and the word's base address.
@@ -162,10 +197,19 @@ def lif_memories(ctx: EngineContext) -> list[Memory]:
 
 
 def input_queue_memory(ctx: EngineContext) -> list[Memory]:
-    """The engine's own input queue, when the plan gives it one."""
-    if not ctx.in_queue_depth:
-        return []
-    return [Memory("queue", ctx.in_queue_depth, ctx.in_addr_width + 2, False)]   # addr, neg, eos
+    """The engine's own input queues (one per edge), where the plan gives it them."""
+    return [Memory("queue" if i == 0 else f"queue{i}", depth, width + 2, False)      # addr, neg, eos
+            for i, (depth, width) in enumerate(ctx.queues)]
+
+
+def accumulate_cycles(ctx: EngineContext) -> float:
+    """Accumulator cycles per image: each projection's by its op (gen.ops: conv and dense
+    P synaptic ops per cycle, identity one event per cycle)."""
+    inputs = ctx.traffic.inputs
+    if len(inputs) != len(ctx.projections):      # no per-projection traffic: all at P ops per cycle
+        return ctx.traffic.sops / ctx.lanes
+    return sum(op_spec_named(g.op).accumulate_cycles(g, ctx.lanes, sops, events)
+               for g, (events, sops) in zip(ctx.projections, inputs))
 
 
 def lif_cycles(ctx: EngineContext) -> float:
@@ -177,7 +221,8 @@ def lif_cycles(ctx: EngineContext) -> float:
     """
     words = ctx.groups * ctx.geometry.out_positions
     t = ctx.traffic
-    return t.sops / ctx.lanes + max(ctx.timesteps * words, t.events_out) + ctx.timesteps
+    join = ctx.timesteps if len(ctx.projections) > 1 else 0     # the join's registered step_done
+    return accumulate_cycles(ctx) + max(ctx.timesteps * words, t.events_out) + ctx.timesteps + join
 
 
 def lif_arguments(layer, lp) -> dict:

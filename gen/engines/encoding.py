@@ -16,6 +16,7 @@ class EncodingEngine(EngineSpec):
     component = EncodingLayer
     reads_events = False            # pixels, straight from the top's AXI-Stream input
     owns_input_queue = False
+    ops = ("conv2d", "dense")         # its hw component's geometries
     input_stream = "pixels"
     output_stream = "events"
     # Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64

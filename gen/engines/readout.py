@@ -17,6 +17,7 @@ class ReadoutEngine(EngineSpec):
     kind = "readout"
     component = ReadoutLayer
     sends_events = False
+    ops = ("conv2d", "dense")         # its hw component's geometries
     input_stream = "events_in"
     output_stream = "result"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).

@@ -1,21 +1,53 @@
-"""The spiking engine (hw.layer.SpikingLayer): events in through its own queue, ±weights
-into the currents, T LIF sweeps, spike events out."""
+"""The spiking engine (hw.layer.SpikingLayer): events in through its own queues (one per
+projection), ±weights into the currents, T LIF sweeps, spike events out.
+
+A layer with several projections (a residual block's main conv plus its shortcut) gets one
+input stream and queue per projection and an end-of-step join (docs/hardware.md, "Graph-shaped
+hardware"); every projection is priced here: its section of the weight memory, its queue,
+its accumulator cycles (gen.ops), its decoder."""
 from __future__ import annotations
 
-from hw.layer import SpikingLayer
+from hw.layer import SpikingLayer, input_port
+from hw.projection import Projection
 
-from .base import EngineContext, EngineSpec, input_queue_memory, lif_arguments, lif_cycles, lif_memories, \
-    main_projection_arguments
+from .base import EngineContext, EngineSpec, hw_projection_of, input_queue_memory, lif_arguments, lif_cycles, \
+    lif_memories
+
+# Tested in hw (tests/test_hw_layer.py: up to three projections summed): the join's
+# round-robin choice widens with every input.
+MAX_PROJECTIONS = 3
+
+
+def port_labels(layer) -> list[str]:
+    """The hw.projection source label of each projection: its source's name, made unique where
+    two projections read one source (a residual block whose body is one conv: the main conv
+    and the shortcut both read the block's input). The top connects edges by input stream."""
+    labels = []
+    for i, p in enumerate(layer.projections):
+        label = p.source
+        while label in labels or (label != p.source and label in {q.source for q in layer.projections}):
+            label = f"{label}_{i}"
+        labels.append(label)
+    return labels
 
 
 class SpikingEngine(EngineSpec):
     kind = "spiking"
     component = SpikingLayer
+    max_projections = MAX_PROJECTIONS
     input_stream = "events_in"
     output_stream = "events"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
     logic_luts = (520, 2.35)
     logic_ffs = (500, 3.1)
+    # Per projection beyond the first: its address decode (four registered stages beside the
+    # main one's), its walker table row and the join's input; per identity projection, the
+    # lane mask through the pipeline. Estimated from the RTL's registers, not fitted yet.
+    extra_projection_logic = (250, 300)          # (LUTs, FFs)
+    identity_lane_logic = (3, 4)                 # (LUTs, FFs) per lane
+
+    def input_streams(self, count: int) -> tuple[str, ...]:
+        return tuple(input_port(i) for i in range(count))
 
     def memories(self, ctx: EngineContext):
         return tuple(lif_memories(ctx) + input_queue_memory(ctx))
@@ -26,9 +58,25 @@ class SpikingEngine(EngineSpec):
     def lane_bits(self, ctx: EngineContext) -> int:
         return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
 
+    def estimate(self, ctx: EngineContext, memories) -> dict:
+        out = super().estimate(ctx, memories)
+        if len(ctx.projections) > 1:
+            extra = len(ctx.projections) - 1
+            identity = any(g.op == "identity" for g in ctx.projections)
+            out["luts"] += extra * self.extra_projection_logic[0] + identity * ctx.lanes * self.identity_lane_logic[0]
+            out["ffs"] += extra * self.extra_projection_logic[1] + identity * ctx.lanes * self.identity_lane_logic[1]
+        return out
+
     def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
-        return dict(main_projection_arguments(layer, lp, wbits, timesteps), **lif_arguments(layer, lp),
-                    queue_depth=input_queue_depth)
+        """Every projection as a hw.projection.Projection (one of conv or dense builds exactly
+        the one-projection engine), with the queue depth of each edge from the plan."""
+        geometries = lp.geometries or (lp.geometry,)
+        projections = [Projection(label, *hw_projection_of(p, g))
+                       for label, p, g in zip(port_labels(layer), layer.projections, geometries)]
+        depths = [e.queue_depth for e in lp.inputs] or [input_queue_depth]
+        return dict(geometry=None, weights=None, projections=projections, bias=layer.bias, lanes=lp.lanes,
+                    weight_width=wbits, steps=timesteps, **lif_arguments(layer, lp),
+                    queue_depth=depths[0] if len(depths) == 1 else depths)
 
 
 SPEC = SpikingEngine()

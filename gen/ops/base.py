@@ -132,3 +132,8 @@ class OpSpec:
     def hw_weights(self, weight: np.ndarray) -> np.ndarray:
         """The IR weight as the hw engine takes it."""
         return weight
+
+    def accumulate_cycles(self, geometry: Geometry, lanes: int, sops: float, events: float) -> float:
+        """Accumulator cycles per image for this projection: `sops` synaptic ops and `events`
+        events arriving (per image). The engines walk P lanes per cycle (docs/hardware.md)."""
+        return sops / lanes

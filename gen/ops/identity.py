@@ -1,15 +1,17 @@
 """identity: a shortcut; neuron i of the source feeds neuron i of the layer with weight
-w[channel of i]. The golden model and the bounds take it; no engine does yet (gen.plan
-refuses it with the list of ops the engines take)."""
+w[channel of i]. The multi-projection spiking engine takes it (hw.projection.IdentityGeometry:
+one synaptic op per event, in one cycle, the other lanes masked)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from hw.projection import IdentityGeometry
+
 from ..errors import ModelError
 from .arith import per_channel
-from .base import OpSpec
+from .base import Geometry, OpSpec
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,10 @@ class Identity:
 class IdentitySpec(OpSpec):
     name = "identity"
     op_class = Identity
-    hardware = False
+    hardware = True
+    # The event decoder divides the flat address by the plane size and the channel by the
+    # lanes (multiplications by reciprocals).
+    decoder_dsps = 2
 
     def fan_in(self, op: Identity, weight) -> int:
         return 1
@@ -51,6 +56,18 @@ class IdentitySpec(OpSpec):
             raise ModelError(f"{where}an identity projection cannot carry the bias")
         scale = np.broadcast_to(weight.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape).copy()
         return [(node, nir.Scale(scale=scale))]
+
+    def plan_geometry(self, op: Identity, source_shape, out_shape, where: str) -> Geometry:
+        return Geometry(self.name, tuple(source_shape), tuple(out_shape), fan_in=1,
+                        out_positions=int(np.prod(out_shape[1:])))
+
+    def hw_geometry(self, geometry: Geometry) -> IdentityGeometry:
+        channels, *spatial = geometry.in_shape
+        height, width = spatial if spatial else (1, 1)
+        return IdentityGeometry(channels=channels, height=height, width=width)
+
+    def accumulate_cycles(self, geometry: Geometry, lanes: int, sops: float, events: float) -> float:
+        return events        # one op per event: its own lane, the others masked
 
 
 SPEC = IdentitySpec()

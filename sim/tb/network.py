@@ -34,9 +34,17 @@ log = logging.getLogger("tern.tb.network")
 IDENTITY = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES", "PIXELS_PER_IMAGE", "NUM_LAYERS")
 
 
+def sends_events(entry: dict) -> bool:
+    """Whether a manifest layer sends spike events (every layer but the readout); manifests
+    from before the graph fields say so by their event address width."""
+    return bool(entry.get("sends_events", entry.get("event_addr_bits")))
+
+
 class EventProbe:
-    """Watches every layer's outgoing event stream inside the top (`<layer>_events__*`) and
-    records (step, addr, neg) per spike; the step counts that layer's end-of-step markers."""
+    """Watches every layer's outgoing event stream inside the top (`<layer>_<output stream>__*`,
+    the stream named in the manifest) and records (step, addr, neg) per spike; the step counts
+    that layer's end-of-step markers. A layer read by several layers is watched once, before
+    the fork, so each spike is recorded once."""
 
     def __init__(self, dut, clock, layers):
         from amaranth.hdl import Shape
@@ -47,11 +55,11 @@ class EventProbe:
         self.taps = []
         self.missing = []
         for entry in layers:
-            if entry["kind"] == "readout":
+            if not sends_events(entry):
                 continue
-            name = entry["name"]
+            name, stream = entry["name"], entry.get("output_stream", "events")
             try:
-                handles = [getattr(dut, f"{name}_events__{part}") for part in ("valid", "ready", "payload")]
+                handles = [getattr(dut, f"{name}_{stream}__{part}") for part in ("valid", "ready", "payload")]
             except AttributeError:
                 self.missing.append(name)
                 continue
