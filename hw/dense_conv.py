@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +32,9 @@ from hw.geometry import ConvGeometry, check_lanes
 from hw.lif import LIFUnit, check_int, check_kind
 from hw.sweep import check_channel_ints, signed_width
 from hw.ternary_stream import map_layout, map_signature
+
+INPUT_KINDS = ("spikes", "pixels")
+PIXEL_MAX = 255
 
 TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
 OUTPUT_FIFO_DEPTH = 4
@@ -43,6 +46,13 @@ def check_conv_geometry(geometry) -> ConvGeometry:
     if not isinstance(geometry, ConvGeometry):
         raise TypeError(f"geometry must be a ConvGeometry, not {geometry!r}")
     return geometry
+
+
+def pixel_map_layout(channels: int) -> data.StructLayout:
+    """A map stream of uint8 pixels (the encoding layer's input): one position, C channels
+    per beat, the field named `spikes` like the spike map's so that one datapath takes both."""
+    check_int("channels", channels, 1)
+    return data.StructLayout({"spikes": data.ArrayLayout(unsigned(8), channels), "eos": 1, "eoi": 1})
 
 
 def default_buffer_rows(kernel: int, stride: int) -> int:
@@ -129,7 +139,7 @@ class DenseConvLayer(wiring.Component):
 
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int, steps: int,
                  kind: str, lanes: int, weight_width: int, current_width: int, membrane_width: int,
-                 buffer_rows: int | None = None):
+                 buffer_rows: int | None = None, input_kind: str = "spikes"):
         g = self.geometry = check_conv_geometry(geometry)
         self.lanes = check_lanes(lanes, g.out_channels)
         self.groups = g.out_channels // lanes
@@ -147,12 +157,18 @@ class DenseConvLayer(wiring.Component):
         if self.neuron_words < MIN_NEURON_WORDS:
             raise ValueError(f"lanes must leave at least {MIN_NEURON_WORDS} neuron words per step "
                              f"(output positions × O/lanes), not {self.neuron_words} with lanes = {lanes}")
-        bound = int(np.abs(self.weights).reshape(g.out_channels, -1).sum(axis=1).max(initial=0))
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}")
+        # Spikes: a tap is ±w or 0. Pixels (the encoding layer): a tap is pixel × w, a constant
+        # multiply; the window is the same, the line buffer holds 8 bits per channel.
+        self.input_kind = input_kind
+        self.max_input = PIXEL_MAX if input_kind == "pixels" else 1
+        bound = int(np.abs(self.weights).reshape(g.out_channels, -1).sum(axis=1).max(initial=0)) * self.max_input
         if signed_width([-bound, bound]) > current_width:
-            raise ValueError(f"current_width must hold ±{bound} (Σ|W| of a channel), not {current_width!r}")
-        self.in_layout = map_layout(g.in_channels)
+            raise ValueError(f"current_width must hold ±{bound} (Σ|W|·max input of a channel), not {current_width!r}")
+        self.in_layout = map_layout(g.in_channels) if input_kind == "spikes" else pixel_map_layout(g.in_channels)
         self.out_layout = map_layout(g.out_channels)
-        super().__init__({"maps_in": In(map_signature(g.in_channels)),
+        super().__init__({"maps_in": In(stream.Signature(self.in_layout)),
                           "maps": Out(map_signature(g.out_channels))})
 
     # ---- the schedule as constants
@@ -181,7 +197,7 @@ class DenseConvLayer(wiring.Component):
         slot_bits = (S - 1).bit_length()
 
         # -- line buffer: word x holds column x of the S buffered rows, one slot per row ------
-        col_layout = data.ArrayLayout(data.ArrayLayout(self.in_layout["spikes"].shape.elem_shape, C), S)
+        col_layout = data.ArrayLayout(self.in_layout["spikes"].shape, S)
         m.submodules.lines = lines = Memory(shape=col_layout, depth=max(2, W), init=[])
         lw = lines.write_port(granularity=1)        # one row slot per write enable
         lr = lines.read_port()
@@ -272,8 +288,9 @@ class DenseConvLayer(wiring.Component):
                         m.d.sync += ci.eq(ci + 1)
 
         # Window: k columns of k rows of C spikes; column 0 is the leftmost (kernel x = 0).
-        spike_shape = self.in_layout["spikes"].shape
-        window = [[Signal(spike_shape, name=f"win_x{x}_y{y}") for y in range(k)] for x in range(k)]
+        spike_shape = self.in_layout["spikes"].shape.elem_shape
+        window = [[Signal(data.ArrayLayout(spike_shape, C), name=f"win_x{x}_y{y}") for y in range(k)]
+                  for x in range(k)]
         v2_emit = Signal()
         ctl2 = Signal(ctl_layout)
         with m.If(advance):
@@ -300,8 +317,9 @@ class DenseConvLayer(wiring.Component):
                         width = signed_width(values + [-max(abs(v) for v in values)])
                         weight = Array(Const(v, signed(width)) for v in values)[group2] if F > 1 \
                             else Const(values[0], signed(width))
-                        leaves.append(tap_value(window[kx][ky][c], weight))
-                        bounds.append(max(abs(v) for v in values))
+                        value = window[kx][ky][c]
+                        leaves.append(tap_value(value, weight) if self.input_kind == "spikes" else value * weight)
+                        bounds.append(max(abs(v) for v in values) * self.max_input)
             total, _, stages = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
             sums.append(total)
         # The control rides beside the tree's registers.
