@@ -55,6 +55,17 @@ def pixel_map_layout(channels: int) -> data.StructLayout:
     return data.StructLayout({"spikes": data.ArrayLayout(unsigned(8), channels), "eos": 1, "eoi": 1})
 
 
+def current_range(weights: np.ndarray, input_kind: str) -> tuple[int, int]:
+    """The exact range of Σ W·input over a channel's window: ±Σ|W| for spikes, and
+    [255·Σ W⁻, 255·Σ W⁺] for pixels (they are never negative)."""
+    w = weights.reshape(weights.shape[0], -1)
+    if input_kind == "spikes":
+        bound = int(np.abs(w).sum(axis=1).max(initial=0))
+        return -bound, bound
+    return (int(np.minimum(w, 0).sum(axis=1).min(initial=0)) * PIXEL_MAX,
+            int(np.maximum(w, 0).sum(axis=1).max(initial=0)) * PIXEL_MAX)
+
+
 def default_buffer_rows(kernel: int, stride: int) -> int:
     """The line buffer's rows: the k of a window plus s for the next output row, rounded up to
     a power of two (the row slot is the low bits of a row counter)."""
@@ -163,9 +174,10 @@ class DenseConvLayer(wiring.Component):
         # multiply; the window is the same, the line buffer holds 8 bits per channel.
         self.input_kind = input_kind
         self.max_input = PIXEL_MAX if input_kind == "pixels" else 1
-        bound = int(np.abs(self.weights).reshape(g.out_channels, -1).sum(axis=1).max(initial=0)) * self.max_input
-        if signed_width([-bound, bound]) > current_width:
-            raise ValueError(f"current_width must hold ±{bound} (Σ|W|·max input of a channel), not {current_width!r}")
+        low, high = current_range(self.weights, input_kind)
+        if signed_width([low, high]) > current_width:
+            raise ValueError(f"current_width must hold every current [{low}, {high}] (Σ W·input of a channel), "
+                             f"not {current_width!r}")
         self.in_layout = map_layout(g.in_channels) if input_kind == "spikes" else pixel_map_layout(g.in_channels)
         self.out_layout = map_layout(g.out_channels)
         super().__init__({"maps_in": In(stream.Signature(self.in_layout)),

@@ -13,6 +13,7 @@ from gen.errors import FactoryError
 from gen.ir import INPUT, Conv2d, Dense, Layer, Network, Projection
 from gen.plan import make_plan
 from hw.dense_conv import DenseConvLayer, schedule_cycles
+from hw.dense_encoding import DenseEncodingLayer
 from hw.dense_readout import DenseReadout, readout_cycles
 from hw.geometry import ConvGeometry
 
@@ -35,7 +36,9 @@ def network():
 
 
 def test_the_dense_family_is_registered_beside_the_event_one_and_not_the_default():
-    assert engine_families("spiking") == ("dense", "event") and engine_families("readout") == ("dense", "event")
+    for kind in ("encoding", "spiking", "readout"):
+        assert engine_families(kind) == ("dense", "event")
+    assert engine_spec("encoding", "dense").component is DenseEncodingLayer
     assert engine_spec("spiking", "dense").component is DenseConvLayer
     assert engine_spec("readout", "dense").component is DenseReadout
     plan = make_plan(network(), BOARD)
@@ -45,10 +48,10 @@ def test_the_dense_family_is_registered_beside_the_event_one_and_not_the_default
 
 def test_a_plan_asking_for_dense_builds_the_dense_engines_through_the_checked_factory():
     net = network()
-    plan = make_plan(net, BOARD, families={"mid": "dense", "out": "dense"})
-    mid, out = plan.layers[1], plan.layers[2]
-    assert (mid.engine, out.engine) == ("DenseConvLayer", "DenseReadout")
-    for lp in (mid, out):
+    plan = make_plan(net, BOARD, families={"enc": "dense", "mid": "dense", "out": "dense"})
+    enc, mid, out = plan.layers
+    assert (enc.engine, mid.engine, out.engine) == ("DenseEncodingLayer", "DenseConvLayer", "DenseReadout")
+    for lp in plan.layers:
         spec = engine_spec(lp.kind, "dense")
         component = build_engine(net, lp, 0)
         assert type(component) is spec.component
@@ -59,6 +62,7 @@ def test_a_plan_asking_for_dense_builds_the_dense_engines_through_the_checked_fa
     assert mid.cycles == period_cycles(g, mid.lanes, 2) == \
         schedule_cycles(g, mid.lanes, steps=2, images=3) - schedule_cycles(g, mid.lanes, steps=2, images=2)
     assert out.cycles == readout_cycles(6, 16, 3, out.lanes, 2)
+    assert enc.cycles == period_cycles(ConvGeometry(1, 8, 8, 4, 3, 1, 1), enc.lanes, 2)
     assert mid.estimate["dsps"] == 0 and mid.estimate["luts"] > 0 and mid.estimate["ffs"] > 0
 
 

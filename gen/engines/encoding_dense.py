@@ -1,0 +1,71 @@
+"""The dense encoding engine (hw.dense_encoding.DenseEncodingLayer), family "dense": 8 pixels
+per input beat (`pixels`, a 64-bit word), the image replayed T times, one k×k window of
+pixels per cycle through PO lanes of constant multipliers (C·k·k each) and adder trees, the
+LIF unit, a dense spike map out (`maps`, stream_format "map"). Cycles per image are the
+conv schedule's at T steps (exact, data-independent; the 8-pixel input needs only C·H·W/8).
+"""
+from __future__ import annotations
+
+import math
+
+from hw.dense_encoding import DenseEncodingLayer
+
+from .base import EngineContext, EngineSpec
+from .memory import Memory, memory_mapping
+from .spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
+    hw_projection_of, period_cycles
+
+# A tap is uint8 × a constant weight: shift-and-add in LUTs (or a DSP48 where yosys maps it);
+# per tap about (8 + wbits) LUTs for the product and its adder bits. Not fitted to synthesis yet.
+PIXEL_TAP_LUTS = 1.5
+PIXEL_TAP_FFS = 0.5
+
+
+class EncodingDenseEngine(EngineSpec):
+    kind = "encoding"
+    family = "dense"
+    component = DenseEncodingLayer
+    ops = ("conv2d",)
+    reads_events = False
+    sends_events = False
+    owns_input_queue = False
+    stream_format = "map"
+    input_format = "pixels8"         # hw.dense_encoding.wide_pixel_layout(8)
+    input_stream = "pixels"
+    output_stream = "maps"
+
+    def memories(self, ctx: EngineContext):
+        g = conv_geometry(ctx)
+        rows = 4 if g.stride == 1 else 8
+        return (Memory("image", max(2, g.in_height * g.in_width // 8), 64, False),
+                Memory("lines", max(2, g.in_width), rows * g.in_channels * 8, False),
+                Memory("membranes", max(2, ctx.groups * g.out_positions), ctx.lanes * ctx.widths["membrane_bits"],
+                       True),
+                Memory("out_fifo", 4, 2 * g.out_channels + 2, False))
+
+    def cycles(self, ctx: EngineContext) -> float:
+        return float(period_cycles(conv_geometry(ctx), ctx.lanes, ctx.timesteps))
+
+    def lane_bits(self, ctx: EngineContext) -> int:
+        return ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
+
+    def estimate(self, ctx: EngineContext, memories) -> dict:
+        g = conv_geometry(ctx)
+        taps = ctx.lanes * ctx.geometry.fan_in * (8 + ctx.wbits + 2)
+        maps = [memory_mapping(m) for m in memories]
+        luts = CONTROL_LUTS + PIXEL_TAP_LUTS * taps + LIF_LANE_LUTS * ctx.lanes * self.lane_bits(ctx)
+        ffs = CONTROL_FFS + PIXEL_TAP_FFS * taps + LIF_LANE_FFS * ctx.lanes * self.lane_bits(ctx)
+        ffs += g.kernel * g.kernel * g.in_channels * 8 + 2 * g.out_channels
+        return {"luts": math.ceil(luts + sum(m.luts for m in maps)), "ffs": math.ceil(ffs + sum(m.ffs for m in maps)),
+                "bram36": sum(m.bram36 for m in maps), "dsps": 0}
+
+    def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
+        geometry, weights = hw_projection_of(layer.projections[0], lp.geometry)
+        w = lp.widths
+        return dict(geometry=geometry, weights=weights, bias=layer.bias, theta_pos=layer.theta_pos,
+                    theta_neg=layer.theta_neg, leak_shift=layer.leak_shift, steps=timesteps, kind=layer.neuron,
+                    lanes=lp.lanes, weight_width=wbits, current_width=w["accumulator_bits"],
+                    membrane_width=w["membrane_bits"])
+
+
+SPEC = EncodingDenseEngine()
