@@ -16,14 +16,16 @@ import numpy as np
 
 from .errors import ModelError, where
 
-SUPPORTED_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "lif", "avgpool2d", "flatten", "residual")
+SUPPORTED_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "lif", "avgpool2d", "flatten", "residual",
+                         "if_subtract", "msat")
+CONVERTED_TYPES = ("if_subtract", "msat")  # converted ANNs (docs/msat.md): weights already normalised
 LAYER_DEFAULTS = {  # as docs/checkpoint.md and snn.arch
     "conv2d": {"stride": 1, "padding": 0, "bias": True},
     "linear": {"bias": True},
     "batchnorm2d": {"eps": 1e-5}, "batchnorm1d": {"eps": 1e-5},
     "lif": {"neuron": "ternary", "tau_shift": 2, "v_threshold": 1.0, "amplitude": False, "mpbn": False,
             "mpbn_eps": 1e-5},
-    "avgpool2d": {}, "flatten": {}, "residual": {},
+    "avgpool2d": {}, "flatten": {}, "residual": {}, "if_subtract": {}, "msat": {},
 }
 
 
@@ -71,6 +73,15 @@ class Lif:
     theta_neg: np.ndarray         # [C]: fire -1 when ... <= theta_neg (ternary)
     amplitude: float = 1.0        # emits amplitude·s
     mpbn: BatchNorm | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Converted:
+    """An if_subtract or msat neuron of a converted ANN (docs/msat.md); `fields` is its layer dict."""
+    name: str
+    neuron: str                   # "if_subtract" | "msat"
+    channels: int
+    fields: dict
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,6 +153,8 @@ def op_out_shape(op, shape: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(op, Lif):
         if op.theta_pos.shape[0] != shape[0]:
             raise ModelError(f"{where(op.name)}has {op.theta_pos.shape[0]} channels, its input {shape[0]}")
+        return shape
+    if isinstance(op, Converted):
         return shape
     if isinstance(op, AvgPool):
         if len(shape) != 3 or shape[1] < op.kernel or shape[2] < op.kernel:
@@ -278,6 +291,15 @@ def _parse_layer(layer, state: dict, shape: tuple[int, ...], names: set):
             mpbn = _batchnorm(state, layer, "mpbn", channels, _float_field(layer, "mpbn_eps"))
         return Lif(name, layer["neuron"], _int_field(layer, "tau_shift", 0), np.full(channels, theta),
                    np.full(channels, -theta), amplitude, mpbn)
+    if kind in CONVERTED_TYPES:
+        from snn.arch import ArchError, LAYER_FIELDS, _check_converted
+        fields = {k: v for k, v in LAYER_FIELDS[kind].items() if k != "lambda"}
+        fields.update(layer)
+        try:
+            _check_converted(fields)
+        except (ArchError, KeyError) as exc:
+            raise ModelError(f"{where(name)}{exc}") from None
+        return Converted(name, kind, shape[0], fields)
     if kind == "avgpool2d":
         return AvgPool(name, _int_field(layer, "kernel_size", 1))
     if kind == "flatten":
@@ -427,6 +449,13 @@ def _apply(op, x, timesteps: int, spikes: dict):
         s = torch.stack(out)
         spikes[op.name] = s.to(torch.int8).transpose(0, 1).numpy().copy()
         return (op.amplitude * s).reshape(x.shape)
+    if isinstance(op, Converted):
+        from snn.msat import IFSubtract, MSATNeuron
+        current = x.reshape((timesteps, -1) + tuple(x.shape[1:]))
+        neuron = (IFSubtract if op.neuron == "if_subtract" else MSATNeuron)(op.fields).double()
+        s, amplitude = neuron.spikes(current)
+        spikes[op.name] = s.to(torch.int8).transpose(0, 1).numpy().copy()
+        return (s * amplitude).reshape(x.shape)
     raise ModelError(f"{where(getattr(op, 'name', None))}unsupported op {op!r}")
 
 

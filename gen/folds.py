@@ -18,10 +18,10 @@ import logging
 import numpy as np
 
 from .errors import ModelError, where
-from .floatnet import (WEIGHTED, AvgPool, BatchNorm, ChannelScale, Conv, Flatten, FloatNet, Lif, Linear,
-                       Residual, input_shapes, op_out_shape)
+from .floatnet import (WEIGHTED, AvgPool, BatchNorm, ChannelScale, Conv, Converted, Flatten, FloatNet, Lif,
+                       Linear, Residual, input_shapes, op_out_shape)
 from .ir import INPUT, Conv2d, Dense, Identity
-from .reference import FloatLayer, FloatNetwork, FloatProjection
+from .reference import FloatLayer, FloatNetwork, FloatProjection, FloatTables
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,13 @@ def _layers_of(ops, source: str, shape, timesteps: int, layers: list):
             pending[1].append(projection)
             if bias is not None:
                 pending = (pending[0], pending[1], _frozen(pending[2] + bias), pending[3])
+        elif isinstance(op, Converted):
+            if pending is None:
+                raise ModelError(f"{where(op.name)}an {op.neuron} neuron must follow a conv2d/linear")
+            name, projections, bias, out_shape = pending
+            layers.append(converted_layer(op, name, "encoding" if source == INPUT else "spiking", out_shape,
+                                          projections, bias))
+            source, shape, pending = name, out_shape, None
         elif isinstance(op, Lif):
             if pending is None:
                 raise ModelError(f"{where(op.name)}a lif must follow a conv2d/linear (+BN) or a residual block")
@@ -297,6 +304,36 @@ def _layers_of(ops, source: str, shape, timesteps: int, layers: list):
     return pending
 
 
+def converted_layer(op: Converted, name: str, kind: str, shape, projections, bias) -> FloatLayer:
+    """The layer of an if_subtract or msat neuron, in normalised units (threshold 1, docs/msat.md §3).
+
+    if_subtract: θ± = ±1/2, amplitude 1. msat: Θ = 1, and the cell grids of its tables.
+    """
+    f, c = op.fields, shape[0]
+    if op.neuron == "if_subtract":
+        tables = FloatTables(amplitude=np.ones(c), signed=f["signed"], fields=f)
+        return FloatLayer(name=name, kind=kind, shape=shape, projections=tuple(projections), bias=bias,
+                          neuron="if_subtract", theta_pos=np.full(c, 0.5), theta_neg=np.full(c, -0.5),
+                          leak_shift=0, lif_name=op.name, tables=tables)
+    if f["rule"] != "ladder":
+        raise ModelError(f"{where(op.name)}msat rule {f['rule']!r} is a float model with no integer semantics; "
+                         "convert with --rule ladder (docs/msat.md §3b)")
+    from snn.msat import ladder_tables
+    lut_d, lut_x, ladder_z = ladder_tables(f)
+    tables = FloatTables(ladder_steps=f["ladder_steps"], lut_half=f["lut_half"], lut_d=lut_d, lut_x=lut_x,
+                         ladder_z=ladder_z, d_bits=np.full(c, f["d_bits"]), x_bits=np.full(c, f["x_bits"]), fields=f)
+    return FloatLayer(name=name, kind=kind, shape=shape, projections=tuple(projections), bias=bias, neuron="msat",
+                      theta_pos=np.ones(c), theta_neg=None, leak_shift=0, lif_name=op.name, tables=tables)
+
+
+def _ladder_weights(layers: list[FloatLayer], projection: FloatProjection) -> FloatProjection:
+    """An msat source's spikes reach the synapses as s << (M − m): its weights hold the smallest rung 2^−M."""
+    for layer in layers:
+        if layer.name == projection.source and layer.neuron == "msat":
+            return dataclasses.replace(projection, weight=_frozen(np.ldexp(projection.weight, -layer.tables.ladder_steps)))
+    return projection
+
+
 def to_layers(net: FloatNet) -> FloatNetwork:
     """The folded op sequence as layers: currents from projections, then a neuron (or the readout)."""
     layers: list[FloatLayer] = []
@@ -309,6 +346,9 @@ def to_layers(net: FloatNet) -> FloatNetwork:
     name, projections, bias, out_shape = pending
     layers.append(FloatLayer(name=name, kind="readout", shape=out_shape, projections=tuple(projections),
                              bias=bias, neuron=None, theta_pos=None, theta_neg=None, leak_shift=0))
+    if any(layer.neuron == "msat" for layer in layers):
+        layers = [dataclasses.replace(layer, projections=tuple(_ladder_weights(layers, p) for p in layer.projections))
+                  for layer in layers]
     return FloatNetwork(name=net.name, input_shape=net.input_shape, timesteps=net.timesteps, layers=tuple(layers))
 
 

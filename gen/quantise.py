@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .errors import ModelError, where
-from .ir import MAX_WBITS, Layer, Network, Projection
+from .ir import MAX_WBITS, Layer, Network, NeuronTables, Projection
 from .reference import FloatLayer, FloatNetwork
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,24 @@ def quantise_layer(layer: FloatLayer, wbits: int) -> Layer:
                         for p in layer.projections)
     return Layer(name=layer.name, kind=layer.kind, shape=tuple(layer.shape), projections=projections,
                  bias=_round(layer.name, "bias", layer.bias, exps), neuron=layer.neuron, theta_pos=theta_pos,
-                 theta_neg=theta_neg, leak_shift=layer.leak_shift, scale_exp=exps)
+                 theta_neg=theta_neg, leak_shift=layer.leak_shift, scale_exp=exps,
+                 tables=_neuron_tables(layer, exps))
+
+
+def _neuron_tables(layer: FloatLayer, exps: np.ndarray) -> NeuronTables | None:
+    """The integer tables of a converted neuron at the channels' scales (docs/msat.md §3)."""
+    t = layer.tables
+    if t is None:
+        return None
+    if layer.neuron == "if_subtract":
+        return NeuronTables(amplitude=_round(layer.name, "amplitude", t.amplitude, exps), signed=t.signed)
+    low = np.flatnonzero(exps < t.ladder_steps)
+    if low.size:
+        c = int(low[0])
+        raise ModelError(f"{where(layer.name)}channel {c}: scale exponent {int(exps[c])} is below the ladder's "
+                         f"{t.ladder_steps} steps, so Θ >> m would not be exact (fewer --ladder-steps or more weight bits)")
+    return NeuronTables(ladder_steps=t.ladder_steps, lut_half=t.lut_half, lut_d=t.lut_d, lut_x=t.lut_x,
+                        ladder_z=t.ladder_z, d_shift=exps - t.d_bits, x_shift=exps - t.x_bits)
 
 
 def quantise(net: FloatNetwork, wbits: int = DEFAULT_WBITS) -> Network:

@@ -40,7 +40,8 @@ LAYER_FIELDS: dict[str, dict[str, Any]] = {
 # Activations: a spiking neuron (lif, or a converted neuron), or an ANN's ReLU.
 SPIKING_LAYER_TYPES = ("lif", "if_subtract", "msat")
 ACTIVATION_LAYER_TYPES = (*SPIKING_LAYER_TYPES, "relu")
-MSAT_RULES = ("sigmoid", "ladder")  # the authors' float threshold, or Tern's integer ladder
+# the authors' float threshold, Tern's integer ladder, or the constant-λ baseline (VthHand = 1)
+MSAT_RULES = ("sigmoid", "ladder", "constant")
 MAX_LADDER_STEPS = 16
 SUPPORTED_LAYER_TYPES = tuple(LAYER_FIELDS)
 CURRENT_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d")

@@ -130,6 +130,8 @@ class MSATNeuron(ConvertedNeuron):
 
     def _threshold(self, t: int, r: torch.Tensor, total: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         f, lam = self.fields, self.fields["lambda"]
+        if f["rule"] == "constant":   # the ablation's baseline: θ = λ at every step
+            return torch.ones_like(x)
         if f["rule"] == "ladder":
             z = (self.lut_d[cell_index(t * r - total, f["d_bits"], f["lut_half"], t)]
                  + self.lut_x[cell_index(x, f["x_bits"], f["lut_half"])])
