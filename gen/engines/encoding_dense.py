@@ -13,7 +13,7 @@ from hw.dense_encoding import DenseEncodingLayer
 from .base import EngineContext, EngineSpec
 from .memory import Memory, memory_mapping
 from .spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
-    hw_projection_of, period_cycles
+    hw_projection_of, membrane_memory, period_cycles
 
 # A tap is uint8 × a constant weight: shift-and-add in LUTs (or a DSP48 where yosys maps it);
 # per tap about (8 + wbits) LUTs for the product and its adder bits. Not fitted to synthesis yet.
@@ -39,9 +39,7 @@ class EncodingDenseEngine(EngineSpec):
         rows = 4 if g.stride == 1 else 8
         return (Memory("image", max(2, g.in_height * g.in_width // 8), 64, False),
                 Memory("lines", max(2, g.in_width), rows * g.in_channels * 8, False),
-                Memory("membranes", max(2, ctx.groups * g.out_positions), ctx.lanes * ctx.widths["membrane_bits"],
-                       True),
-                Memory("out_fifo", 4, 2 * g.out_channels + 2, False))
+                Memory("out_fifo", 4, 2 * g.out_channels + 2, False), *membrane_memory(ctx))
 
     def cycles(self, ctx: EngineContext) -> float:
         return float(period_cycles(conv_geometry(ctx), ctx.lanes, ctx.timesteps))

@@ -57,6 +57,15 @@ def hw_projection_of(projection, geometry):
     return spec.hw_geometry(geometry), spec.hw_weights(projection.weight)
 
 
+def membrane_memory(ctx: EngineContext) -> tuple[Memory, ...]:
+    """The membranes, (O/PO)·H_out·W_out words of PO fields; none at T = 1, where the LIF unit
+    never reads R (R^-1 = 0) and synthesis removes the memory."""
+    if ctx.timesteps == 1:
+        return ()
+    return (Memory("membranes", max(2, ctx.groups * ctx.geometry.out_positions),
+                   ctx.lanes * ctx.widths["membrane_bits"], True),)
+
+
 def tap_bits(ctx: EngineContext) -> int:
     return ctx.lanes * ctx.geometry.fan_in * (ctx.wbits + 2)
 
@@ -90,9 +99,7 @@ class SpikingDenseEngine(EngineSpec):
         g = conv_geometry(ctx)
         rows = default_buffer_rows(g.kernel, g.stride)
         return (Memory("lines", max(2, g.in_width), rows * g.in_channels * 2, False),
-                Memory("membranes", max(2, ctx.groups * g.out_positions), ctx.lanes * ctx.widths["membrane_bits"],
-                       True),
-                Memory("out_fifo", 4, 2 * g.out_channels + 2, False))
+                Memory("out_fifo", 4, 2 * g.out_channels + 2, False), *membrane_memory(ctx))
 
     def cycles(self, ctx: EngineContext) -> float:
         """Exact and data-independent: the schedule's period per image, back to back."""
