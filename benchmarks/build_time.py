@@ -21,6 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gen.build import build
+from gen.emit import TOP_MODULE
+from gen.synth import design_units, synthesise
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 EXAMPLE = REPO / "examples" / "mnist_ternary_t2.pt"
@@ -43,9 +47,6 @@ def timed(fn):
 
 def synthesis_units(out: Path):
     """The build's own synthesis units, from its module list and RTLIL folder."""
-    from gen.emit import TOP_MODULE
-    from gen.synth import design_units
-
     modules = json.loads((out / "steps" / "05_emit_rtl" / "modules.json").read_text())
     rtlil = out / "steps" / "05_emit_rtl" / "rtlil"
     layers = [m["module"] for m in modules]
@@ -53,9 +54,6 @@ def synthesis_units(out: Path):
 
 
 def measure(model: Path, baseline: bool) -> dict:
-    from gen.build import build
-    from gen.synth import synthesise
-
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tern-build-time-") as tmp:
         tmp = Path(tmp)

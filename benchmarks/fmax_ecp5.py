@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gen.build import build as gen_build
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 EXAMPLE = REPO / "examples" / "mnist_ternary_t2.pt"
@@ -88,7 +90,6 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tern-fmax-") as tmp:
         build = args.build
         if build is None:
-            from gen.build import build as gen_build
             build = Path(tmp) / "example"
             gen_build(EXAMPLE, out=build, synthesise=False)
         elif not (build / "manifest.json").is_file():

@@ -19,9 +19,11 @@ import numpy as np
 from amaranth.back import verilog
 from tqdm import tqdm
 
+from gen.synth import count_cells, synthesise_module
 from hw.accumulator import Accumulator
 from hw.event_queue import EventQueue
 from hw.lif import LIFUnit
+from sim.tb import accumulator as accumulator_bench, layer as layer_bench
 from sim.tb.harness import run_component
 from sim.tb.reference import bits_signed, current_bound, make_geometry, make_weights
 
@@ -62,7 +64,6 @@ def synth(component, name) -> dict:
     """One block through gen.synth's per-module synth_xilinx (xc7): LUT/FF/BRAM36/DSP."""
     import time
 
-    from gen.synth import count_cells, synthesise_module
     build = HERE.parent / "sim_build"
     build.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build) as tmp:
@@ -74,13 +75,11 @@ def synth(component, name) -> dict:
 
 
 def accumulator(config):
-    from sim.tb.accumulator import build
-    return build(config)[2]
+    return accumulator_bench.build(config)[2]
 
 
 def spiking_layer(config):
-    from sim.tb.layer import build
-    return build(config)[2]
+    return layer_bench.build(config)[2]
 
 
 def lif_unit(lanes):

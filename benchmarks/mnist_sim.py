@@ -23,6 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gen.build import build as gen_build  # noqa: E402 (after the path: runs as a script from a checkout)
+from sim.network import simulate_build  # noqa: E402
+
 DEFAULT_MODEL = REPO / "examples" / "mnist_ternary_t2.pt"
 RESULTS = REPO / "benchmarks" / "mnist_sim.json"
 MEASURED = REPO / "docs" / "measured.md"
@@ -41,7 +44,6 @@ ANCHORS = [
 def build(model: Path, out: Path, synthesise: bool, reuse: bool) -> float:
     if reuse and (out / "manifest.json").is_file():
         return 0.0
-    from gen.build import build as gen_build
 
     start = time.monotonic()
     gen_build(model, out=out, synthesise=synthesise,
@@ -178,7 +180,6 @@ def main(argv=None) -> int:
         MEASURED.write_text(markdown(saved["command"], report, build_report,
                                      [measured_row(report, build_report)] + ANCHORS, saved["total_seconds"]))
         return 0
-    from sim.network import simulate_build
 
     out = args.out or REPO / "build" / args.model.stem
     start = time.monotonic()

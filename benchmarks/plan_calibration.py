@@ -21,18 +21,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from gen.boards import get_board  # noqa: E402 (after the path: runs as a script from a checkout)
+from gen.build import plan_images  # noqa: E402
+from gen.emit import build_engine, module_name, write_module  # noqa: E402
+from gen.frontend import compile_checkpoint  # noqa: E402
+from gen.plan import make_plan  # noqa: E402
+from gen.synth import count_cells, synthesise_module  # noqa: E402
 HERE = REPO / "benchmarks"
 KEYS = ("luts", "ffs", "bram36", "dsps")
 
 
 def calibrate(model: Path, lanes_list, layers=None, images: int = 32, workdir: Path | None = None) -> list[dict]:
-    from gen.boards import get_board
-    from gen.build import plan_images
-    from gen.emit import build_engine, module_name, write_module
-    from gen.frontend import compile_checkpoint
-    from gen.plan import make_plan
-    from gen.synth import count_cells, synthesise_module
-
     net = compile_checkpoint(model).network
     imgs, _ = plan_images(net, images)
     board = get_board("pynq-z2")

@@ -1,11 +1,11 @@
-"""Held-out images for the host: the deployment's .npy files, or the repository's MNIST.
+"""Held-out images: the deployment's .npy files, or the repository's MNIST.
 
 A deployment (gen/deploy.py) ships the held-out split as `data/heldout_images.npy` (uint8
 [N, C, H, W]) and `data/heldout_labels.npy` (int64 [N]) beside manifest.json, so the board
 needs neither the IDX files nor the training code, and `data/golden_classes.npy`: what the
 golden model (gen.golden on the build's IR) says for each image, so that the board checks
-its own results bit for bit. In the repository, `snn.data` (numpy
-only) reads the same split from data/mnist/.
+its own results bit for bit. In the repository, `formats.mnist` reads the same split from
+data/mnist/. `gen deploy` writes these files with the names defined here.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NotATernBuild
+from .mnist import DEFAULT_DATA_DIR, load_mnist
 
 DATA_DIR = "data"
 IMAGES_NPY = "heldout_images.npy"
@@ -60,11 +61,9 @@ def load_heldout(folder=None, limit: int | None = None, start: int = 0) -> tuple
                                     f"{labels.dtype} {list(labels.shape)}")
             stop = len(images) if limit is None else min(len(images), start + limit)
             return np.ascontiguousarray(images[start:stop]), labels[start:stop].astype(np.int64)
-    try:
-        from snn.data import load_mnist   # numpy only; present in the repository, not on a board
-    except ImportError:
+    if not DEFAULT_DATA_DIR.is_dir():    # on a board: only a deployment's .npy files exist
         raise FileNotFoundError(f"no held-out images: {Path(folder or '.') / DATA_DIR / IMAGES_NPY} is missing "
-                                f"and the Tern repository's snn.data is not importable") from None
+                                f"and so is the Tern repository's {DEFAULT_DATA_DIR}")
     return load_mnist(split="heldout", limit=limit, start=start)
 
 

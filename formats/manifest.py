@@ -2,7 +2,8 @@
 
 `load_manifest(build_dir)` returns a `BuildInfo`: shapes, T, classes, the packing of input
 and output beats, the register offsets by name and the model ID. Nothing else of the build
-(no gen, no IR) is read, so the driver runs on a board with numpy alone.
+(no gen, no IR) is read, so the driver runs on a board with numpy alone. The simulator
+reads a build's manifest with this same function (gen.manifest writes it).
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import re
 from pathlib import Path, PurePosixPath
 
 from .errors import NotATernBuild
+from .regmap import REGMAP_VERSION
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "tern-build"
 SUPPORTED_VERSIONS = (1,)
-REGMAP_VERSIONS = (1,)
-MAGIC = 0x5445524E  # "TERN": what the IP's MAGIC register reads
+REGMAP_VERSIONS = (REGMAP_VERSION,)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """MNIST from IDX `.gz` files, with the project's fixed split (SPEC §6).
 
-numpy only: the compiler, the simulator and the host read images through this module.
+numpy only: the trainer (snn.data re-exports it), the compiler, the simulator and the host
+read images through this module.
 The split is fixed for every figure Tern quotes: images 0–7999 of the t10k file train,
 images 8000–9999 are held out for every accuracy figure.
 """

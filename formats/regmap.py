@@ -2,7 +2,10 @@
 
 `register_map(layer_names)` builds the map; the top (`hw.top`) is elaborated from it and
 `manifest.json` carries it to the host driver and the testbenches, so no offset is
-written down anywhere else. All registers are 32 bits wide and word aligned.
+written down anywhere else. The bit positions of CONTROL, STATUS and ERRORS and the MAGIC
+value are defined here too, and `hw.top` and `host.driver` import them (this package is
+pure Python, so the board, which has numpy and pynq only, reads the same definitions).
+All registers are 32 bits wide and word aligned.
 
 Access kinds:
   ro   read-only, the value comes from the design
@@ -21,6 +24,11 @@ ADDR_WIDTH = 12     # 4 KiB window: what Vivado's address editor assigns at the 
 ACCESS_KINDS = ("ro", "rw", "w1p", "w1c")
 FIRST_EVENT_COUNTER = 0x40
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# Bit name -> bit index of the registers with fields: the hardware drives these bits and the
+# driver decodes them, both from these dicts.
+CONTROL_BITS = {"CLEAR_COUNTERS": 0, "CLEAR_ERRORS": 1}
+STATUS_BITS = {"BUSY": 0, "IN_IMAGE": 1}
+ERROR_BITS = {"SHORT_IMAGE": 0, "LONG_IMAGE": 1}
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,13 @@ def _fixed_registers() -> list[Register]:
         Register("MODEL_ID", 0x08, "ro", "32-bit model ID (gen.irfile.model_id): the driver "
                  "checks it against manifest.json"),
         Register("CONTROL", 0x10, "w1p", "write 1 to a bit to act",
-                 {"CLEAR_COUNTERS": 0, "CLEAR_ERRORS": 1}),
+                 dict(CONTROL_BITS)),
         Register("STATUS", 0x14, "ro", "BUSY: an image is inside; IN_IMAGE: part of an image "
-                 "has arrived on s_axis", {"BUSY": 0, "IN_IMAGE": 1}),
+                 "has arrived on s_axis", dict(STATUS_BITS)),
         Register("ERRORS", 0x18, "w1c", "sticky flags, write 1 to clear. SHORT_IMAGE: TLAST came "
                  "early (the image was padded with zeros); LONG_IMAGE: TLAST missing on the "
                  "image's last beat (extra beats were dropped up to TLAST)",
-                 {"SHORT_IMAGE": 0, "LONG_IMAGE": 1}),
+                 dict(ERROR_BITS)),
         Register("SCRATCH", 0x1C, "rw", "free read/write word for bus checks"),
         Register("TIMESTEPS", 0x20, "ro", "T, fixed in hardware"),
         Register("NUM_CLASSES", 0x24, "ro", "K, logits per result"),

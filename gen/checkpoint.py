@@ -12,6 +12,8 @@ import os
 
 from snn.checkpoint import CheckpointError, load_plain_data, validate_checkpoint
 
+from .nir_import import read_nir
+
 FORMAT = "tern-checkpoint"
 SUPPORTED_VERSIONS = (1,)
 __all__ = ["CheckpointError", "FORMAT", "SUPPORTED_VERSIONS", "check_checkpoint_dict", "read_checkpoint"]
@@ -39,7 +41,6 @@ def check_checkpoint_dict(ckpt, source: str = "checkpoint") -> dict:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file as a plain dict, refusing anything that would need code to load."""
     if os.fspath(path).endswith(".nir"):  # a NIR graph, mapped exactly onto a checkpoint dict (docs/interop.md)
-        from .nir_import import read_nir
         return read_nir(path)
     ckpt = check_checkpoint_dict(load_plain_data(path), source=str(path))
     return validate_checkpoint(ckpt, source=str(path))

@@ -4,6 +4,7 @@
       tern_<model>.bit, .hwh    the overlay, once Vivado made them (listed as missing before)
       manifest.json             what the driver reads
       host/                     the driver and `python3 -m host infer` (numpy + pynq only)
+      formats/                  what the driver reads with: manifest, register map, images
       mnist_inference.ipynb     the notebook, run from this folder (BUILD_DIR = ".")
       data/heldout_images.npy   the held-out split only (uint8 [N, C, H, W]), its labels, and
                                 the golden model's classes (gen.golden on the build's IR)
@@ -22,8 +23,20 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from formats.heldout import GOLDEN_NPY, IMAGES_NPY, LABELS_NPY, load_heldout
+from formats.manifest import MANIFEST_FORMAT
+from formats.mnist import load_mnist
+
+from .cli import report_failure
+from .golden import run as run_golden
+from .irfile import load
+
 REPO = Path(__file__).resolve().parents[1]
 HOST_DIR = REPO / "host"
+# The board's packages: the driver, and the numpy-only readers it imports (nothing else of Tern).
+BOARD_PACKAGES = ("host", "formats")
 NOTEBOOK = HOST_DIR / "notebooks" / "mnist_inference.ipynb"
 MNIST_SHAPE = [1, 28, 28]
 IR_STEM = "steps/03_ir/model"
@@ -39,34 +52,27 @@ def _read_manifest(build_dir: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} must be a Tern build manifest (JSON with format 'tern-build'), "
                          f"but it is not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "tern-build":
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise ValueError(f"{path} must be a Tern build manifest (format 'tern-build'), not {found!r}")
     return manifest
 
 
-def _copy_host(dest: Path) -> list[str]:
-    """The driver package: its Python files, no notebooks or caches."""
-    dest.mkdir()
+def _copy_packages(dest: Path) -> list[str]:
+    """The board's packages (BOARD_PACKAGES): their Python files, no notebooks or caches."""
     copied = []
-    for path in sorted(HOST_DIR.glob("*.py")):
-        shutil.copy2(path, dest / path.name)
-        copied.append(f"host/{path.name}")
+    for package in BOARD_PACKAGES:
+        (dest / package).mkdir()
+        for path in sorted((REPO / package).glob("*.py")):
+            shutil.copy2(path, dest / package / path.name)
+            copied.append(f"{package}/{path.name}")
     return copied
 
 
 def _write_images(data_dir: Path, build_dir: Path, limit: int | None) -> list[str]:
     """The held-out images, their labels, and the golden model's classes on the build's IR."""
-    import numpy as np
-
-    from host.images import GOLDEN_NPY, IMAGES_NPY, LABELS_NPY
-    from snn.data import load_mnist
-
-    from .golden import run
-    from .irfile import load
-
     images, labels = load_mnist(split="heldout", limit=limit)
-    golden = run(load(build_dir / IR_STEM), images)
+    golden = run_golden(load(build_dir / IR_STEM), images)
     data_dir.mkdir()
     np.save(data_dir / IMAGES_NPY, images)
     np.save(data_dir / LABELS_NPY, labels.astype(np.int64))
@@ -100,7 +106,7 @@ def readme(manifest: dict, missing: list[str], images: int) -> str:
               "In Python:", "",
               "    from host import Accelerator", "    acc = Accelerator(\".\")", "    classes = acc.predict(images)  # uint8 [N, C, H, W]",
               "", "The driver needs numpy and the board's pynq only. Files: `manifest.json` (packing, register map), "
-              "`host/` (driver), `data/` (held-out images as .npy), `deploy.json` (this folder's contents).", ""]
+              "`host/` (driver), `formats/` (its manifest and image readers), `data/` (held-out images as .npy), `deploy.json` (this folder's contents).", ""]
     return "\n".join(lines)
 
 
@@ -127,13 +133,12 @@ def deploy(build_dir, out=None, images: int | None = None) -> dict:
                 missing.append(name)
         shutil.copy2(build_dir / "manifest.json", work / "manifest.json")
         copied.append("manifest.json")
-        copied += _copy_host(work / "host")
+        copied += _copy_packages(work)
         shutil.copy2(NOTEBOOK, work / NOTEBOOK.name)
         copied.append(NOTEBOOK.name)
         count = 0
         if manifest["input"]["shape"] == MNIST_SHAPE:
             copied += _write_images(work / "data", build_dir, images)
-            from host.images import load_heldout
             count = len(load_heldout(work, limit=None)[1])
         record = {"build": str(build_dir.resolve()), "model": manifest["model"]["name"],
                   "model_id": manifest["model"]["model_id"], "files": copied, "missing": missing,
@@ -180,7 +185,6 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)
     args = parser.parse_args(["deploy", *(sys.argv[1:] if argv is None else argv)])
-    from .cli import report_failure
     try:
         return run(args)
     except BaseException as exc:  # noqa: BLE001 - the one place errors become one line and an exit code

@@ -15,6 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .frontend import compile_checkpoint
+from .nir_export import network_to_graph, write_graph
+from .nir_import import read_nir
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="write a model as NIR, or a NIR graph as a Tern checkpoint",
@@ -42,8 +46,6 @@ def _conventions(args) -> dict:
 
 
 def export_nir(model: str, out: str, wbits: int = 8) -> Path:
-    from .frontend import compile_checkpoint
-    from .nir_export import network_to_graph, write_graph
     if Path(out).suffix != ".nir":
         raise ValueError(f"--nir must name a .nir file, not {out!r}")
     network = compile_checkpoint(model, wbits=wbits).network
@@ -57,7 +59,6 @@ def nir_to_checkpoint_file(model: str, out: str, **conventions) -> Path:
 
     import torch
 
-    from .nir_import import read_nir
     if Path(model).suffix != ".nir":
         raise ValueError(f"--checkpoint converts a .nir graph, not {model!r}")
     ckpt = read_nir(model, **conventions)

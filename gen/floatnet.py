@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from snn.arch import LAYER_FIELDS, ArchError, _check_converted
+
 from .errors import ModelError, where
 
 SUPPORTED_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "lif", "avgpool2d", "flatten", "residual",
@@ -292,7 +294,6 @@ def _parse_layer(layer, state: dict, shape: tuple[int, ...], names: set):
         return Lif(name, layer["neuron"], _int_field(layer, "tau_shift", 0), np.full(channels, theta),
                    np.full(channels, -theta), amplitude, mpbn)
     if kind in CONVERTED_TYPES:
-        from snn.arch import ArchError, LAYER_FIELDS, _check_converted
         fields = {k: v for k, v in LAYER_FIELDS[kind].items() if k != "lambda"}
         fields.update(layer)
         try:

@@ -14,6 +14,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+from formats.mnist import load_mnist
+
+from .floatnet import run_float
+from .frontend import compile_checkpoint
+from .golden import run as run_golden
+from .irfile import load, model_id
+from .plots import write_plots
+from .quantise import DEFAULT_WBITS
+from .stats import network_stats
 
 PLOT_IMAGES = 100  # membrane recording keeps int64 [N, T, neurons] per layer: cap N for plots
 
@@ -34,9 +45,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _load(path: str, wbits: int | None):
-    from .frontend import compile_checkpoint
-    from .irfile import load
-    from .quantise import DEFAULT_WBITS
     if Path(path).suffix in (".json", ".npz"):     # either half of an IR pair names the pair
         net = load(path)
         if wbits is not None:
@@ -61,7 +69,6 @@ def check_plots_dir(plots: str | None) -> None:
 
 
 def _images(net, n: int):
-    from snn.data import load_mnist
     if net.input_shape != (1, 28, 28):
         raise ValueError(f"--images must be 0 for a model whose input is {list(net.input_shape)}: "
                          f"the held-out images are MNIST [1, 28, 28]")
@@ -69,12 +76,6 @@ def _images(net, n: int):
 
 
 def measure(net, compiled, n_images: int, plots: str | None, progress: bool = True) -> tuple[dict, object]:
-    from tqdm import tqdm
-
-    from .floatnet import run_float
-    from .golden import run
-    from .stats import network_stats
-
     if n_images < 0:
         raise ValueError(f"--images must be >= 0, not {n_images!r}")
     if n_images == 0:
@@ -83,16 +84,15 @@ def measure(net, compiled, n_images: int, plots: str | None, progress: bool = Tr
     # The bar only on a terminal: piped or logged stderr keeps just the one-line errors.
     with tqdm(total=len(images), desc="golden model", unit="img", disable=not progress or not sys.stderr.isatty(),
               leave=False) as bar:
-        result = run(net, images, record=True, progress=bar.update)
+        result = run_golden(net, images, record=True, progress=bar.update)
     stats = network_stats(net, result, labels)
     if compiled is not None:
         float_classes = run_float(compiled.float_net, images).logits.argmax(1)
         stats["totals"]["float_accuracy"] = float((float_classes == labels).mean())
         stats["totals"]["float_integer_agreement"] = float((float_classes == result.classes).mean())
     if plots:
-        from .plots import write_plots
         subset = images[:PLOT_IMAGES]
-        recorded = run(net, subset, record=True, record_membranes=True)
+        recorded = run_golden(net, subset, record=True, record_membranes=True)
         stats["plots"] = [str(p) for p in write_plots(net, recorded, plots)]
     return stats, result
 
@@ -145,7 +145,6 @@ def format_table(stats: dict) -> str:
 
 
 def run(args) -> int:
-    from .irfile import model_id
     if args.images < 0:
         raise ValueError(f"--images must be >= 0, not {args.images!r}")
     check_plots_dir(args.plots)

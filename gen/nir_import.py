@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from snn.arch import ArchError
+from snn.checkpoint import validate_checkpoint
+
 from .errors import ModelError
 
 # A time constant read from a file is a float: 1 − dt/τ counts as 2^−k when it is within this
@@ -557,8 +560,6 @@ def graph_to_checkpoint(graph, conv: Conventions, name: str = "model") -> dict:
             "timesteps": conv.timesteps,
             "nir": {"dt": conv.dt, "if_gain": conv.if_gain, "fire": conv.fire, "input_scale": conv.input_scale}}
     ckpt = {"format": "tern-checkpoint", "version": 1, "arch": arch, "state_dict": tensors, "meta": meta}
-    from snn.arch import ArchError
-    from snn.checkpoint import validate_checkpoint
     try:
         return validate_checkpoint(ckpt, source=name)
     except ArchError as exc:

@@ -4,12 +4,15 @@
     acc = Accelerator("tern_build")        # the build (or deployment) folder
     classes = acc.predict(images)          # uint8 [N, C, H, W] -> int64 [N]
 
-Needs numpy, and pynq on the board (imported only when a bitstream is loaded); never torch,
-amaranth, cocotb or gen. Here, sim.board.SimulatedBoard stands in for the board.
+Needs numpy, and pynq on the board (imported only when a bitstream is loaded), and Tern's
+`formats` package (the manifest, register map and held-out image readers, shipped beside
+host/); never torch, amaranth, cocotb, gen, sim or snn. In the repository,
+sim.board.SimulatedBoard stands in for the board (`python -m sim infer`).
 """
+from formats.manifest import BuildInfo, load_manifest
+
 from .driver import Accelerator, RunStats
 from .errors import DmaError, DmaTimeout, ModelMismatch, NotATernBuild, TernError
-from .manifest import BuildInfo, load_manifest
 
 __all__ = ["Accelerator", "RunStats", "BuildInfo", "load_manifest", "TernError", "NotATernBuild",
            "ModelMismatch", "DmaTimeout", "DmaError"]

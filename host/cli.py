@@ -1,8 +1,11 @@
-"""`python -m host infer BUILD_DIR --images N [--sim] [--json]`: run held-out images through
-a built accelerator and print accuracy, throughput and the IP's counters.
+"""`python -m host infer BUILD_DIR --images N [--json]`: run held-out images through a built
+accelerator and print accuracy, throughput and the IP's counters.
 
-On the board BUILD_DIR is the deployment folder (bitstream, manifest.json, data/); here
-`--sim` runs the same driver against the build's RTL (sim.board.SimulatedBoard).
+On the board BUILD_DIR is the deployment folder (bitstream, manifest.json, data/). The same
+command runs against the build's RTL from the simulator's side, `python -m sim infer
+BUILD_DIR ...` (sim.board.SimulatedBoard), which calls `run` here with its overlay: the host
+package imports nothing of sim, so the board needs neither it nor its tools. `--sim` here
+says so in one line (exit 2).
 Bad input exits with code 2 and one line on stderr; a board or DMA failure with code 1, and
 so does a class that differs from the golden model's (shipped by a deployment); Ctrl-C
 with 130. BUILD_DIR is made absolute here, before anything runs in another folder.
@@ -17,6 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.heldout import load_golden, load_heldout
+from formats.manifest import load_manifest
+
+from .driver import Accelerator
+from .errors import NotATernBuild, TernError
+
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 # A file or folder the user named that cannot be used is bad input; other OS errors are failures.
 USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
@@ -29,19 +38,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m host", description="Run a Tern accelerator on a PYNQ board "
-                                "(or on its simulated board).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    infer = sub.add_parser("infer", help="classify held-out images, report accuracy and images/s")
+PROG = "python -m host"
+SIM_INFER = "python -m sim infer"     # where the simulated board's form of `infer` lives
+
+
+def add_infer_arguments(infer: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `infer`, shared with `python -m sim infer` (the same run on the simulated board)."""
     infer.add_argument("build_dir", metavar="BUILD_DIR", help="build or deployment folder (with manifest.json)")
     infer.add_argument("--images", type=int, default=100, metavar="N", help="held-out images to run (default 100)")
     infer.add_argument("--start", type=int, default=0, metavar="I", help="first held-out image (default 0)")
     infer.add_argument("--batch", type=int, default=None, metavar="B", help="images per DMA batch buffer")
     infer.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per image transfer "
                        "before a DMA timeout (default 5 on a board, 120 simulated)")
-    infer.add_argument("--sim", action="store_true", help="use the simulated board (RTL under Verilator)")
     infer.add_argument("--json", action="store_true", help="print the result as JSON")
+    return infer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=PROG, description="Run a Tern accelerator on a PYNQ board "
+                                             f"(`{SIM_INFER}` runs it on the simulated board).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    infer = add_infer_arguments(sub.add_parser("infer", help="classify held-out images, report accuracy and "
+                                                             "images/s"))
+    infer.add_argument("--sim", action="store_true", help=f"moved: run `{SIM_INFER} BUILD_DIR ...` instead")
     return p
 
 
@@ -55,11 +74,9 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
-def infer(args) -> dict:
-    from .driver import Accelerator
-    from .images import load_golden, load_heldout
-    from .manifest import load_manifest
-
+def infer(args, open_board=None) -> dict:
+    """Run `args.images` held-out images; `open_board(build_dir)` makes an overlay-like object
+    (the simulated board) after the build and images are checked, None loads the bitstream."""
     if args.images < 1:
         raise ValueError(f"--images must be an integer >= 1, not {args.images!r}")
     if args.start < 0:
@@ -68,18 +85,14 @@ def infer(args) -> dict:
     images, labels = load_heldout(args.build_dir, limit=args.images, start=args.start)
     if len(images) == 0:
         raise ValueError(f"--start must leave held-out images to run, not {args.start!r}")
-    board = None
-    if args.sim:
-        from sim.board import SimulatedBoard
-        print("starting the simulated board (builds the RTL under Verilator on first use) ...",
-              file=sys.stderr, flush=True)
-        board = SimulatedBoard(args.build_dir)
+    board = None if open_board is None else open_board(args.build_dir)
+    simulated = board is not None
     try:
         kwargs = {} if args.batch is None else {"batch_size": args.batch}
         acc = Accelerator(args.build_dir, overlay=board, timeout=args.timeout, **kwargs)
         classes = np.empty(len(images), dtype=np.int64)
         bar = _progress(len(images), sys.stderr.isatty() and not args.json)
-        for first, _, batch_classes in acc.stream(images, batch_size=min(acc.batch_size, 16) if args.sim else None):
+        for first, _, batch_classes in acc.stream(images, batch_size=min(acc.batch_size, 16) if simulated else None):
             classes[first:first + len(batch_classes)] = batch_classes
             if bar is not None:
                 bar.update(len(batch_classes))
@@ -92,7 +105,7 @@ def infer(args) -> dict:
             board.close()
     golden = load_golden(args.build_dir, limit=args.images, start=args.start)
     return {"build": str(args.build_dir), "model": acc.info.model_name, "model_id": f"0x{acc.info.model_id:08x}",
-            "simulated": bool(args.sim), "images": len(images), "first_image": args.start,
+            "simulated": simulated, "images": len(images), "first_image": args.start,
             "correct": int((classes == labels).sum()), "accuracy": float((classes == labels).mean()),
             "golden_matches": int((classes == golden).sum()) if golden is not None and len(golden) == len(classes)
             else None,
@@ -119,17 +132,24 @@ def summary(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .errors import NotATernBuild, TernError
-
     args = build_parser().parse_args(argv)
+    if args.sim:
+        print(f"{PROG} {args.command}: --sim moved to the simulator's side: run `{SIM_INFER} BUILD_DIR` with the "
+              f"same options", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args, PROG)
+
+
+def run(args, prog: str, open_board=None) -> int:
+    """`infer` with its one-line errors and exit codes (module docstring), printed as `prog infer: ...`."""
     args.build_dir = Path(args.build_dir).resolve()
 
     def fail(message, code: int) -> int:
-        print(f"python -m host {args.command}: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"{prog} {args.command}: {' '.join(str(message).split())}", file=sys.stderr)
         return code
 
     try:
-        result = infer(args)
+        result = infer(args, open_board)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except (NotATernBuild, ValueError, TypeError, FileNotFoundError) as exc:
@@ -142,7 +162,7 @@ def main(argv=None) -> int:
         return fail(exc, EXIT_FAILED)
     print(json.dumps(result, indent=2) if args.json else summary(result))
     if result["golden_matches"] is not None and result["golden_matches"] != result["images"]:
-        print(f"python -m host {args.command}: {result['images'] - result['golden_matches']} classes differ from "
+        print(f"{prog} {args.command}: {result['images'] - result['golden_matches']} classes differ from "
               f"the golden model", file=sys.stderr)
         return EXIT_FAILED
     return 0

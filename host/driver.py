@@ -29,8 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formats.manifest import BuildInfo, load_manifest
+from formats.regmap import CONTROL_BITS, ERROR_BITS, MAGIC
+
 from .errors import DmaError, DmaTimeout, ModelMismatch, NotATernBuild, TernError
-from .manifest import MAGIC, BuildInfo, load_manifest
 from .packing import check_images, pack_images, unpack_results
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,7 @@ DEFAULT_TIMEOUT_S = 5.0          # per image transfer on the board; a simulated 
 TERN_IP_PREFIX = "tern"
 DMA_TYPE = ":axi_dma:"
 MODULE_REF_TYPE = ":module_ref:"
-CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = 0, 1
-ERROR_NAMES = ("SHORT_IMAGE", "LONG_IMAGE")
+CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = CONTROL_BITS["CLEAR_COUNTERS"], CONTROL_BITS["CLEAR_ERRORS"]
 # The AXI DMA's status registers (PG021): MM2S_DMASR and S2MM_DMASR, and their bits.
 DMASR_OFFSET = {"send": 0x04, "receive": 0x34}
 DMASR_HALTED, DMASR_IDLE = 1 << 0, 1 << 1
@@ -221,7 +222,7 @@ class Accelerator:
             "images_in": self.read("IMAGES_IN"),
             "images_out": self.read("IMAGES_OUT"),
             "busy_cycles": self.busy_cycles(),
-            "errors": [name for bit, name in enumerate(ERROR_NAMES) if errors >> bit & 1],
+            "errors": [name for name, bit in ERROR_BITS.items() if errors >> bit & 1],
             "events": {layer: self.read(reg) for layer, reg in self.info.event_counters},
         }
 

@@ -1,13 +1,9 @@
 """The errors the host driver raises, so that a script can tell them apart."""
 from __future__ import annotations
 
+from formats.errors import NotATernBuild, TernError
 
-class TernError(RuntimeError):
-    """Base of every error the Tern host driver raises for a state of the board or build."""
-
-
-class NotATernBuild(TernError, ValueError):
-    """The folder, manifest or overlay is not a Tern accelerator (or not one this driver reads)."""
+__all__ = ["TernError", "NotATernBuild", "ModelMismatch", "DmaTimeout", "DmaError"]
 
 
 class ModelMismatch(TernError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .manifest import BuildInfo
+from formats.manifest import BuildInfo
 
 
 def check_images(info: BuildInfo, images) -> np.ndarray:

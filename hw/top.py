@@ -26,6 +26,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, Rese
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from formats.regmap import CONTROL_BITS, ERROR_BITS, STATUS_BITS
 from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut
 from hw.event import event_layout
 from hw.event_queue import EventQueue
@@ -35,9 +36,10 @@ CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_C
                       "PIXELS_PER_IMAGE", "NUM_LAYERS")
 DRIVEN_REGISTERS = CONSTANT_REGISTERS + ("CONTROL", "STATUS", "ERRORS", "SCRATCH", "IMAGES_IN",
                                          "IMAGES_OUT", "BUSY_CYCLES_LO", "BUSY_CYCLES_HI")
-CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = 0, 1
-ERROR_SHORT_IMAGE, ERROR_LONG_IMAGE = 0, 1
-STATUS_BUSY, STATUS_IN_IMAGE = 0, 1
+# The bit positions are the register map's (formats.regmap), as the driver decodes them.
+CONTROL_CLEAR_COUNTERS, CONTROL_CLEAR_ERRORS = CONTROL_BITS["CLEAR_COUNTERS"], CONTROL_BITS["CLEAR_ERRORS"]
+ERROR_SHORT_IMAGE, ERROR_LONG_IMAGE = ERROR_BITS["SHORT_IMAGE"], ERROR_BITS["LONG_IMAGE"]
+STATUS_BUSY, STATUS_IN_IMAGE = STATUS_BITS["BUSY"], STATUS_BITS["IN_IMAGE"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
 """`python -m sim run BUILD_DIR --images N`: simulate a build folder, bit-exact against the golden model.
+`python -m sim infer BUILD_DIR --images N`: the host driver's `python -m host infer` on the
+simulated board (sim.board.SimulatedBoard): the same driver code, options and output as on
+the PYNQ board, against the build's RTL under Verilator.
 
 Exit status: 0 when every logit, class and counter matches; 1 on a mismatch or when the
 simulation fails; 2 on bad input (missing or incomplete build folder, bad arguments, a
@@ -13,6 +16,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+import host.cli
+from sim.board import SimulatedBoard
+from sim.network import BuildFolderError, SimulationError, simulate_build
 
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
@@ -49,6 +56,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="PATH", help="where to write the report (default BUILD_DIR/sim_report.json)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--verbose", "-v", action="store_true", help="show the compiler's and cocotb's output")
+    host.cli.add_infer_arguments(sub.add_parser(
+        "infer", help="run the host driver (python -m host infer) on the simulated board",
+        description="Classify held-out images with the host driver against the build's RTL under Verilator "
+                    "(the simulated PYNQ board), and report accuracy, images/s and the IP's counters, as "
+                    "python -m host infer does on the board."))
     return p
 
 
@@ -99,8 +111,6 @@ def os_error_line(exc: OSError) -> str:
 
 
 def cmd_run(args) -> int:
-    from sim.network import BuildFolderError, SimulationError, simulate_build
-
     try:
         result = simulate_build(Path(args.build).resolve(), args.images, start=args.start,
                                 simulator=args.simulator, backpressure=args.backpressure, seed=args.seed,
@@ -117,12 +127,22 @@ def cmd_run(args) -> int:
     return 0 if result.ok else EXIT_MISMATCH
 
 
+def open_simulated_board(build_dir: Path) -> SimulatedBoard:
+    print("starting the simulated board (builds the RTL under Verilator on first use) ...",
+          file=sys.stderr, flush=True)
+    return SimulatedBoard(build_dir)
+
+
+def cmd_infer(args) -> int:
+    return host.cli.run(args, PROG, open_board=open_simulated_board)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"run": cmd_run}[args.command](args)
+        return {"run": cmd_run, "infer": cmd_infer}[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.manifest import load_manifest
+from sim.board_server import rtl_sources
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,9 +189,6 @@ class SimulatedBoard:
 
     def __init__(self, build_dir, *, simulator: str = "verilator", start_timeout_s: float = 900,
                  idle_timeout_s: float = 600, seed: int | None = None):
-        from host.manifest import load_manifest
-        from sim.board_server import rtl_sources
-
         self.build_dir = Path(build_dir).resolve()
         load_manifest(self.build_dir)                 # NotATernBuild (a ValueError) for a bad build
         _, top = rtl_sources(self.build_dir)

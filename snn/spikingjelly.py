@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from .checkpoint import validate_checkpoint
+
 # 1 − 1/tau is a float; within this relative distance of 2^−k it is taken as 2^−k
 POWER_OF_TWO_TOLERANCE = 1e-9
 
@@ -73,7 +75,6 @@ def checkpoint_from_spikingjelly(net, input_shape=(1, 28, 28), timesteps: int = 
     import torch
     from torch import nn
 
-    from .checkpoint import validate_checkpoint
     if not isinstance(net, nn.Sequential):
         raise SpikingJellyError(f"the model must be a torch.nn.Sequential, not {type(net).__name__}")
     layers: list[dict] = []

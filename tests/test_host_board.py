@@ -239,12 +239,12 @@ def test_a_stalled_dma_times_out_with_the_counters(build_dir, heldout):
 # --------------------------------------------------------------------------- CLI and notebook
 
 
-def host_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "host", *map(str, args)], capture_output=True, text=True,
+def host_cli(*args, cwd=REPO, package="host"):
+    return subprocess.run([sys.executable, "-m", package, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=900)
 
 
-def test_cli_infer_on_the_simulated_board_prints_json(build_dir, heldout, tmp_path):
+def test_sim_infer_runs_the_host_cli_on_the_simulated_board_and_prints_json(build_dir, heldout, tmp_path):
     from gen.deploy import deploy
 
     # A build folder with a deployment's data/ beside it: the CLI checks the golden classes too.
@@ -252,7 +252,7 @@ def test_cli_infer_on_the_simulated_board_prints_json(build_dir, heldout, tmp_pa
     shutil.copytree(build_dir, folder, ignore=shutil.ignore_patterns("steps", "deploy"))
     deploy(build_dir, out=tmp_path / "deploy", images=10)
     shutil.copytree(tmp_path / "deploy" / "data", folder / "data")
-    out = host_cli("infer", folder, "--images", 3, "--start", 5, "--sim", "--json")
+    out = host_cli("infer", folder, "--images", 3, "--start", 5, "--json", package="sim")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     images, labels = heldout
@@ -267,8 +267,8 @@ def test_cli_refuses_bad_input_in_one_line(build_dir, tmp_path):
     assert out.returncode == 2
     assert out.stderr == (f"python -m host infer: build_dir must be a Tern build folder with manifest.json, "
                           f"not {str(tmp_path)!r}\n")
-    out = host_cli("infer", build_dir, "--images", 0, "--sim")
-    assert out.returncode == 2 and out.stderr.strip() == "python -m host infer: --images must be an integer >= 1, not 0"
+    out = host_cli("infer", build_dir, "--images", 0, package="sim")
+    assert out.returncode == 2 and out.stderr.strip() == "python -m sim infer: --images must be an integer >= 1, not 0"
 
 
 def test_notebook_runs_headless_on_the_simulated_board(build_dir, tmp_path):

@@ -1,6 +1,7 @@
 """host/ runs on the PYNQ image's Python 3.10 and an old numpy, not only on the main 3.11.
 
-The cheap checks read the source: every host/*.py parses as Python 3.10, imports only what
+The cheap checks read the source of the packages `gen deploy` ships to the board (host/ and
+the formats/ it reads with): every file parses as Python 3.10, imports only what
 3.10's standard library has (or numpy), and names no 3.11-only function or numpy-2-only
 function. The `slow` test runs the host package for real (import, manifest reading, packing,
 unpacking, the driver's slot and DMA-status logic) under a Python 3.10 interpreter with
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from gen.deploy import BOARD_PACKAGES
+
 REPO = Path(__file__).resolve().parents[1]
-HOST_FILES = sorted((REPO / "host").glob("*.py"))
+HOST_FILES = sorted(path for package in BOARD_PACKAGES for path in (REPO / package).glob("*.py"))
 OLDEST_NUMPY = "1.21.6"
 
 # Standard-library modules and names added in 3.11 (What's New in Python 3.11).
@@ -64,10 +67,16 @@ def attribute_names(tree: ast.AST, of: str | None = None) -> set[str]:
 
 
 def test_the_host_files_are_found():
-    assert {f.name for f in HOST_FILES} >= {"__init__.py", "cli.py", "driver.py", "manifest.py", "packing.py"}
+    assert {f.relative_to(REPO).as_posix() for f in HOST_FILES} >= {
+        "host/__init__.py", "host/cli.py", "host/driver.py", "host/manifest.py", "host/packing.py",
+        "formats/manifest.py", "formats/regmap.py", "formats/mnist.py", "formats/heldout.py"}
 
 
-@pytest.mark.parametrize("path", HOST_FILES, ids=lambda p: p.name)
+def board_id(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+@pytest.mark.parametrize("path", HOST_FILES, ids=board_id)
 def test_host_parses_as_python_3_10(path):
     ast.parse(path.read_text(), filename=str(path), feature_version=(3, 10))
 
@@ -77,14 +86,16 @@ def test_the_3_10_check_would_catch_3_11_syntax():
         ast.parse("try:\n    pass\nexcept* ValueError:\n    pass\n", feature_version=(3, 10))
 
 
-@pytest.mark.parametrize("path", HOST_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", HOST_FILES, ids=board_id)
 def test_host_imports_only_the_3_10_standard_library_and_numpy(path):
     tree = ast.parse(path.read_text())
-    allowed_third_party = {"numpy", "pynq", "tqdm", "sim", "snn"}   # pynq on the board; tqdm, sim, snn lazily and optional
+    allowed_third_party = {"numpy", "pynq", "tqdm"}    # pynq on the board; tqdm lazily and optional
+    allowed_first_party = set(BOARD_PACKAGES)          # shipped together by gen deploy
     for module in imported_modules(tree):
         top = module.split(".")[0]
         assert module not in NEW_IN_311_MODULES, f"{path.name} imports {module}, new in Python 3.11"
-        assert top in sys.stdlib_module_names or top in allowed_third_party, f"{path.name} imports {module}"
+        assert top in sys.stdlib_module_names or top in allowed_third_party | allowed_first_party, \
+            f"{path.name} imports {module}"
     used = attribute_names(tree) & NEW_IN_311_NAMES
     assert not used, f"{path.name} uses {sorted(used)}, new in Python 3.11"
     numpy_used = attribute_names(tree, "np") & NUMPY_2_ONLY
@@ -118,7 +129,7 @@ from host.driver import buffer_slot, dma_error
 from host.manifest import load_manifest
 from host.packing import check_images, pack_images, unpack_results
 assert sys.version_info[:2] == (3, 10) and np.__version__ == sys.argv[3], (sys.version, np.__version__)
-assert not {"torch", "gen", "sim", "amaranth", "cocotb"} & set(sys.modules)
+assert not {"torch", "gen", "sim", "snn", "amaranth", "cocotb"} & set(sys.modules)
 info = load_manifest(sys.argv[2])
 images = np.arange(2 * 784, dtype=np.int64).reshape(2, 1, 28, 28).astype(np.uint8)
 packed = pack_images(info, check_images(info, images))

@@ -110,8 +110,8 @@ def test_host_infer_refuses_a_bad_manifest_in_one_line(good_build, case):
     change, *fragments = MANIFEST_CASES[case]
     folder = variant(good_build, f"host-{case}", change)
     before = snapshot(REPO / folder)
-    out = run("host", "infer", folder, "--images", 1, "--sim")
-    check_one_line(out, 2, "python -m host infer: ", *fragments)
+    out = run("sim", "infer", folder, "--images", 1)
+    check_one_line(out, 2, "python -m sim infer: ", *fragments)
     assert snapshot(REPO / folder) == before
 
 
@@ -154,7 +154,14 @@ def test_sim_run_refuses_bad_options_in_one_line(good_build, args, fragment):
     (("--batch", "x"), "argument --batch: invalid int value: 'x'"),
 ])
 def test_host_infer_refuses_bad_options_in_one_line(good_build, args, fragment):
-    check_one_line(run("host", "infer", good_build / "good", *args, "--sim"), 2, "python -m host infer: ", fragment)
+    check_one_line(run("sim", "infer", good_build / "good", *args), 2, "python -m sim infer: ", fragment)
+    check_one_line(run("host", "infer", good_build / "good", *args), 2, "python -m host infer: ", fragment)
+
+
+def test_host_infer_sim_names_the_simulators_command_in_one_line(good_build):
+    """The simulated board is sim's (host imports nothing of sim): the old flag says where it went."""
+    check_one_line(run("host", "infer", good_build / "good", "--images", 1, "--sim"), 2, "python -m host infer: ",
+                   "--sim moved", "python -m sim infer BUILD_DIR")
 
 
 def test_missing_folders_are_refused_in_one_line():
@@ -169,8 +176,8 @@ def test_host_refuses_garbage_held_out_images_without_a_pickle_hint(good_build):
     (REPO / folder / "data").mkdir()
     (REPO / folder / "data" / "heldout_images.npy").write_bytes(b"\x00garbage" * 100)
     np.save(REPO / folder / "data" / "heldout_labels.npy", np.zeros(3, np.int64))
-    out = run("host", "infer", folder, "--images", 1, "--sim")
-    check_one_line(out, 2, "python -m host infer: ", "heldout_images.npy must be a numpy .npy file")
+    out = run("sim", "infer", folder, "--images", 1)
+    check_one_line(out, 2, "python -m sim infer: ", "heldout_images.npy must be a numpy .npy file")
     assert "pickle" not in out.stderr
 
 
@@ -200,12 +207,12 @@ def test_ctrl_c_during_sim_run_prints_one_line_and_exits_130(good_build):
     assert not (REPO / folder / "sim_report.json").exists()
 
 
-def test_ctrl_c_during_host_infer_prints_one_line_and_exits_130(good_build, tmp_path):
+def test_ctrl_c_during_sim_infer_prints_one_line_and_exits_130(good_build, tmp_path):
     log = tmp_path / "stderr"
     folder = good_build / "good"
     # The CLI says it is starting the board (on stderr) before it waits for the server.
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "host", "infer", str(folder), "--images", "1", "--sim"],
+        proc = subprocess.Popen([sys.executable, "-m", "sim", "infer", str(folder), "--images", "1"],
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 120
@@ -220,5 +227,5 @@ def test_ctrl_c_during_host_infer_prints_one_line_and_exits_130(good_build, tmp_
                 proc.kill()
                 proc.wait()
     lines = log.read_text().splitlines()
-    assert code == 130 and lines[-1] == "python -m host infer: interrupted", lines
+    assert code == 130 and lines[-1] == "python -m sim infer: interrupted", lines
     assert "Traceback" not in log.read_text()

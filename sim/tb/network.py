@@ -23,9 +23,11 @@ import random
 import numpy as np
 
 import cocotb
+from amaranth.hdl import Shape
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
+from hw.event import event_layout
 from sim.axis import CLOCK_PERIOD_NS, AxiLiteMaster, AxisSink, AxisSource, Registers, unpack_result
 from sim.runner import tb_params
 
@@ -47,10 +49,6 @@ class EventProbe:
     the fork, so each spike is recorded once."""
 
     def __init__(self, dut, clock, layers):
-        from amaranth.hdl import Shape
-
-        from hw.event import event_layout
-
         self.clock = clock
         self.taps = []
         self.missing = []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from gen import golden
+from gen.ir import Conv2d, Dense
+from hw.geometry import ConvGeometry, DenseGeometry
 
 
 def ir_op(geometry):
     """The gen.ir projection op of an hw geometry."""
-    from gen.ir import Conv2d, Dense
     if geometry.is_conv:
         return Conv2d(kernel=geometry.kernel, stride=geometry.stride, padding=geometry.padding)
     return Dense()
@@ -58,7 +59,6 @@ def make_weights(shape, width: int, style: str, seed: int) -> np.ndarray:
 
 def make_geometry(spec: dict):
     """Geometry from a JSON-able dict {"kind": "conv"|"dense", ...fields}."""
-    from hw.geometry import ConvGeometry, DenseGeometry
     fields = {k: v for k, v in spec.items() if k != "kind"}
     return ConvGeometry(**fields) if spec["kind"] == "conv" else DenseGeometry(**fields)
 
