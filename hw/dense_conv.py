@@ -135,7 +135,8 @@ def adder_tree(m, leaves, bounds, advance, levels_per_stage=TREE_LEVELS_PER_STAG
         nodes, level = paired, level + 1
 
 
-def _tree_stages(leaves: int, levels_per_stage: int) -> int:
+def tree_stages(leaves: int, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> int:
+    """Register stages `adder_tree` puts on a tree of `leaves` leaves."""
     n, level, stages = leaves, 0, 0
     while True:
         if n == 1 or (level and level % levels_per_stage == 0):
@@ -197,7 +198,7 @@ class DenseConvLayer(wiring.Component):
 
     def pipeline_stages(self) -> int:
         """Registers from the issue to the LIF unit's input: read, window, adder tree."""
-        return 2 + _tree_stages(self.geometry.fan_in) - 1
+        return 2 + tree_stages(self.geometry.fan_in) - 1
 
     def elaborate(self, platform):
         m = Module()
@@ -449,4 +450,4 @@ def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None 
 def pipeline_latency(geometry: ConvGeometry) -> int:
     """Cycles from an issue to its beat leaving the output FIFO: line-buffer read, window,
     the adder tree's registers, the LIF unit's two stages, the FIFO's two."""
-    return 2 + _tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+    return 2 + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2

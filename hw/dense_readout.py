@@ -18,7 +18,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.dense_conv import _tree_stages, adder_tree, check_weights, tap_value
+from hw.dense_conv import tree_stages, adder_tree, check_weights, tap_value
 from hw.geometry import DenseGeometry, check_lanes
 from hw.lif import check_int
 from hw.readout import result_layout
@@ -150,7 +150,7 @@ def readout_cycles(channels: int, positions: int, classes: int, lanes: int, step
     """Cycles per image back to back (input at full rate, result taken at once): T·H·W beats of
     F cycles, the drain (the beat register, the ROM read, the tree stages), then FINISH, FIRST, K − 1 argmax cycles, EMIT."""
     F = classes // lanes
-    drain = 2 + _tree_stages(channels, 2)
+    drain = 2 + tree_stages(channels, 2)
     return steps * positions * F + drain + 1 + 1 + max(0, classes - 1) + 1
 
 
