@@ -26,15 +26,16 @@ from ..ops.base import Geometry
 from .base import EngineContext, EngineSpec
 from .memory import Memory, memory_mapping
 
-# Fitted to yosys synth_xilinx of DenseConvLayer (benchmarks/dense_engine.md), rounded up.
-# LUTs: per tap bit (lanes × C·k·k taps × (wbits + 2) bits: the ±w/0 select and its adder
-# bits, about one LUT each) and fixed control; FFs: per tap bit (the tree's registers every
-# two levels) and per lane register bit of the LIF unit.
-TAP_LUTS = 2.2                  # per tap bit with time sharing (F > 1: the weight is a mux over groups)
-TAP_LUTS_CONSTANT = 1.3         # per tap bit at F = 1 (select and add share a LUT)
-TAP_FFS = 0.5
-CONTROL_LUTS, CONTROL_FFS = 300, 200
-LIF_LANE_LUTS, LIF_LANE_FFS = 3, 5  # per lane per membrane/current bit (hw/lif.py: two stages)
+# Fitted to yosys synth_xilinx of DenseConvLayer (benchmarks/dense_engine.md: 16 -> 32 channels,
+# 28x28, stride 2, 4-bit weights, PO = 16 and 8, i.e. F = 2 and 4) and rounded up, so that the
+# estimate stays above synthesis. A tap bit is one of lanes × C·k·k taps × (wbits + 2) bits:
+# the ±w/0 select and its adder bits. Its LUTs grow with F, the groups whose constant weights
+# the tap muxes: TAP_LUTS + TAP_LUTS_PER_GROUP·F, at most TAP_LUTS_MAX (a 16:1 choice and the
+# spike fill one LUT6 per bit). F = 1 and F > 4 are extrapolated.
+TAP_LUTS, TAP_LUTS_PER_GROUP, TAP_LUTS_MAX = 0.55, 0.22, 2.2
+TAP_FFS = 0.33                   # the tree's registers every two levels
+CONTROL_LUTS, CONTROL_FFS = 600, 500
+LIF_LANE_LUTS, LIF_LANE_FFS = 3, 2  # per lane per current + membrane bit (hw/lif.py: two stages)
 
 
 def conv_geometry(ctx: EngineContext) -> ConvGeometry:
@@ -110,7 +111,7 @@ class SpikingDenseEngine(EngineSpec):
 
     def estimate(self, ctx: EngineContext, memories) -> dict:
         g = conv_geometry(ctx)
-        per_tap = TAP_LUTS if ctx.groups > 1 else TAP_LUTS_CONSTANT
+        per_tap = min(TAP_LUTS + TAP_LUTS_PER_GROUP * ctx.groups, TAP_LUTS_MAX)
         maps = [memory_mapping(m) for m in memories]
         window = g.kernel * g.kernel * g.in_channels * 2
         luts = CONTROL_LUTS + per_tap * tap_bits(ctx) + LIF_LANE_LUTS * ctx.lanes * self.lane_bits(ctx)
