@@ -47,6 +47,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _channel_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"must be three ints >= 1 separated by commas (e.g. 16,32,32), not {text!r}")
+    return values
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1e6), not {text!r}")
+    return value
+
+
 def _bounded_int(maximum: int):
     def parse(text: str) -> int:
         try:
@@ -105,6 +125,19 @@ def _parser() -> argparse.ArgumentParser:
                        "two residual blocks, identity and projection shortcuts (default: %(default)s)")
     train.add_argument("--width", type=_positive_int, default=None, help="channels of the first conv; the "
                        "others have 2x (chain) or 2x and 4x (resnet) as many (default: 32 chain, 16 resnet)")
+    train.add_argument("--channels", type=_channel_list, default=None, metavar="C1,C2,C3",
+                       help="chain only: output channels of the three convs, e.g. 16,32,32 (overrides --width)")
+    train.add_argument("--rate-penalty", type=_non_negative_float, default=0.0, metavar="LAMBDA",
+                       help="add LAMBDA x (mean firing rate |s| over every spiking neuron and step) to the loss: "
+                       "fewer events for the event-driven engines (default: %(default)s); the log reports "
+                       "events per training image each epoch")
+    train.add_argument("--wbits", type=_bounded_int(16), default=None, metavar="N",
+                       help="quantisation-aware training for gen's N-bit weights (2-16): the last --qat-epochs "
+                       "epochs freeze BatchNorm statistics and train the folded weights rounded to gen's "
+                       "per-channel power-of-two grid (straight-through). The checkpoint stays float and "
+                       "records wbits in its meta, which gen build takes as its default --wbits")
+    train.add_argument("--qat-epochs", type=_positive_int, default=None, metavar="K",
+                       help="with --wbits: epochs trained quantised, at the end (default: a third of --epochs)")
     train.add_argument("--weight-decay", type=float, default=5e-4, help="default: %(default)s")
     train.add_argument("--label-smoothing", type=float, default=0.1, help="default: %(default)s")
     train.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the "
@@ -184,12 +217,14 @@ def _train(args, argv) -> int:
                          batch_size=args.batch_size, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, augment=not args.no_augment,
                          surrogate=args.surrogate, ema=args.ema, seed=args.seed, train_limit=args.train_limit,
-                         heldout_limit=args.heldout_limit, threads=args.threads)
+                         heldout_limit=args.heldout_limit, threads=args.threads, channels=args.channels,
+                         rate_penalty=args.rate_penalty, wbits=args.wbits, qat_epochs=args.qat_epochs)
 
     def on_epoch(r):
         if not args.json:
             print(f"epoch {r.epoch}/{config.epochs}: loss {r.loss:.4f}  train acc {r.train_accuracy:.4f}  "
-                  f"held-out acc {r.heldout_accuracy:.4f}  ({r.seconds:.0f} s)", flush=True)
+                  f"held-out acc {r.heldout_accuracy:.4f}{f' ({config.wbits}-bit)' if r.quantised else ''}  "
+                  f"events/image {r.events_per_image:,.0f}  ({r.seconds:.0f} s)", flush=True)
 
     start = time.perf_counter()
     model, history = train(config, data_dir=args.data, progress=not (args.quiet or args.json), on_epoch=on_epoch)
@@ -208,13 +243,20 @@ def _train(args, argv) -> int:
         "train_seconds": round(seconds, 1),
         "train_config": config_dict(config),
         "history": [{"epoch": r.epoch, "loss": round(r.loss, 5), "train_accuracy": round(r.train_accuracy, 5),
-                     "heldout_accuracy": r.heldout_accuracy, "seconds": round(r.seconds, 1)} for r in history],
+                     "heldout_accuracy": r.heldout_accuracy, "seconds": round(r.seconds, 1),
+                     "events_per_image": round(r.events_per_image, 1), "quantised": r.quantised} for r in history],
         "torch": torch.__version__,
     }
     # A quick fingerprint for tests: the accuracy on the first 200 held-out images.
     from .evaluate import accuracy
     first_x, first_y = load_mnist(args.data, split="heldout", limit=FINGERPRINT_IMAGES)
     meta["heldout_first_200_accuracy"] = accuracy(model, first_x, first_y)
+    if args.wbits is not None:
+        # gen build quantises with meta["wbits"] unless --wbits says otherwise; heldout_accuracy above
+        # is then the fake-quantised model's (the last epoch's), this one the float model's.
+        held_x, held_y = load_mnist(args.data, split="heldout", limit=args.heldout_limit)
+        meta["wbits"] = args.wbits
+        meta["heldout_float_accuracy"] = accuracy(model, held_x, held_y)
     path = save_checkpoint(model, args.out, meta)
     result = {"checkpoint": str(path), "heldout_accuracy": meta["heldout_accuracy"],
               "heldout_images": meta["heldout_images"], "train_seconds": meta["train_seconds"],

@@ -20,6 +20,7 @@ from .augment import random_affine
 from .data import load_mnist
 from .evaluate import accuracy
 from .model import SpikingNet, build_model
+from .qat import FakeQuantised, fake_quant_forward, freeze_batchnorm
 from .surrogate import SURROGATES
 from .zoo import MNIST_ARCHS
 
@@ -48,6 +49,10 @@ class TrainConfig:
     heldout_limit: int | None = None    # first N held-out images for the per-epoch log
     threads: int = 2
     arch_name: str = "chain"            # a key of snn.zoo.MNIST_ARCHS: "chain" (mnist_arch) or "resnet"
+    channels: tuple[int, ...] | None = None  # chain only: channels of each conv (overrides width)
+    rate_penalty: float = 0.0           # λ: loss += λ · mean firing rate (|s|) over every spiking neuron
+    wbits: int | None = None            # train the last qat_epochs against gen's wbits-bit grid (snn.qat)
+    qat_epochs: int | None = None       # default with wbits: a third of the epochs (at least 1)
 
     def __post_init__(self):
         for name in ("timesteps", "width", "epochs", "batch_size", "threads"):
@@ -72,10 +77,40 @@ class TrainConfig:
             raise ValueError(f"arch_name must be one of {sorted(MNIST_ARCHS)}, not {self.arch_name!r}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {self.surrogate!r}")
+        if self.channels is not None:
+            if self.arch_name != "chain":
+                raise ValueError(f"channels applies to the chain arch only, not {self.arch_name!r}")
+            if (not isinstance(self.channels, tuple) or not self.channels
+                    or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.channels)):
+                raise ValueError(f"channels must be a non-empty tuple of ints >= 1, not {self.channels!r}")
+        if (isinstance(self.rate_penalty, bool) or not isinstance(self.rate_penalty, (int, float))
+                or not 0 <= self.rate_penalty < 1e6):
+            raise ValueError(f"rate_penalty must be a number in [0, 1e6), not {self.rate_penalty!r}")
+        if self.wbits is not None and (isinstance(self.wbits, bool) or not isinstance(self.wbits, int)
+                                       or not 2 <= self.wbits <= 16):
+            raise ValueError(f"wbits must be None or an int between 2 and 16, not {self.wbits!r}")
+        if self.qat_epochs is not None:
+            if self.wbits is None:
+                raise ValueError("qat_epochs needs wbits (quantisation-aware training)")
+            if isinstance(self.qat_epochs, bool) or not isinstance(self.qat_epochs, int) \
+                    or not 1 <= self.qat_epochs <= self.epochs:
+                raise ValueError(f"qat_epochs must be an int between 1 and epochs ({self.epochs}), "
+                                 f"not {self.qat_epochs!r}")
+        if self.wbits is not None and self.neuron not in ("ternary", "binary"):
+            raise ValueError(f"wbits (quantisation-aware training) needs a spiking neuron, not {self.neuron!r}")
+
+    @property
+    def first_qat_epoch(self) -> int | None:
+        """The epoch (1-based) from which training sees the quantised model; None without wbits."""
+        if self.wbits is None:
+            return None
+        qat = self.qat_epochs if self.qat_epochs is not None else max(1, self.epochs // 3)
+        return self.epochs - qat + 1
 
     def arch(self) -> dict:
+        extra = {} if self.channels is None else {"channels": self.channels}
         return MNIST_ARCHS[self.arch_name](neuron=self.neuron, timesteps=self.timesteps, width=self.width,
-                                           amplitude=self.amplitude)
+                                           amplitude=self.amplitude, **extra)
 
 
 @dataclass
@@ -85,12 +120,35 @@ class EpochResult:
     train_accuracy: float     # on the augmented training batches, in training mode
     heldout_accuracy: float   # eval mode, on the held-out images (or the first heldout_limit)
     seconds: float
+    events_per_image: float = 0.0  # non-zero spikes per training image over all steps and spiking layers
+    quantised: bool = False        # trained and measured as the fake-quantised model (snn.qat)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     order = torch.randperm(n, generator=generator)
     for lo in range(0, n, batch_size):
         yield order[lo:lo + batch_size]
+
+
+def _spike_recorder(model) -> tuple[list, list]:
+    """Forward hooks that keep the spikes s (not a·s; with gradients) of every LIF in the last forward."""
+    recorded = []
+
+    def hook(module, inputs, output):
+        # a·s / a is s exactly (x/x = 1 in IEEE arithmetic), and its gradient w.r.t. a is 0: the
+        # rate penalty must lower firing, not shrink the amplitude.
+        if module.training:  # not while measuring held-out accuracy
+            recorded.append(output if module.amplitude is None else output / module.amplitude)
+    return recorded, [m.register_forward_hook(hook) for m in model.lif_layers().values()]
+
+
+def _firing(spikes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean |s| over every spiking neuron and step, with gradients; total |s| without)."""
+    if not spikes:
+        zero = torch.zeros(())
+        return zero, zero
+    total = sum(s.abs().sum() for s in spikes)
+    return total / sum(s.numel() for s in spikes), total.detach()
 
 
 def train(config: TrainConfig, data_dir=None, progress: bool = False,
@@ -113,11 +171,16 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
     if config.ema:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+    recorded, hooks = _spike_recorder(model)
+    first_qat = config.first_qat_epoch
     history = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        quantised = first_qat is not None and epoch >= first_qat
+        if quantised:  # gen folds BN with its running statistics: freeze them, as the grid needs them
+            freeze_batchnorm(model)
+        total_loss, correct, seen, events = 0.0, 0, 0, 0.0
         batches = _batches(len(images), config.batch_size, generator)
         if progress:
             from tqdm import tqdm
@@ -127,8 +190,16 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
             x, y = images[index], labels[index]
             if config.augment:
                 x = random_affine(x, generator, config.shift, config.degrees, config.scale)
-            logits = model(x)
+            recorded.clear()
+            if quantised:
+                logits, spikes = fake_quant_forward(model, x, config.wbits)
+            else:
+                logits, spikes = model(x), list(recorded)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            rate, fired = _firing(spikes)
+            if config.rate_penalty:
+                loss = loss + config.rate_penalty * rate
+            events += float(fired)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -140,16 +211,20 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
             seen += len(y)
             if progress:
                 batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-        held = accuracy(model if averaged is None else averaged.module, held_x, held_y)
-        result = EpochResult(epoch, total_loss / seen, correct / seen, held, time.perf_counter() - start)
+        measured = model if averaged is None else averaged.module
+        held = accuracy(FakeQuantised(measured, config.wbits) if quantised else measured, held_x, held_y)
+        result = EpochResult(epoch, total_loss / seen, correct / seen, held, time.perf_counter() - start,
+                             events_per_image=events / seen, quantised=quantised)
         log.info("epoch %d: %s", epoch, result)
         history.append(result)
         if on_epoch is not None:
             on_epoch(result)
+    for hook in hooks:
+        hook.remove()
     final = model if averaged is None else averaged.module
     final.eval()
     return final, history
 
 
 def config_dict(config: TrainConfig) -> dict:
-    return dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

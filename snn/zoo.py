@@ -32,10 +32,11 @@ def _check_positive_int(name: str, value) -> None:
 
 
 def mnist_arch(neuron: str = "ternary", timesteps: int = 2, width: int = 32, amplitude: bool = True,
-               tau_shift: int = 2, v_threshold: float = 1.0) -> dict:
+               tau_shift: int = 2, v_threshold: float = 1.0, channels: tuple[int, int, int] | None = None) -> dict:
     """conv(1→w, s1) → conv(w→2w, s2) → conv(2w→2w, s2), each + BN + LIF, then a linear readout.
 
     Neurons per image: w·784 + 2w·196 + 2w·49 (w = 32: 40,768), all 3×3 kernels with padding 1.
+    `channels` = (c1, c2, c3) sets the three convs' output channels instead (e.g. (16, 32, 32)).
     """
     if neuron not in (*NEURONS, "relu"):
         raise ValueError(f"neuron must be one of {[*NEURONS, 'relu']}, not {neuron!r}")
@@ -47,8 +48,12 @@ def mnist_arch(neuron: str = "ternary", timesteps: int = 2, width: int = 32, amp
     lif = {"type": "relu"} if neuron == "relu" else {
         "type": "lif", "neuron": neuron, "tau_shift": tau_shift, "v_threshold": v_threshold,
         "amplitude": amplitude, "mpbn": False}
+    if channels is not None:
+        if (not isinstance(channels, (tuple, list)) or len(channels) != 3
+                or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)):
+            raise ValueError(f"channels must be three ints >= 1 (one per conv), not {channels!r}")
     layers = []
-    channels = [1, width, 2 * width, 2 * width]
+    channels = [1, *channels] if channels is not None else [1, width, 2 * width, 2 * width]
     strides = [1, 2, 2]
     for i, stride in enumerate(strides, start=1):
         layers += [
