@@ -36,7 +36,7 @@ def run_dense_conv(geometry, lanes, kind="ternary", steps=2, testcase="dense_con
 @pytest.mark.parametrize("geometry,lanes,kind,binary_input,idle,backpressure", [
     (conv(3, 6, 5, 4, 1), 2, "ternary", False, 0.3, 0.4),
     (conv(2, 7, 6, 4, 2), 4, "binary", True, 0.5, 0.2),
-    (conv(2, 6, 6, 6, 2, padding=0), 1, "ternary", False, 0.2, 0.5),
+    pytest.param(conv(2, 6, 6, 6, 2, padding=0), 1, "ternary", False, 0.2, 0.5, marks=pytest.mark.slow),
 ])
 def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, backpressure):
     result = run_dense_conv(geometry, lanes, kind, binary_input=binary_input, idle=idle,
@@ -44,7 +44,8 @@ def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, ba
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2), (conv(2, 8, 8, 6, 2), 3)])
+@pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2),
+                                            pytest.param(conv(2, 8, 8, 6, 2), 3, marks=pytest.mark.slow)])
 def test_dense_conv_cycles_match_schedule(geometry, lanes, tmp_path):
     result = run_dense_conv(geometry, lanes, testcase="dense_conv_cycles", tmp_path=tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())

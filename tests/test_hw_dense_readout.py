@@ -26,7 +26,7 @@ def run_readout(channels, height, width, classes, lanes, steps, testcase="dense_
                          seed, testcase=testcase)
 
 
-@pytest.mark.parametrize("lanes,binary_input", [(2, False), (5, True)])
+@pytest.mark.parametrize("lanes,binary_input", [(2, False), pytest.param(5, True, marks=pytest.mark.slow)])
 def test_dense_readout_matches_golden(lanes, binary_input):
     assert run_readout(4, 3, 3, 10, lanes, 2, binary_input=binary_input, idle=0.3, backpressure=0.5).failed == 0
 
