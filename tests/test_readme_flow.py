@@ -2,7 +2,7 @@
 
     python -m gen build MODEL --board pynq-z2 --out build/X
     python -m sim run build/X --images 2
-    python -m host infer build/X --images 2 --sim
+    python -m sim infer build/X --images 2
     python -m gen deploy build/X
 
 Each command is a subprocess with cwd = the repository root (the testbenches run in other
@@ -54,7 +54,7 @@ def test_the_readme_flow_runs_from_the_repository_root_with_relative_paths(folde
     report = json.loads((REPO / out / "sim_report.json").read_text())
     assert report["bit_exact"] and report["results"] == 2
 
-    inferred = tern("host", "infer", out, "--images", 2, "--sim", "--json")
+    inferred = tern("sim", "infer", out, "--images", 2, "--json")
     assert inferred.returncode == 0, inferred.stderr
     result = json.loads(inferred.stdout)
     assert result["images"] == 2 and result["simulated"] and result["counters"]["images_out"] == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gen.build import build_from_ir
 from gen.random_net import random_network
 from sim.network import simulate_build
 from sim.toolchain import have_icarus
@@ -23,19 +24,7 @@ SIMULATOR = "icarus" if have_icarus() else "verilator"
 
 def build_ir(net, out: Path, lanes=None) -> Path:
     """A build folder for an IR (the generator's steps from `ir` on, without lint and synthesis)."""
-    import gen.build as gb
-    from gen.boards import get_board
-
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = gb.Context(model=out / f"{net.name}.ir", board=get_board("pynq-z2"), out=out, work=out,
-                     lanes=dict(lanes or {}), images=8, wbits=net.wbits, synthesise=False)
-    ctx.state["net"] = net
-    ctx.state["lint"] = {"tool": "skipped: simulation test"}
-    for index, (name, step) in enumerate(gb.STEPS, start=1):
-        if name in ("load", "fold_quantise", "lint"):
-            continue
-        step(ctx, ctx.step_dir(index, name))
-        ctx.steps.append({"name": name, "seconds": 0.0, "outputs": []})
+    build_from_ir(net, "pynq-z2", out, lanes=lanes, images=8, synthesise=False, lint=False)
     return out
 
 

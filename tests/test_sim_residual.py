@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gen.build import build_from_ir
 from gen.frontend import compile_dict
 from gen.plan import SMALLEST_QUEUE_DEPTH
 from gen.random_net import random_checkpoint
@@ -33,19 +34,7 @@ SMALLEST_QUEUES_NETWORK = (16, None, None, "binary")
 
 def build_ir(net, out: Path, queue_depths=None) -> Path:
     """A build folder for an IR (the generator's steps from `ir` on, without lint and synthesis)."""
-    import gen.build as gb
-    from gen.boards import get_board
-
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = gb.Context(model=out / f"{net.name}.ir", board=get_board("pynq-z2"), out=out, work=out,
-                     lanes={}, images=8, wbits=net.wbits, synthesise=False, queue_depths=queue_depths)
-    ctx.state["net"] = net
-    ctx.state["lint"] = {"tool": "skipped: simulation test"}
-    for index, (name, step) in enumerate(gb.STEPS, start=1):
-        if name in ("load", "fold_quantise", "lint"):
-            continue
-        step(ctx, ctx.step_dir(index, name))
-        ctx.steps.append({"name": name, "seconds": 0.0, "outputs": []})
+    build_from_ir(net, "pynq-z2", out, images=8, synthesise=False, lint=False, queue_depths=queue_depths)
     return out
 
 
