@@ -82,6 +82,9 @@ class EngineSpec:
     component: type = object        # the hw class it emits
     max_projections: int = 1        # projections one engine sums (several: an end-of-step join)
     ops: tuple[str, ...] | None = None   # the gen.ops it takes (None: every hardware op)
+    # The neurons its sweep implements; a layer of another neuron (docs/msat.md: if_subtract,
+    # msat) is refused naming it. An engine that adds them declares them here.
+    neurons: tuple[str, ...] = ("ternary", "binary")
     reads_events: bool = True       # its input is a spike event stream (addressed by the source)
     sends_events: bool = True       # its output is a spike event stream (the top queues it)
     owns_input_queue: bool = True   # the component queues its input itself (the top adds none)
@@ -100,6 +103,9 @@ class EngineSpec:
     # ---- plan
     def check_layer(self, layer, where: str) -> None:
         """PlanError for a layer this engine cannot take (beyond its ops)."""
+        if layer.neuron is not None and layer.neuron not in self.neurons:
+            raise PlanError(f"{where}neuron {layer.neuron} has no hardware engine yet: the {self.name} engine "
+                            f"takes {', '.join(self.neurons)} (docs/msat.md)")
         sources = [p.source for p in layer.projections]
         # Two projections from one source are two edges (two input streams, the source forked).
         if len(sources) > self.max_projections:
