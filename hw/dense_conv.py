@@ -196,10 +196,6 @@ class DenseConvLayer(wiring.Component):
         top = oy * g.stride - g.padding
         return max(0, top), min(g.in_height, top + g.kernel)
 
-    def pipeline_stages(self) -> int:
-        """Registers from the issue to the LIF unit's input: read, window, adder tree."""
-        return 2 + tree_stages(self.geometry.fan_in) - 1
-
     def elaborate(self, platform):
         m = Module()
         g, P, F, S = self.geometry, self.lanes, self.groups, self.buffer_rows
