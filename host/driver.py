@@ -161,8 +161,8 @@ class Accelerator:
         try:
             import pynq  # on the board only
         except ImportError:
-            raise TernError("pynq is not installed: the driver loads a bitstream only on a PYNQ board; "
-                            "elsewhere pass overlay= (e.g. sim.board.SimulatedBoard) or use --sim") from None
+            raise TernError("pynq is not installed: the driver loads a bitstream only on a PYNQ board; elsewhere "
+                            "pass overlay= (e.g. sim.board.SimulatedBoard) or run python -m sim infer") from None
         log.info("loading %s", path)
         return pynq.Overlay(str(path))
 

@@ -304,7 +304,7 @@ def test_deployment_holds_what_the_board_needs(build_dir, tmp_path):
     assert record["ready"] is False and record["missing"] == [stem, manifest["files"]["hwh"]]
     assert "Not ready for the board yet" in (folder / "README.md").read_text()
     for name in ("manifest.json", "mnist_inference.ipynb", "host/driver.py", "host/__main__.py",
-                 "data/heldout_images.npy", "data/heldout_labels.npy", "data/golden_classes.npy", "deploy.json"):
+                 "formats/manifest.py", "formats/regmap.py", "formats/heldout.py", "data/heldout_images.npy", "data/heldout_labels.npy", "data/golden_classes.npy", "deploy.json"):
         assert (folder / name).is_file(), name
     images, labels = load_mnist(split="heldout", limit=50)
     assert np.array_equal(np.load(folder / "data" / "heldout_images.npy"), images)
@@ -321,10 +321,11 @@ def test_deployment_holds_what_the_board_needs(build_dir, tmp_path):
             (build_dir / manifest["files"][key]).unlink()
     assert record["ready"] is True and (folder / stem).is_file() and record["heldout_images"] == 30
     assert len(np.load(folder / "data" / "golden_classes.npy")) == 30
-    code = ("import sys, host; print(host.__file__); "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'amaranth', 'cocotb', 'gen', 'snn'}))")
+    code = ("import sys, host, host.cli, formats; print(host.__file__); print(formats.__file__); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'amaranth', 'cocotb', 'gen', 'snn', 'sim'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, check=True)
-    assert out.stdout.splitlines() == [str(folder / "host" / "__init__.py"), "[]"]
+    assert out.stdout.splitlines() == [str(folder / "host" / "__init__.py"), str(folder / "formats" / "__init__.py"),
+                                       "[]"]
     out = host_cli("infer", ".", "--images", 2, cwd=folder)
     try:
         import pynq  # noqa: F401
