@@ -90,3 +90,30 @@ def test_more_lanes_cost_more_luts_and_fewer_cycles_until_the_input_rate_binds()
     cycles = [r[2] for r in rows]
     assert luts == sorted(luts) and cycles == sorted(cycles, reverse=True)
     assert cycles[-1] >= 2 * 8 * 8      # never below T·H·W input beats
+
+
+@pytest.mark.slow
+def test_the_dense_conv_estimate_stays_above_synthesis_and_near_it(tmp_path):
+    """yosys synth_xilinx of a small DenseConvLayer (T = 2: with its membranes) against the
+    cost model: LUTs and FFs above synthesis and within 2x of it, BRAM as mapped."""
+    from amaranth.back import rtlil
+
+    from gen.engines.spiking_dense import SPEC, dense_context
+    from gen.synth import count_cells, synthesise_module
+    from sim.tb.reference import layer_parameters, layer_widths
+
+    g = ConvGeometry(4, 8, 8, 8, 3, 1, 1)
+    p = {"weight_width": 4, "weight_style": "random", "weight_seed": 2, "kind": "ternary"}
+    weights, bias, theta_pos, theta_neg = layer_parameters(g, p)
+    cw, mw = layer_widths(weights, bias, theta_pos, theta_neg, 2, 2)
+    layer = DenseConvLayer(g, weights, bias, theta_pos, theta_neg, leak_shift=2, steps=2, kind="ternary", lanes=4,
+                           weight_width=4, current_width=cw, membrane_width=mw)
+    il = tmp_path / "dense_conv_small.il"
+    il.write_text(rtlil.convert(layer, name="dense_conv_small", emit_src=False))
+    cells, _ = synthesise_module("dense_conv_small", [il], [], tmp_path / "synth", tmp_path)
+    synth = count_cells(cells)
+    ctx = dense_context(g, 4, {"accumulator_bits": cw, "membrane_bits": mw}, 2, 4)
+    estimate = SPEC.estimate(ctx, SPEC.memories(ctx))
+    for key in ("luts", "ffs"):
+        assert synth[key] <= estimate[key] <= 2 * synth[key], (key, synth, estimate)
+    assert estimate["bram36"] == synth["bram36"] and synth["dsps"] == 0
