@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from formats.regmap import MAGIC
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("formats", "snn", "gen", "hw", "sim", "host", "benchmarks")
 
@@ -156,3 +158,12 @@ def test_torch_free_modules_are_known_to_be_torch_free():
 def test_the_checker_sees_an_import(source, expected):
     """The checker itself: a violation it could not see would make the tests above pass vacuously."""
     assert list(imports("host/cli.py", ast.parse(source))) == expected
+
+
+def test_the_magic_number_is_written_down_once():
+    """MAGIC (and so the register map it opens) has one definition, formats/regmap.py: the
+    hardware and the driver import it instead of retyping it."""
+    spellings = (f"0x{MAGIC:08x}", str(MAGIC))
+    found = [path for path, _ in ALL
+             if any(spelling in (REPO / path).read_text().lower() for spelling in spellings)]
+    assert found == ["formats/regmap.py"], found

@@ -23,6 +23,7 @@ from cocotb.triggers import ClockCycles, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
+from formats.regmap import MAGIC
 from sim.runner import tb_params
 from sim.tb.streams import random_pause
 
@@ -84,7 +85,7 @@ async def top_matches_the_golden_model(dut):
     regs = tb.regs
 
     # Identity and constants, as the host driver checks them.
-    assert await regs.read("MAGIC") == 0x5445524E
+    assert await regs.read("MAGIC") == MAGIC
     assert await regs.read("MODEL_ID") == manifest["model"]["model_id"]
     assert await regs.read("REGMAP_VERSION") == manifest["registers"]["version"]
     assert await regs.read("TIMESTEPS") == manifest["timesteps"]
