@@ -36,8 +36,11 @@ class Board:
                 "capacity": self.capacity.to_json(), "description": self.description}
 
 
+# The board modules, imported at module level but after Board and Capacity, which they import.
+from . import pynq_z2  # noqa: E402
+
+
 def _boards() -> dict[str, Board]:
-    from . import pynq_z2
     return {pynq_z2.BOARD.name: pynq_z2.BOARD}
 
 
