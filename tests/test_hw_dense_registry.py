@@ -117,3 +117,17 @@ def test_the_dense_conv_estimate_stays_above_synthesis_and_near_it(tmp_path):
     for key in ("luts", "ffs"):
         assert synth[key] <= estimate[key] <= 2 * synth[key], (key, synth, estimate)
     assert estimate["bram36"] == synth["bram36"] and synth["dsps"] == 0
+
+
+def test_the_dense_engines_refuse_neurons_their_lif_unit_does_not_have():
+    from types import SimpleNamespace
+
+    from gen.errors import PlanError
+    net = network()
+    for name in ("enc", "mid"):
+        layer = net.layer(name)
+        odd = SimpleNamespace(name=name, projections=layer.projections, neuron="if_subtract")  # any other neuron
+        spec = engine_spec(layer.kind, "dense")
+        with pytest.raises(PlanError, match=f"^layer {name!r}: .*if_subtract") as info:
+            spec.check_layer(odd, f"layer {name!r}: ")
+        assert spec.name in str(info.value) and "ternary" in str(info.value)

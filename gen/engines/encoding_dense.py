@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 from hw.dense_encoding import DenseEncodingLayer
+from hw.lif import NEURON_KINDS
 
+from ..errors import PlanError
 from .base import EngineContext, EngineSpec
 from .memory import Memory, memory_mapping
 from .spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
@@ -37,6 +39,12 @@ class EncodingDenseEngine(EngineSpec):
     input_format = "pixels8"         # hw.dense_encoding.wide_pixel_layout(8)
     input_stream = "pixels"
     output_stream = "maps"
+
+    def check_layer(self, layer, where: str) -> None:
+        super().check_layer(layer, where)
+        if layer.neuron not in NEURON_KINDS:
+            raise PlanError(f"{where}the {self.name} engine takes {' or '.join(NEURON_KINDS)} neurons "
+                            f"(hw/lif.py), not {layer.neuron!r}")
 
     def memories(self, ctx: EngineContext):
         g = conv_geometry(ctx)

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from hw.dense_conv import DenseConvLayer, default_buffer_rows, schedule_cycles
 from hw.geometry import ConvGeometry
+from hw.lif import NEURON_KINDS
 
 from ..errors import PlanError
 from ..ops import op_spec_named
@@ -85,8 +86,9 @@ class SpikingDenseEngine(EngineSpec):
 
     def check_layer(self, layer, where: str) -> None:
         super().check_layer(layer, where)
-        if layer.neuron is None:
-            raise PlanError(f"{where}the {self.name} engine needs a spiking neuron")
+        if layer.neuron not in NEURON_KINDS:
+            raise PlanError(f"{where}the {self.name} engine takes {' or '.join(NEURON_KINDS)} neurons "
+                            f"(hw/lif.py), not {layer.neuron!r}")
 
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
         if ctx.geometry.op != "conv2d":
