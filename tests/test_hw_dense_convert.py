@@ -22,6 +22,7 @@ def test_events_to_map_to_events():
     assert run_round_trip("events", 3, 4, 5, 2).failed == 0
 
 
+@pytest.mark.slow
 def test_map_to_events_to_map():
     assert run_round_trip("maps", 5, 3, 3, 3, binary=True).failed == 0
 
