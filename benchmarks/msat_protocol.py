@@ -35,8 +35,11 @@ VARIANTS = {  # name: (method, msat fields)
     "DET only": ("msat", {"rule": "sigmoid", "use_dtt": False, "ladder_steps": 0}),
     "DTT+DET (authors')": ("msat", {"rule": "sigmoid", "ladder_steps": 0}),
     "DTT+DET ladder M=4": ("msat", {"rule": "ladder", "ladder_steps": 4}),
+    # Tern's: the membrane starts at half the first threshold (docs/msat.md §3b)
+    "DTT+DET half start": ("msat", {"rule": "sigmoid", "ladder_steps": 0, "half_start": True}),
+    "DTT+DET ladder M=4 half start": ("msat", {"rule": "ladder", "ladder_steps": 4, "half_start": True}),
 }
-INTEGER = ("if-subtract", "DTT+DET ladder M=4")
+INTEGER = ("if-subtract", "DTT+DET ladder M=4", "DTT+DET ladder M=4 half start")
 
 
 def float_curve(model, images, labels):
@@ -79,6 +82,7 @@ def main():
     parser.add_argument("--int-images", type=int, default=200)
     parser.add_argument("--timesteps", type=int, default=64)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ann, ckpt = load_checkpoint(args.ann)
@@ -86,7 +90,8 @@ def main():
     x, y = load_mnist(None, split="heldout", limit=args.images)
     result = {"ann": args.ann, "images": len(y), "int_images": args.int_images, "timesteps": args.timesteps,
               "ann_accuracy": accuracy(ann, x, y), "variants": {}}
-    for name, (method, fields) in VARIANTS.items():
+    for name in args.variants.split(","):
+        method, fields = VARIANTS[name]
         start = time.process_time()
         arch, state, facts = convert(ckpt, method, args.timesteps, 0.9999, calib, fields)
         model = build_model(arch)

@@ -89,6 +89,8 @@ def _converted_ranges(layer, currents, timesteps):
     state = [(0, 0)]
     for c, (i_lo, i_hi) in enumerate(currents):
         r_lo = r_hi = s_lo = s_hi = 0
+        if layer.tables.half_start:
+            r_lo = r_hi = int(layer.theta_pos[c]) >> 1
         for t in range(timesteps):
             u_lo, u_hi = r_lo + i_lo, r_hi + i_hi
             per_step[t].append((u_lo, u_hi))

@@ -321,7 +321,7 @@ def converted_layer(op: Converted, name: str, kind: str, shape, projections, bia
     from snn.msat import ladder_tables
     lut_d, lut_x, ladder_z = ladder_tables(f)
     tables = FloatTables(ladder_steps=f["ladder_steps"], lut_half=f["lut_half"], lut_d=lut_d, lut_x=lut_x,
-                         ladder_z=ladder_z, d_bits=np.full(c, f["d_bits"]), x_bits=np.full(c, f["x_bits"]), fields=f)
+                         ladder_z=ladder_z, half_start=f["half_start"], d_bits=np.full(c, f["d_bits"]), x_bits=np.full(c, f["x_bits"]), fields=f)
     return FloatLayer(name=name, kind=kind, shape=shape, projections=tuple(projections), bias=bias, neuron="msat",
                       theta_pos=np.ones(c), theta_neg=None, leak_shift=0, lif_name=op.name, tables=tables)
 

@@ -114,6 +114,14 @@ def msat_step(R_prev: np.ndarray, S_prev: np.ndarray, I: np.ndarray, t: int, lay
     return s, m.astype(np.int8), R, S_prev + R
 
 
+def initial_residual(layer: Layer, n: int) -> np.ndarray:
+    """R^{-1}: 0, or Θ >> 1 for an msat layer with half_start (docs/msat.md §3b)."""
+    R = np.zeros((n,) + layer.shape, np.int64)
+    if layer.tables is not None and layer.tables.half_start:
+        R += _per_channel(layer.theta_pos >> 1, R.ndim)
+    return R
+
+
 def spike_values(layer: Layer, s: np.ndarray, m: np.ndarray | None) -> np.ndarray:
     """What the next layer's synapses multiply: s, or s << (M − m) for an msat layer (its events carry m)."""
     if layer.neuron != "msat":
@@ -179,7 +187,7 @@ def _run_chunk(net: Network, images: np.ndarray, record: bool, record_membranes:
     encoding = net.layers[0]
     # Direct encoding: the pixels are the same at every step, so the first current is too.
     encoding_current = layer_currents(encoding, {INPUT: images})
-    residual = {layer.name: np.zeros((n,) + layer.shape, np.int64) for layer in net.layers[:-1]}
+    residual = {layer.name: initial_residual(layer, n) for layer in net.layers[:-1]}
     logits = np.zeros((n, net.num_classes), np.int64)
     spikes = {layer.name: np.zeros((n, T) + layer.shape, np.int8) for layer in net.layers[:-1]} if record else {}
     membranes = {layer.name: np.zeros((n, T) + layer.shape, np.int64) for layer in net.layers[:-1]} if record_membranes else {}

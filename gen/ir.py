@@ -107,20 +107,23 @@ class NeuronTables:
     ladder_z: np.ndarray | None = None
     d_shift: np.ndarray | None = None
     x_shift: np.ndarray | None = None
+    half_start: bool = False     # msat: R^{-1} = Θ >> 1 instead of 0
 
     ARRAYS = ("amplitude", "lut_d", "lut_x", "ladder_z", "d_shift", "x_shift")
 
     def check(self, where: str, neuron: str, channels: int) -> "NeuronTables":
         """A validated copy (read-only int64 arrays) for a layer of `channels` channels."""
-        if not isinstance(self.signed, bool):
-            raise TypeError(f"{where}tables.signed must be a bool, not {self.signed!r}")
+        for flag in ("signed", "half_start"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{where}tables.{flag} must be a bool, not {getattr(self, flag)!r}")
         _check_int(f"{where}tables.ladder_steps", self.ladder_steps, 0, MAX_LADDER_STEPS)
         if neuron == "if_subtract":
             for field in self.ARRAYS[1:]:
                 if getattr(self, field) is not None:
                     raise ValueError(f"{where}tables.{field} must be None for an if_subtract neuron")
-            if self.ladder_steps != 0 or self.lut_half != 0:
-                raise ValueError(f"{where}tables.ladder_steps and lut_half must be 0 for an if_subtract neuron")
+            if self.ladder_steps != 0 or self.lut_half != 0 or self.half_start:
+                raise ValueError(f"{where}tables.ladder_steps, lut_half and half_start must be 0 for an "
+                                 "if_subtract neuron")
             amplitude = int_array(f"{where}tables.amplitude", self.amplitude, (channels,))
             if amplitude.size and int(amplitude.min()) < 1:
                 raise ValueError(f"{where}tables.amplitude must be >= 1 in every channel, not {amplitude.tolist()!r}")
@@ -142,13 +145,13 @@ class NeuronTables:
             if arrays[field].size and int(np.abs(arrays[field]).max()) > MAX_TABLE_SHIFT:
                 raise ValueError(f"{where}tables.{field} must lie in [-{MAX_TABLE_SHIFT}, {MAX_TABLE_SHIFT}], "
                                  f"not {arrays[field].tolist()!r}")
-        return NeuronTables(ladder_steps=m, lut_half=h, **arrays)
+        return NeuronTables(ladder_steps=m, lut_half=h, half_start=self.half_start, **arrays)
 
 
 def same_tables(a: "NeuronTables | None", b: "NeuronTables | None") -> bool:
     if a is None or b is None:
         return a is b
-    return ((a.signed, a.ladder_steps, a.lut_half) == (b.signed, b.ladder_steps, b.lut_half)
+    return ((a.signed, a.ladder_steps, a.lut_half, a.half_start) == (b.signed, b.ladder_steps, b.lut_half, b.half_start)
             and all(_same_array(getattr(a, f), getattr(b, f)) for f in NeuronTables.ARRAYS))
 
 

@@ -51,7 +51,7 @@ def _arrays_and_structure(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
                 entry[field] = key
         if layer.tables is not None:  # only then: version-1 networks keep their files and model ID
             tables = {"signed": layer.tables.signed, "ladder_steps": layer.tables.ladder_steps,
-                      "lut_half": layer.tables.lut_half}
+                      "lut_half": layer.tables.lut_half, "half_start": layer.tables.half_start}
             for field in NeuronTables.ARRAYS:
                 value = getattr(layer.tables, field)
                 tables[field] = None if value is None else f"{layer.name}.tables.{field}"
@@ -189,6 +189,7 @@ def _tables(entry, array, json_path) -> NeuronTables | None:
     if not isinstance(entry, dict):
         raise IRFileError(f"{json_path}: tables must be an object or null, not {entry!r}")
     return NeuronTables(signed=entry["signed"], ladder_steps=entry["ladder_steps"], lut_half=entry["lut_half"],
+                        half_start=entry["half_start"],
                         **{field: array(entry[field]) for field in NeuronTables.ARRAYS})
 
 

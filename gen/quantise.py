@@ -143,7 +143,8 @@ def _neuron_tables(layer: FloatLayer, exps: np.ndarray) -> NeuronTables | None:
         raise ModelError(f"{where(layer.name)}channel {c}: scale exponent {int(exps[c])} is below the ladder's "
                          f"{t.ladder_steps} steps, so Θ >> m would not be exact (fewer --ladder-steps or more weight bits)")
     return NeuronTables(ladder_steps=t.ladder_steps, lut_half=t.lut_half, lut_d=t.lut_d, lut_x=t.lut_x,
-                        ladder_z=t.ladder_z, d_shift=exps - t.d_bits, x_shift=exps - t.x_bits)
+                        ladder_z=t.ladder_z, d_shift=exps - t.d_bits, x_shift=exps - t.x_bits,
+                        half_start=t.half_start)
 
 
 def quantise(net: FloatNetwork, wbits: int = DEFAULT_WBITS) -> Network:

@@ -85,7 +85,7 @@ def _converted_fields(rng, neuron: str, typical: np.ndarray) -> dict:
     tables = NeuronTables(ladder_steps=m, lut_half=half,
                           lut_d=rng.integers(-1200, 1201, 2 * half), lut_x=rng.integers(-1200, 1201, 2 * half),
                           ladder_z=ladder_z, d_shift=rng.integers(-3, 7, channels),
-                          x_shift=rng.integers(-3, 7, channels))
+                          x_shift=rng.integers(-3, 7, channels), half_start=bool(rng.random() < 0.5))
     return {"theta_pos": theta_pos, "theta_neg": None, "tables": tables}
 
 

@@ -42,6 +42,7 @@ class FloatTables:
     lut_d: np.ndarray | None = None
     lut_x: np.ndarray | None = None
     ladder_z: np.ndarray | None = None
+    half_start: bool = False
     d_bits: np.ndarray | None = None
     x_bits: np.ndarray | None = None
     fields: dict | None = None     # the checkpoint's msat/if_subtract layer dict (before quantisation)
@@ -96,6 +97,7 @@ def fake_quantised(net: Network) -> FloatNetwork:
             tables = FloatTables(
                 amplitude=None if t.amplitude is None else per_out(t.amplitude, 1), signed=t.signed,
                 ladder_steps=t.ladder_steps, lut_half=t.lut_half, lut_d=t.lut_d, lut_x=t.lut_x, ladder_z=t.ladder_z,
+                half_start=t.half_start,
                 d_bits=None if t.d_shift is None else layer.scale_exp - t.d_shift,
                 x_bits=None if t.x_shift is None else layer.scale_exp - t.x_shift)
         layers.append(FloatLayer(
@@ -210,7 +212,8 @@ def make_reference_model(net: "FloatNetwork | Network"):
 
             Returns (s, value for the next layer, ladder index m or None)."""
             tables = layer.tables
-            r = residual.get(layer.name, torch.zeros_like(current))
+            start = 0.5 * self._channel(getattr(self, f"l{li}_theta_pos"), current.ndim) if tables.half_start else 0.0
+            r = residual.get(layer.name, torch.zeros_like(current) + start)
             u = r + current
             if layer.neuron == "if_subtract":
                 balance = extra.get(layer.name, torch.zeros_like(current))

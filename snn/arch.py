@@ -35,7 +35,8 @@ LAYER_FIELDS: dict[str, dict[str, Any]] = {
     "if_subtract": {"lambda": _REQUIRED, "signed": True},
     "msat": {"lambda": _REQUIRED, "rule": "sigmoid", "use_dtt": True, "use_det": True,
              "alpha": 0.3, "ka": 1.0, "ki": 1.0, "C": 5.0, "tau_mp": 0.2, "tau_rd": 0.1,
-             "ladder_steps": 0, "d_bits": 3, "x_bits": 3, "lut_half": 32, "z_bits": 8},
+             "ladder_steps": 0, "d_bits": 3, "x_bits": 3, "lut_half": 32, "z_bits": 8,
+             "half_start": False},
 }
 # Activations: a spiking neuron (lif, or a converted neuron), or an ANN's ReLU.
 SPIKING_LAYER_TYPES = ("lif", "if_subtract", "msat")
@@ -165,7 +166,7 @@ def _check_converted(layer: dict) -> None:
         return
     if layer["rule"] not in MSAT_RULES:
         raise ArchError(f"{_where(layer, 'rule')} must be one of {list(MSAT_RULES)}, not {layer['rule']!r}")
-    for field in ("use_dtt", "use_det"):
+    for field in ("use_dtt", "use_det", "half_start"):
         _check_bool(layer, field)
     if not (layer["use_dtt"] or layer["use_det"]):
         raise ArchError(f"{_where(layer)}: an msat neuron needs use_dtt or use_det (a constant threshold "

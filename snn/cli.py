@@ -172,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
                     "authors' float rule (default: %(default)s)")
     cv.add_argument("--ladder-steps", type=_bounded_int(16), default=4, help="M, rungs below the top "
                     "(msat ladder; default: %(default)s)")
+    cv.add_argument("--half-start", action="store_true", help="msat membranes start at half the first "
+                    "threshold (Tern's; the authors' start at 0)")
     cv.add_argument("--no-dtt", action="store_true", help="msat without the dynamic tracking threshold")
     cv.add_argument("--no-det", action="store_true", help="msat without the dynamic evoked threshold")
     for flag, default in (("alpha", 0.3), ("ka", 1.0), ("ki", 1.0), ("C", 5.0), ("tau-mp", 0.2), ("tau-rd", 0.1)):
@@ -283,7 +285,7 @@ def _convert(args, argv) -> int:
     ann_stages(ckpt["arch"], ckpt["state_dict"])  # refuse a model it cannot convert before any work
     images, _ = load_mnist(args.data, split="train", limit=args.calibration_images)
     msat_fields = {"rule": args.rule, "ladder_steps": args.ladder_steps if args.rule == "ladder" else 0,
-                   "use_dtt": not args.no_dtt, "use_det": not args.no_det, "alpha": args.alpha, "ka": args.ka,
+                   "use_dtt": not args.no_dtt, "use_det": not args.no_det, "half_start": args.half_start, "alpha": args.alpha, "ka": args.ka,
                    "ki": args.ki, "C": args.C, "tau_mp": args.tau_mp, "tau_rd": args.tau_rd}
     bar = None
     if not (args.quiet or args.json):

@@ -145,7 +145,9 @@ class MSATNeuron(ConvertedNeuron):
         return torch.sigmoid(z)
 
     def spikes(self, current):
-        r = torch.zeros_like(current[0])
+        # half_start: the membrane starts at θ(0)/2 (Tern's choice, docs/msat.md §3b; the authors'
+        # code has it commented out): the first spikes round instead of flooring.
+        r = torch.full_like(current[0], 0.5 if self.fields.get("half_start") else 0.0)
         total = torch.zeros_like(current[0])  # Σ of the post-reset membranes so far
         out, amplitudes = [], []
         for t in range(current.shape[0]):
