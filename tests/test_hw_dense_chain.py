@@ -13,5 +13,6 @@ def test_dense_engines_chain_bit_exact_with_golden():
     from sim.tb.dense_chain import build
     config = {"net_seed": 3, "steps": 2, "lanes": {"enc": 2, "mid": 3, "out": 1}}
     params = dict(config, images=6, idle=0.3, backpressure=0.3)
-    assert run_component(build(config)[1], "dense_chain", "sim.tb.dense_chain", params, config,
-                         "verilator", testcase="dense_chain_matches_golden").failed == 0
+    result = run_component(build(config)[1], "dense_chain", "sim.tb.dense_chain", params, config,
+                           "verilator", testcase="dense_chain_matches_golden")
+    assert result.passed == ("dense_chain_matches_golden",)

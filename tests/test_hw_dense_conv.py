@@ -41,7 +41,7 @@ def run_dense_conv(geometry, lanes, kind="ternary", steps=2, testcase="dense_con
 def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, backpressure):
     result = run_dense_conv(geometry, lanes, kind, binary_input=binary_input, idle=idle,
                             backpressure=backpressure)
-    assert result.failed == 0
+    assert result.passed == ("dense_conv_matches_reference",)
 
 
 @pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2),
@@ -49,7 +49,8 @@ def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, ba
 def test_dense_conv_cycles_match_schedule(geometry, lanes, tmp_path):
     result = run_dense_conv(geometry, lanes, testcase="dense_conv_cycles", tmp_path=tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert result.failed == 0 and report["measured_cycles"] == report["model_cycles"] > 0
+    assert result.passed == ("dense_conv_cycles",)
+    assert report["measured_cycles"] == report["model_cycles"] > 0
 
 
 @pytest.mark.slow
@@ -59,7 +60,8 @@ def test_dense_conv_cycles_match_schedule(geometry, lanes, tmp_path):
     (conv(2, 5, 7, 4, 1, kernel=5, padding=2), 2, "binary", 2),
 ])
 def test_dense_conv_sweep(geometry, lanes, kind, steps):
-    assert run_dense_conv(geometry, lanes, kind, steps, images=4, idle=0.3, backpressure=0.3).failed == 0
+    result = run_dense_conv(geometry, lanes, kind, steps, images=4, idle=0.3, backpressure=0.3)
+    assert result.passed == ("dense_conv_matches_reference",)
 
 
 def schedule(c, h, w, o, stride, lanes, steps=1, images=1):

@@ -19,12 +19,12 @@ def run_round_trip(direction, channels, height, width, steps, binary=False, seed
 
 
 def test_events_to_map_to_events():
-    assert run_round_trip("events", 3, 4, 5, 2).failed == 0
+    assert run_round_trip("events", 3, 4, 5, 2).passed == ("events_round_trip",)
 
 
 @pytest.mark.slow
 def test_map_to_events_to_map():
-    assert run_round_trip("maps", 5, 3, 3, 3, binary=True).failed == 0
+    assert run_round_trip("maps", 5, 3, 3, 3, binary=True).passed == ("maps_round_trip",)
 
 
 @pytest.mark.parametrize("make,message", [

@@ -29,11 +29,13 @@ GEOMETRY = {"kind": "conv", "in_channels": 1, "in_height": 8, "in_width": 8, "ou
 
 
 def test_dense_encoding_matches_golden():
-    assert run_encoding(GEOMETRY, 2, "ternary", 2, idle=0.3, backpressure=0.4).failed == 0
+    assert run_encoding(GEOMETRY, 2, "ternary", 2, idle=0.3, backpressure=0.4).passed == \
+        ("dense_encoding_matches_reference",)
 
 
 def test_dense_encoding_period_matches_the_schedule(tmp_path):
-    assert run_encoding(GEOMETRY, 2, "ternary", 2, testcase="dense_encoding_cycles", tmp_path=tmp_path).failed == 0
+    result = run_encoding(GEOMETRY, 2, "ternary", 2, testcase="dense_encoding_cycles", tmp_path=tmp_path)
+    assert result.passed == ("dense_encoding_cycles",)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["periods"][1:] == [report["model_cycles"]] * 2
 

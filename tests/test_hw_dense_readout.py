@@ -28,11 +28,13 @@ def run_readout(channels, height, width, classes, lanes, steps, testcase="dense_
 
 @pytest.mark.parametrize("lanes,binary_input", [(2, False), pytest.param(5, True, marks=pytest.mark.slow)])
 def test_dense_readout_matches_golden(lanes, binary_input):
-    assert run_readout(4, 3, 3, 10, lanes, 2, binary_input=binary_input, idle=0.3, backpressure=0.5).failed == 0
+    result = run_readout(4, 3, 3, 10, lanes, 2, binary_input=binary_input, idle=0.3, backpressure=0.5)
+    assert result.passed == ("dense_readout_matches_reference",)
 
 
 def test_dense_readout_cycles_match_the_model(tmp_path):
-    assert run_readout(4, 3, 3, 10, 2, 2, testcase="dense_readout_cycles", tmp_path=tmp_path).failed == 0
+    result = run_readout(4, 3, 3, 10, 2, 2, testcase="dense_readout_cycles", tmp_path=tmp_path)
+    assert result.passed == ("dense_readout_cycles",)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["periods"] == [report["model_cycles"]] * 2
 
