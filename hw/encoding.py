@@ -22,12 +22,13 @@ from hw.sweep import accumulator_and_sweep
 class EncodingLayer(wiring.Component):
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
-                 membrane_width: int):
+                 membrane_width: int, amplitude=None, correction: bool = False):
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="pixel", leak_shift=leak_shift,
             steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
-            current_width=current_width, membrane_width=membrane_width)
+            current_width=current_width, membrane_width=membrane_width, amplitude=amplitude,
+            correction=correction)
         self.steps = steps
         self.out_addr_width = bits_for(geometry.out_size)
         super().__init__({

@@ -58,7 +58,8 @@ class SpikingLayer(wiring.Component):
 
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
-                 membrane_width: int, queue_depth: int = 512, projections=None):
+                 membrane_width: int, queue_depth: int = 512, projections=None, amplitude=None,
+                 correction: bool = False):
         self.projections = None     # the list given, if any
         self.multi = False          # built with a join and one queue per projection
         if projections is not None:
@@ -74,13 +75,14 @@ class SpikingLayer(wiring.Component):
                 self.init_graph(projections, bias, theta_pos, theta_neg, leak_shift=leak_shift,
                                 steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
                                 current_width=current_width, membrane_width=membrane_width,
-                                queue_depth=queue_depth)
+                                queue_depth=queue_depth, amplitude=amplitude, correction=correction)
                 return
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="spike", leak_shift=leak_shift,
             steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
-            current_width=current_width, membrane_width=membrane_width)
+            current_width=current_width, membrane_width=membrane_width, amplitude=amplitude,
+            correction=correction)
         self.queue_depth = check_int("queue_depth", queue_depth, 2, "an integer >= 2")
         self.steps = steps
         self.in_addr_width = bits_for(geometry.in_size)
@@ -94,7 +96,7 @@ class SpikingLayer(wiring.Component):
         })
 
     def init_graph(self, projections, bias, theta_pos, theta_neg, *, leak_shift, steps, kind, lanes,
-                   weight_width, current_width, membrane_width, queue_depth):
+                   weight_width, current_width, membrane_width, queue_depth, amplitude, correction):
         """Several projections: one queue each, the join, one accumulator over them all."""
         self.multi = True
         self.geometry = projections[0].geometry
@@ -104,7 +106,7 @@ class SpikingLayer(wiring.Component):
         self.sweep = LIFSweep(out_channels=channels, positions=height * width, bias=bias,
                               theta_pos=theta_pos, theta_neg=theta_neg, leak_shift=leak_shift,
                               steps=steps, kind=kind, lanes=lanes, current_width=current_width,
-                              membrane_width=membrane_width)
+                              membrane_width=membrane_width, amplitude=amplitude, correction=correction)
         self.queue_depths = check_queue_depths(queue_depth, len(projections))
         self.queue_depth = self.queue_depths[0]
         self.steps = steps

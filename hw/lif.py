@@ -4,6 +4,9 @@
     ternary: +1 if U >= θ⁺ << k·t, −1 if U <= θ⁻ << k·t, else 0   (ties fire)
     binary:  +1 if U >= θ⁺ << k·t, else 0
     R' = U if no spike else 0
+    if_subtract (docs/msat.md §3a, no leak): +1 if U >= θ⁺; −1 if `correction` and U <= θ⁻ and the
+             neuron's balance n > 0; R' = U − s·A; n' = n + s (n: an unsigned `counter_width`-bit
+             per-neuron counter, 0 <= n <= T, taken as 0 at t = 0 like R)
 
 A two-stage stream pipeline (in: `neurons`, out: `updates`) that stalls as a whole on
 back-pressure. The shift by k·t is a mux over the T possible amounts, not a barrel shifter.
@@ -17,6 +20,8 @@ from amaranth.lib.wiring import In, Out
 from hw.event import bits_for
 
 NEURON_KINDS = ("ternary", "binary")
+# Converted neurons (docs/msat.md) this unit implements beside the SPEC §4 LIF.
+CONVERTED_KINDS = ("if_subtract",)
 
 
 def check_int(name, value, low, rule=None):
@@ -25,9 +30,9 @@ def check_int(name, value, low, rule=None):
     return value
 
 
-def check_kind(kind):
-    if kind not in NEURON_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(NEURON_KINDS)}, not {kind!r}")
+def check_kind(kind, kinds=NEURON_KINDS):
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {', '.join(kinds)}, not {kind!r}")
     return kind
 
 
@@ -43,16 +48,36 @@ def neuron_out_layout(membrane_width):
     return data.StructLayout({"fire": 1, "neg": 1, "membrane": signed(membrane_width)})
 
 
+def counter_in_layout(current_width, bias_width, membrane_width, theta_width, counter_width):
+    """An if_subtract lane: the LIF lane plus its amplitude A and its balance counter n."""
+    fields = dict(neuron_in_layout(current_width, bias_width, membrane_width, theta_width).members)
+    return data.StructLayout({**fields, "amplitude": signed(theta_width), "count": unsigned(counter_width)})
+
+
+def counter_out_layout(membrane_width, counter_width):
+    fields = dict(neuron_out_layout(membrane_width).members)
+    return data.StructLayout({**fields, "count": unsigned(counter_width)})
+
+
 class LIFUnit(wiring.Component):
     """P-lane LIF update. `tag` rides along unchanged (the sweep puts the address there)."""
 
     def __init__(self, *, lanes: int, steps: int, leak_shift: int, kind: str,
                  current_width: int, bias_width: int, membrane_width: int, theta_width: int,
-                 tag_width: int = 1):
+                 tag_width: int = 1, counter_width: int = 0, correction: bool = False):
         self.lanes = check_int("lanes", lanes, 1)
         self.steps = check_int("steps", steps, 1)
         self.leak_shift = check_int("leak_shift", leak_shift, 0)
-        self.kind = check_kind(kind)
+        self.kind = check_kind(kind, NEURON_KINDS + CONVERTED_KINDS)
+        self.counter = kind == "if_subtract"
+        self.correction = bool(correction)
+        if self.counter:
+            check_int("counter_width", counter_width, 1)
+            if leak_shift:
+                raise ValueError(f"leak_shift must be 0 for an if_subtract neuron, not {leak_shift!r}")
+        elif counter_width or correction:
+            raise ValueError(f"counter_width and correction are for if_subtract neurons, not {kind!r}")
+        self.counter_width = counter_width
         self.current_width = check_int("current_width", current_width, 2)
         self.bias_width = check_int("bias_width", bias_width, 1)
         self.membrane_width = check_int("membrane_width", membrane_width, 2)
@@ -61,15 +86,25 @@ class LIFUnit(wiring.Component):
         self.t_width = bits_for(steps)
         self.in_layout = data.StructLayout({
             "t": unsigned(self.t_width), "tag": unsigned(tag_width),
-            "lanes": data.ArrayLayout(neuron_in_layout(current_width, bias_width, membrane_width,
-                                                       theta_width), lanes)})
+            "lanes": data.ArrayLayout(self.lane_in_layout(), lanes)})
         self.out_layout = data.StructLayout({
             "tag": unsigned(tag_width),
-            "lanes": data.ArrayLayout(neuron_out_layout(membrane_width), lanes)})
+            "lanes": data.ArrayLayout(self.lane_out_layout(), lanes)})
         super().__init__({
             "neurons": In(stream.Signature(self.in_layout)),
             "updates": Out(stream.Signature(self.out_layout)),
         })
+
+    def lane_in_layout(self):
+        widths = (self.current_width, self.bias_width, self.membrane_width, self.theta_width)
+        if self.counter:
+            return counter_in_layout(*widths, self.counter_width)
+        return neuron_in_layout(*widths)
+
+    def lane_out_layout(self):
+        if self.counter:
+            return counter_out_layout(self.membrane_width, self.counter_width)
+        return neuron_out_layout(self.membrane_width)
 
     def shifted(self, m, value, t, width):
         """value << k·t as a mux over t (t < T)."""
@@ -107,6 +142,8 @@ class LIFUnit(wiring.Component):
                     prev[j].eq(Mux(inp.t == 0, 0, lane.membrane)),
                     th_pos[j].eq(lane.theta_pos), th_neg[j].eq(lane.theta_neg),
                 ]
+        if self.counter:
+            return self.elaborate_if_subtract(m, advance, valid1, tag1, drive, prev, th_pos, th_neg, u_width)
 
         # Stage 2: U, the comparisons and the reset.
         out = self.updates.payload
@@ -126,5 +163,34 @@ class LIFUnit(wiring.Component):
                     out.lanes[j].fire.eq(fire),
                     out.lanes[j].neg.eq(~pos & neg),
                     out.lanes[j].membrane.eq(Mux(fire, 0, u)),
+                ]
+        return m
+
+    def elaborate_if_subtract(self, m, advance, valid1, tag1, drive, prev, th_pos, th_neg, u_width):
+        """Stage 1's amplitude and counter, then stage 2: subtract reset and the signed
+        correction (a −1 only while the neuron has given more +1 than −1)."""
+        amp = [Signal(signed(self.theta_width), name=f"amp{j}") for j in range(self.lanes)]
+        count = [Signal(self.counter_width, name=f"count{j}") for j in range(self.lanes)]
+        inp = self.neurons.payload
+        with m.If(advance):
+            for j in range(self.lanes):
+                lane = inp.lanes[j]
+                m.d.sync += [amp[j].eq(lane.amplitude), count[j].eq(Mux(inp.t == 0, 0, lane.count))]
+        out = self.updates.payload
+        with m.If(advance):
+            m.d.sync += [self.updates.valid.eq(valid1), out.tag.eq(tag1)]
+        for j in range(self.lanes):
+            u = Signal(signed(u_width), name=f"u{j}")
+            m.d.comb += u.eq(prev[j] + drive[j])
+            pos = u >= th_pos[j]
+            neg = Signal(name=f"neg{j}")
+            if self.correction:
+                m.d.comb += neg.eq(~pos & (u <= th_neg[j]) & (count[j] != 0))
+            with m.If(advance):
+                m.d.sync += [
+                    out.lanes[j].fire.eq(pos | neg),
+                    out.lanes[j].neg.eq(neg),
+                    out.lanes[j].membrane.eq(Mux(pos, u - amp[j], Mux(neg, u + amp[j], u))),
+                    out.lanes[j].count.eq(Mux(pos, count[j] + 1, Mux(neg, count[j] - 1, count[j]))),
                 ]
         return m

@@ -21,7 +21,7 @@ from hw.accumulator import Accumulator
 from hw.event import bits_for, event_signature
 from hw.fifo import StreamFIFO
 from hw.geometry import check_geometry, check_lanes
-from hw.lif import LIFUnit, check_int, check_kind
+from hw.lif import CONVERTED_KINDS, NEURON_KINDS, LIFUnit, check_int, check_kind
 
 SPIKE_FIFO_DEPTH = 16
 PIPELINE_DEPTH = 3          # issue -> memory data -> LIF stage 1 -> LIF stage 2 (FIFO push)
@@ -48,11 +48,16 @@ def check_channel_ints(name, values, channels) -> list[int]:
 class LIFSweep(wiring.Component):
     """Ports: `start` (pulse, with `t` and `clear`), `busy`, `done` (pulse after `eos` left),
     the current-memory master (`cur_en`, `cur_clear`, `cur_addr` out, `cur_data` in, one
-    cycle read latency), and `events` (out)."""
+    cycle read latency), and `events` (out).
+
+    kind "if_subtract" (docs/msat.md §3a) takes `amplitude` (A per channel) and `correction`
+    (the IR's `signed`): each membrane word then also holds the neuron's balance counter
+    (⌈log2(T+1)⌉ bits), and R is stored one bit wider than max(membrane_width, A) because a
+    subtract reset leaves U − A, which the bounds' U range need not hold."""
 
     def __init__(self, *, out_channels: int, positions: int, bias, theta_pos, theta_neg,
                  leak_shift: int, steps: int, kind: str, lanes: int, current_width: int,
-                 membrane_width: int):
+                 membrane_width: int, amplitude=None, correction: bool = False):
         self.out_channels = check_int("out_channels", out_channels, 1)
         self.positions = check_int("positions", positions, 1)
         self.lanes = check_int("lanes", lanes, 1)
@@ -60,19 +65,29 @@ class LIFSweep(wiring.Component):
             raise ValueError(f"lanes must divide out_channels ({out_channels}), not {lanes!r}")
         self.bias = check_channel_ints("bias", bias, out_channels)
         self.theta_pos = check_channel_ints("theta_pos", theta_pos, out_channels)
-        self.kind = check_kind(kind)
+        self.kind = check_kind(kind, NEURON_KINDS + CONVERTED_KINDS)
+        self.counter = kind == "if_subtract"
+        self.amplitude = check_channel_ints("amplitude", amplitude, out_channels) if self.counter else None
+        if self.counter and any(a < 1 for a in self.amplitude):
+            raise ValueError(f"amplitude must be positive in every channel, not {self.amplitude!r}")
+        if not self.counter and (amplitude is not None or correction):
+            raise ValueError(f"amplitude and correction are for if_subtract neurons, not {kind!r}")
+        self.correction = bool(correction)
         # A binary neuron has no negative threshold (the IR stores None): it is never compared,
         # so -theta_pos stands in and keeps the threshold width the same.
-        if self.kind == "binary" and theta_neg is None:
+        if self.kind in ("binary", "if_subtract") and theta_neg is None:
             theta_neg = [-p for p in self.theta_pos]
         self.theta_neg = check_channel_ints("theta_neg", theta_neg, out_channels)
-        if kind == "ternary" and any(n >= p for n, p in zip(self.theta_neg, self.theta_pos)):
+        if kind in ("ternary", "if_subtract") and any(n >= p for n, p in zip(self.theta_neg, self.theta_pos)):
             raise ValueError(f"theta_neg must be below theta_pos in every channel, not "
                              f"{self.theta_neg!r} vs {self.theta_pos!r}")
         self.leak_shift = check_int("leak_shift", leak_shift, 0)
         self.steps = check_int("steps", steps, 1)
         self.current_width = check_int("current_width", current_width, 2)
         self.membrane_width = check_int("membrane_width", membrane_width, 2)
+        self.counter_width = bits_for(steps + 1) if self.counter else 0
+        self.stored_width = (max(membrane_width, signed_width(self.amplitude)) + 1 if self.counter
+                             else membrane_width)
         self.groups = out_channels // lanes
         self.depth = self.groups * positions
         self.out_addr_width = bits_for(out_channels * positions)
@@ -92,16 +107,19 @@ class LIFSweep(wiring.Component):
         m = Module()
         P, pos = self.lanes, self.positions
         bias_width = signed_width(self.bias)
-        theta_width = signed_width(self.theta_pos + self.theta_neg)
+        theta_width = signed_width(self.theta_pos + self.theta_neg + (self.amplitude or []))
+        counter = {"counter_width": self.counter_width, "correction": self.correction} if self.counter else {}
         addr_width = bits_for(self.depth)
         base_width = self.out_addr_width
         tag_layout = data.StructLayout({"addr": unsigned(addr_width), "base": unsigned(base_width)})
         m.submodules.lif = lif = LIFUnit(
             lanes=P, steps=self.steps, leak_shift=self.leak_shift, kind=self.kind,
             current_width=self.current_width, bias_width=bias_width,
-            membrane_width=self.membrane_width, theta_width=theta_width, tag_width=tag_layout.size)
+            membrane_width=self.stored_width, theta_width=theta_width, tag_width=tag_layout.size, **counter)
+        state = (data.StructLayout({"membrane": signed(self.stored_width), "count": unsigned(self.counter_width)})
+                 if self.counter else signed(self.membrane_width))
         m.submodules.membranes = mmem = Memory(
-            shape=data.ArrayLayout(signed(self.membrane_width), P), depth=max(2, self.depth), init=[])
+            shape=data.ArrayLayout(state, P), depth=max(2, self.depth), init=[])
         m_rd, m_wr = mmem.read_port(), mmem.write_port()
         word_layout = data.StructLayout({"fire": P, "neg": P, "base": unsigned(base_width)})
         m.submodules.spikes = spikes = StreamFIFO(word_layout, SPIKE_FIFO_DEPTH)
@@ -143,9 +161,13 @@ class LIFSweep(wiring.Component):
         m.d.comb += [lif.neurons.valid.eq(valid1), n.t.eq(t), n.tag.eq(tag1),
                      lif.updates.ready.eq(1)]
         for j in range(P):
+            stored = m_rd.data[j].membrane if self.counter else m_rd.data[j]
+            if self.counter:
+                m.d.comb += [n.lanes[j].count.eq(m_rd.data[j].count),
+                             n.lanes[j].amplitude.eq(self.lane_table(self.amplitude, j, theta_width)[group1])]
             m.d.comb += [
                 n.lanes[j].current.eq(self.cur_data[j]),
-                n.lanes[j].membrane.eq(m_rd.data[j]),
+                n.lanes[j].membrane.eq(stored),
                 n.lanes[j].bias.eq(self.lane_table(self.bias, j, bias_width)[group1]),
                 n.lanes[j].theta_pos.eq(self.lane_table(self.theta_pos, j, theta_width)[group1]),
                 n.lanes[j].theta_neg.eq(self.lane_table(self.theta_neg, j, theta_width)[group1]),
@@ -159,7 +181,11 @@ class LIFSweep(wiring.Component):
         fire = Signal(P)
         m.d.comb += [fire[j].eq(u.lanes[j].fire) for j in range(P)]
         m.d.comb += [m_wr.en.eq(lif.updates.valid), m_wr.addr.eq(u_tag.addr)]
-        m.d.comb += [m_wr.data[j].eq(u.lanes[j].membrane) for j in range(P)]
+        if self.counter:
+            m.d.comb += [m_wr.data[j].membrane.eq(u.lanes[j].membrane) for j in range(P)]
+            m.d.comb += [m_wr.data[j].count.eq(u.lanes[j].count) for j in range(P)]
+        else:
+            m.d.comb += [m_wr.data[j].eq(u.lanes[j].membrane) for j in range(P)]
         m.d.comb += [
             spikes.w.valid.eq(lif.updates.valid & (fire != 0)),
             spikes.w.payload.fire.eq(fire),
@@ -203,7 +229,7 @@ class LIFSweep(wiring.Component):
 
 def accumulator_and_sweep(geometry, weights, bias, theta_pos, theta_neg, *, mode: str, leak_shift: int,
                           steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
-                          membrane_width: int):
+                          membrane_width: int, amplitude=None, correction: bool = False):
     """The two halves every neuron layer engine is built from: the P-lane accumulator that
     writes the currents (`mode` "spike" or "pixel") and the LIF sweep that reads them."""
     check_geometry(geometry)
@@ -213,5 +239,6 @@ def accumulator_and_sweep(geometry, weights, bias, theta_pos, theta_neg, *, mode
     sweep = LIFSweep(out_channels=geometry.out_channels, positions=geometry.out_positions,
                      bias=bias, theta_pos=theta_pos, theta_neg=theta_neg,
                      leak_shift=leak_shift, steps=steps, kind=kind, lanes=lanes,
-                     current_width=current_width, membrane_width=membrane_width)
+                     current_width=current_width, membrane_width=membrane_width,
+                     amplitude=amplitude, correction=correction)
     return accumulator, sweep

@@ -45,7 +45,7 @@ def test_lif_sweep(lanes, steps, leak_shift, kind, widths):
     ({"lanes": 0}, "lanes must be an integer >= 1, not 0"),
     ({"steps": 0}, "steps must be an integer >= 1, not 0"),
     ({"leak_shift": -1}, "leak_shift must be an integer >= 0, not -1"),
-    ({"kind": "plain"}, "kind must be one of ternary, binary, not 'plain'"),
+    ({"kind": "plain"}, "kind must be one of ternary, binary, if_subtract, not 'plain'"),
     ({"current_width": 1}, "current_width must be an integer >= 2, not 1"),
     ({"membrane_width": 1.5}, "membrane_width must be an integer >= 2, not 1.5"),
 ])

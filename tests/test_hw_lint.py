@@ -79,6 +79,13 @@ def components():
                                                     weight_width=8, current_width=10, membrane_width=12,
                                                     queue_depth=2),
         "stream_fork": lambda: StreamFork(event_layout(5), 3),
+        "lif_unit_if_subtract": lambda: LIFUnit(lanes=2, steps=4, leak_shift=0, kind="if_subtract", current_width=12,
+                                                bias_width=6, membrane_width=14, theta_width=8, tag_width=5,
+                                                counter_width=3, correction=True),
+        "spiking_layer_if_subtract": lambda: SpikingLayer(CONV, weights(CONV), ch, ch + 50, -ch - 50, leak_shift=0,
+                                                          steps=3, kind="if_subtract", lanes=2, weight_width=8,
+                                                          current_width=14, membrane_width=20, queue_depth=64,
+                                                          amplitude=2 * ch + 100, correction=True),
         "spiking_layer_residual": lambda: SpikingLayer(None, None, ch, ch + 50, -ch - 50, leak_shift=2, steps=3,
                                                        kind="ternary", lanes=2, weight_width=8, current_width=14,
                                                        membrane_width=20, queue_depth=2, projections=[

@@ -136,12 +136,13 @@ def test_convert_refuses_what_it_cannot_convert_in_one_line(tmp_path):
 
 @pytest.mark.skipif(not (ROOT / ANN).exists(), reason="the shipped ANN is missing")
 def test_gen_refuses_a_converted_model_for_hardware_naming_the_layer(tmp_path):
-    out = _snn("convert", ANN, "--method", "if-subtract", "--timesteps", "2", "--calibration-images", "32",
-               "--heldout-limit", "10", "--quiet", "--threads", "1", "--out", str(tmp_path / "if.pt"))
+    # if_subtract has an engine (hw.lif, tests/test_sim_msat_network.py); msat not yet.
+    out = _snn("convert", ANN, "--method", "msat", "--timesteps", "2", "--calibration-images", "32",
+               "--heldout-limit", "10", "--quiet", "--threads", "1", "--out", str(tmp_path / "msat.pt"))
     assert out.returncode == 0, out.stderr
-    build = subprocess.run([sys.executable, "-m", "gen", "build", str(tmp_path / "if.pt"), "--board", "pynq-z2",
+    build = subprocess.run([sys.executable, "-m", "gen", "build", str(tmp_path / "msat.pt"), "--board", "pynq-z2",
                             "--out", str(tmp_path / "build")], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert build.returncode == 2
     assert build.stderr.strip().splitlines()[-1] == (
-        "python -m gen build: error: layer 'conv1': neuron if_subtract has no hardware engine yet: the "
-        "EncodingLayer engine takes ternary, binary (docs/msat.md)")
+        "python -m gen build: error: layer 'conv1': neuron msat has no hardware engine yet: the "
+        "EncodingLayer engine takes ternary, binary, if_subtract (docs/msat.md)")

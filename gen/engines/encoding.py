@@ -9,6 +9,7 @@ from hw.encoding import EncodingLayer
 
 from .base import EngineContext, EngineSpec, input_queue_memory, lif_arguments, lif_cycles, lif_memories, \
     main_projection_arguments
+from .spiking import LIF_NEURONS, neuron_arguments
 
 
 class EncodingEngine(EngineSpec):
@@ -17,6 +18,7 @@ class EncodingEngine(EngineSpec):
     reads_events = False            # pixels, straight from the top's AXI-Stream input
     owns_input_queue = False
     ops = ("conv2d", "dense")         # its hw component's geometries
+    neurons = LIF_NEURONS
     input_stream = "pixels"
     output_stream = "events"
     # Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
@@ -37,7 +39,8 @@ class EncodingEngine(EngineSpec):
         return ctx.lanes             # pixel × weight, one per lane
 
     def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
-        return dict(main_projection_arguments(layer, lp, wbits, timesteps), **lif_arguments(layer, lp))
+        return dict(main_projection_arguments(layer, lp, wbits, timesteps), **lif_arguments(layer, lp),
+                    **neuron_arguments(layer))
 
 
 SPEC = EncodingEngine()

@@ -16,6 +16,16 @@ from .base import EngineContext, EngineSpec, hw_projection_of, input_queue_memor
 # Tested in hw (tests/test_hw_layer.py: up to three projections summed): the join's
 # round-robin choice widens with every input.
 MAX_PROJECTIONS = 3
+# hw.lif's LIF unit implements these (docs/msat.md §3a for if_subtract; msat has no unit yet).
+LIF_NEURONS = ("ternary", "binary", "if_subtract")
+
+
+def neuron_arguments(layer) -> dict:
+    """The converted neuron's parameters for the sweep (hw.sweep.LIFSweep): an if_subtract
+    layer's amplitude A per channel and whether it may send −1 (the IR's `signed`)."""
+    if layer.neuron != "if_subtract":
+        return {}
+    return dict(amplitude=[int(a) for a in layer.tables.amplitude], correction=bool(layer.tables.signed))
 
 
 def port_labels(layer) -> list[str]:
@@ -35,6 +45,7 @@ class SpikingEngine(EngineSpec):
     kind = "spiking"
     component = SpikingLayer
     max_projections = MAX_PROJECTIONS
+    neurons = LIF_NEURONS
     input_stream = "events_in"
     output_stream = "events"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
@@ -75,7 +86,7 @@ class SpikingEngine(EngineSpec):
                        for label, p, g in zip(port_labels(layer), layer.projections, geometries)]
         depths = [e.queue_depth for e in lp.inputs] or [input_queue_depth]
         return dict(geometry=None, weights=None, projections=projections, bias=layer.bias, lanes=lp.lanes,
-                    weight_width=wbits, steps=timesteps, **lif_arguments(layer, lp),
+                    weight_width=wbits, steps=timesteps, **lif_arguments(layer, lp), **neuron_arguments(layer),
                     queue_depth=depths[0] if len(depths) == 1 else depths)
 
 
