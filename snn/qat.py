@@ -137,6 +137,8 @@ def fake_quant_forward(model, images: torch.Tensor, wbits: int) -> tuple[torch.T
     """(logits [B, classes], spikes s [T, B, ...] of each spiking layer, with gradients) of the
     fake-quantised folded model: what gen's golden model computes, in float."""
     h = model.prepare_input(images) * INPUT_SCALE       # raw pixels: 1/255 is in the first weights
+    if images.dtype == torch.uint8:  # the pixels themselves: (p/255)·255 in float32 is not always p
+        h = images.to(next(model.parameters()).dtype)
     h = h.unsqueeze(0)                                    # time axis of length 1 until the first lif
     spikes = []
     for stage in quantised_layers(model, wbits):
