@@ -35,6 +35,7 @@ from hw.fork import StreamFork
 from hw.geometry import ConvGeometry, DenseGeometry
 from hw.layer import SpikingLayer
 from hw.lif import LIFUnit
+from hw.msat_neuron import MSATUnit
 from hw.projection import IdentityGeometry, Projection
 from hw.readout import ReadoutLayer
 from hw.sweep import LIFSweep
@@ -82,6 +83,9 @@ def components():
         "lif_unit_if_subtract": lambda: LIFUnit(lanes=2, steps=4, leak_shift=0, kind="if_subtract", current_width=12,
                                                 bias_width=6, membrane_width=14, theta_width=8, tag_width=5,
                                                 counter_width=3, correction=True),
+        "msat_unit": lambda: MSATUnit(lanes=2, steps=8, ladder_steps=3, lut_half=2, lut_d=[-9, 0, 4, 9],
+                                      lut_x=[3, 2, 1, 0], ladder_z=[6, 1, -4], current_width=12, bias_width=6,
+                                      membrane_width=14, sum_width=20, theta_width=12, tag_width=5),
         "spiking_layer_if_subtract": lambda: SpikingLayer(CONV, weights(CONV), ch, ch + 50, -ch - 50, leak_shift=0,
                                                           steps=3, kind="if_subtract", lanes=2, weight_width=8,
                                                           current_width=14, membrane_width=20, queue_depth=64,

@@ -1,0 +1,150 @@
+"""MSAT neuron unit: P lanes of the adaptive IF on a power-of-two ladder (docs/msat.md §3b),
+one neuron per lane per cycle. Not wired into an engine yet (the plan refuses msat layers).
+
+    U = R + I                                        (R, S taken as 0 at t = 0)
+    m = 0 at t = 0; else i_d = cell of N = t·R − S (step t·2^d_shift), i_x = cell of I
+        (step 2^x_shift), z = LUT_d[i_d] + LUT_x[i_x], m = #{j : z < Z_j}
+    s = U >= Θ >> m;  R' = U − s·(Θ >> m);  S' = S + R'
+
+The cells need no divider: ⌊N / (t·2^e)⌋ + H clamped to [0, 2H − 1] is the number of cell
+boundaries k·t·2^e (k = −H+1 … H−1) that N reaches, so each lane compares N (shifted left
+for a negative shift) with 2H − 1 multiples of t (shifted left for a positive one).
+Two stages as hw.lif.LIFUnit (in: `neurons`, out: `updates`, stalling as a whole).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.event import bits_for
+from hw.lif import check_int
+
+
+def check_table(name, values, length):
+    values = [int(v) for v in values]
+    if len(values) != length:
+        raise ValueError(f"{name} must have {length} entries, not {len(values)}")
+    return values
+
+
+def table_width(values) -> int:
+    width = 2
+    while not all(-(1 << (width - 1)) <= v < (1 << (width - 1)) for v in values):
+        width += 1
+    return width
+
+
+class MSATUnit(wiring.Component):
+    """P-lane MSAT update. The tables (LUT_d, LUT_x, Z) are the layer's; Θ, d_shift and x_shift
+    come per lane (per channel). `tag` rides along unchanged."""
+
+    def __init__(self, *, lanes: int, steps: int, ladder_steps: int, lut_half: int, lut_d, lut_x, ladder_z,
+                 current_width: int, bias_width: int, membrane_width: int, sum_width: int, theta_width: int,
+                 shift_width: int = 4, tag_width: int = 1):
+        self.lanes = check_int("lanes", lanes, 1)
+        self.steps = check_int("steps", steps, 1)
+        self.ladder_steps = check_int("ladder_steps", ladder_steps, 1)
+        self.lut_half = check_int("lut_half", lut_half, 1)
+        self.lut_d = check_table("lut_d", lut_d, 2 * lut_half)
+        self.lut_x = check_table("lut_x", lut_x, 2 * lut_half)
+        self.ladder_z = check_table("ladder_z", ladder_z, ladder_steps)
+        if any(a <= b for a, b in zip(self.ladder_z, self.ladder_z[1:])):
+            raise ValueError(f"ladder_z must be strictly decreasing, not {self.ladder_z!r}")
+        self.current_width = check_int("current_width", current_width, 2)
+        self.bias_width = check_int("bias_width", bias_width, 1)
+        self.membrane_width = check_int("membrane_width", membrane_width, 2)
+        self.sum_width = check_int("sum_width", sum_width, 2)
+        self.theta_width = check_int("theta_width", theta_width, 2)
+        self.shift_width = check_int("shift_width", shift_width, 2)
+        self.tag_width = check_int("tag_width", tag_width, 1)
+        self.t_width = bits_for(steps)
+        self.m_width = bits_for(ladder_steps + 1)
+        lane_in = data.StructLayout({
+            "current": signed(current_width), "bias": signed(bias_width), "membrane": signed(membrane_width),
+            "sum": signed(sum_width), "theta": signed(theta_width),
+            "d_shift": signed(shift_width), "x_shift": signed(shift_width)})
+        lane_out = data.StructLayout({"fire": 1, "m": unsigned(self.m_width), "membrane": signed(membrane_width),
+                                      "sum": signed(sum_width)})
+        self.in_layout = data.StructLayout({"t": unsigned(self.t_width), "tag": unsigned(tag_width),
+                                            "lanes": data.ArrayLayout(lane_in, lanes)})
+        self.out_layout = data.StructLayout({"tag": unsigned(tag_width), "lanes": data.ArrayLayout(lane_out, lanes)})
+        super().__init__({
+            "neurons": In(stream.Signature(self.in_layout)),
+            "updates": Out(stream.Signature(self.out_layout)),
+        })
+
+    def cell(self, m, value, step, shift, name):
+        """⌊value / (step·2^shift)⌋ + H clamped to [0, 2H − 1], as a count of boundaries reached."""
+        h = self.lut_half
+        left, right = Signal(self.shift_width, name=f"{name}_left"), Signal(self.shift_width, name=f"{name}_right")
+        m.d.comb += [left.eq(Mux(shift < 0, -shift, 0)), right.eq(Mux(shift > 0, shift, 0))]
+        lhs = Signal(signed(len(value) + (1 << (self.shift_width - 1)) + 1), name=f"{name}_lhs")
+        unit = Signal(signed(len(step) + (1 << (self.shift_width - 1)) + 2), name=f"{name}_unit")
+        m.d.comb += [lhs.eq(value << left), unit.eq(step << right)]
+        reached = [lhs >= k * unit for k in range(-h + 1, h)]
+        index = Signal(range(2 * h), name=f"{name}_index")
+        m.d.comb += index.eq(sum(reached))
+        return index
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.lanes
+        drive_width = max(self.current_width, self.bias_width) + 1
+        u_width = max(self.membrane_width, drive_width, self.theta_width) + 2
+        advance = ~self.updates.valid | self.updates.ready
+        m.d.comb += self.neurons.ready.eq(advance)
+        lut_d_width, lut_x_width = table_width(self.lut_d), table_width(self.lut_x)
+        lut_d = Array(Const(v, signed(lut_d_width)) for v in self.lut_d)
+        lut_x = Array(Const(v, signed(lut_x_width)) for v in self.lut_x)
+        z_width = max(lut_d_width, lut_x_width, table_width(self.ladder_z)) + 1
+
+        # Stage 1: I = current + bias; R and S forced to 0 at t = 0.
+        valid1 = Signal()
+        t1 = Signal(self.t_width)
+        tag1 = Signal(self.tag_width)
+        inp = self.neurons.payload
+        lanes1 = []
+        for j in range(P):
+            lanes1.append(dict(
+                drive=Signal(signed(drive_width), name=f"drive{j}"),
+                prev=Signal(signed(self.membrane_width), name=f"prev{j}"),
+                sum=Signal(signed(self.sum_width), name=f"sum{j}"),
+                theta=Signal(signed(self.theta_width), name=f"theta{j}"),
+                d_shift=Signal(signed(self.shift_width), name=f"d_shift{j}"),
+                x_shift=Signal(signed(self.shift_width), name=f"x_shift{j}")))
+        with m.If(advance):
+            m.d.sync += [valid1.eq(self.neurons.valid), t1.eq(inp.t), tag1.eq(inp.tag)]
+            for j, r in enumerate(lanes1):
+                lane = inp.lanes[j]
+                first = inp.t == 0
+                m.d.sync += [r["drive"].eq(lane.current + lane.bias), r["prev"].eq(Mux(first, 0, lane.membrane)),
+                             r["sum"].eq(Mux(first, 0, lane.sum)), r["theta"].eq(lane.theta),
+                             r["d_shift"].eq(lane.d_shift), r["x_shift"].eq(lane.x_shift)]
+
+        # Stage 2: the ladder index, the comparison, the subtract reset and the running sum.
+        out = self.updates.payload
+        with m.If(advance):
+            m.d.sync += [self.updates.valid.eq(valid1), out.tag.eq(tag1)]
+        t_signed = Signal(signed(self.t_width + 1))
+        m.d.comb += t_signed.eq(t1)
+        for j, r in enumerate(lanes1):
+            n = Signal(signed(self.membrane_width + self.t_width + self.sum_width + 2), name=f"n{j}")
+            m.d.comb += n.eq(t_signed * r["prev"] - r["sum"])
+            i_d = self.cell(m, n, t_signed, r["d_shift"], f"d{j}")
+            i_x = self.cell(m, r["drive"], Const(1, signed(2)), r["x_shift"], f"x{j}")
+            z = Signal(signed(z_width), name=f"z{j}")
+            m.d.comb += z.eq(lut_d[i_d] + lut_x[i_x])
+            rung = Signal(self.m_width, name=f"m{j}")
+            m.d.comb += rung.eq(Mux(t1 == 0, 0, sum(z < zj for zj in self.ladder_z)))
+            theta = Signal(signed(self.theta_width), name=f"rung{j}")
+            m.d.comb += theta.eq(r["theta"] >> rung)
+            u = Signal(signed(u_width), name=f"u{j}")
+            m.d.comb += u.eq(r["prev"] + r["drive"])
+            fire = u >= theta
+            residual = Signal(signed(u_width), name=f"residual{j}")
+            m.d.comb += residual.eq(Mux(fire, u - theta, u))
+            with m.If(advance):
+                m.d.sync += [out.lanes[j].fire.eq(fire), out.lanes[j].m.eq(rung),
+                             out.lanes[j].membrane.eq(residual), out.lanes[j].sum.eq(r["sum"] + residual)]
+        return m
