@@ -52,7 +52,7 @@ from .folds import fold_all, to_layers
 from .ir import Network
 from .irfile import model_id, save
 from .manifest import MANIFEST_FORMAT, make_manifest, make_report, report_markdown
-from .plan import PlanError, load_lanes_config, make_plan, parse_lanes_arg
+from .plan import PlanError, load_lanes_config, make_plan, parse_engines_arg, parse_lanes_arg
 from .quantise import DEFAULT_WBITS, quantise
 from .random_net import random_images
 from .regmap import register_map
@@ -103,6 +103,8 @@ class Context:
     state: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
     queue_depths: int | None = None   # force every edge's queue depth (gen.plan.make_plan)
+    engines: dict = field(default_factory=dict)   # layer -> engine family (--engine; gen.plan)
+    target_fps: float | None = None   # --target-fps: the cheapest plan that reaches it (gen.plan)
 
     def step_dir(self, index: int, name: str) -> Path:
         path = self.work / "steps" / f"{index:02d}_{name}"
@@ -171,7 +173,8 @@ def plan_images(net, count: int):
 def step_plan(ctx: Context, folder: Path) -> list[Path]:
     net = ctx.state["net"]
     images, source = plan_images(net, ctx.images)
-    plan = make_plan(net, ctx.board, ctx.lanes, images, queue_depths=ctx.queue_depths)
+    plan = make_plan(net, ctx.board, ctx.lanes, images, families=ctx.engines or None,
+                     queue_depths=ctx.queue_depths, target_fps=ctx.target_fps)
     ctx.state["plan"] = plan
     ctx.state["regmap"] = register_map([l.name for l in net.layers])
     cap, est = ctx.board.capacity, plan.estimate
@@ -371,7 +374,8 @@ def check_out_dir(out: Path) -> None:
 
 def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, images: int = DEFAULT_IMAGES,
           wbits: int | None = None, synthesise: bool = True, progress=None, *, lint: bool = True,
-          queue_depths: int | None = None) -> dict:
+          queue_depths: int | None = None, engines: dict | None = None,
+          target_fps: float | None = None) -> dict:
     """Build `model` into `out` (default build/<build_name(model)>); returns the report dict.
 
     `model` is a checkpoint (or .nir) file, or an IR `gen.ir.Network` (see build_from_ir;
@@ -382,17 +386,19 @@ def build(model, board: str = "pynq-z2", out=None, lanes: dict | None = None, im
     """
     if isinstance(model, Network):
         return build_from_ir(model, board, out, lanes=lanes, images=images, synthesise=synthesise,
-                             progress=progress, lint=lint, queue_depths=queue_depths)
+                             progress=progress, lint=lint, queue_depths=queue_depths, engines=engines,
+                             target_fps=target_fps)
     model = Path(model)
     if not model.is_file():
         raise ValueError(f"model must be an existing checkpoint file, not {str(model)!r}")
     return _build(model.resolve(), {}, board, out, lanes, images, wbits, synthesise, progress,
-                  skip=() if lint else ("lint",), queue_depths=queue_depths)
+                  skip=() if lint else ("lint",), queue_depths=queue_depths, engines=engines, target_fps=target_fps)
 
 
 def build_from_ir(net: Network, board: str = "pynq-z2", out=None, *, lanes: dict | None = None,
                   images: int = DEFAULT_IMAGES, synthesise: bool = True, lint: bool = True,
-                  queue_depths: int | None = None, progress=None) -> dict:
+                  queue_depths: int | None = None, progress=None, engines: dict | None = None,
+                  target_fps: float | None = None) -> dict:
     """Build an integer IR network (gen.ir.Network, e.g. gen.irfile.load or gen.random_net) into
     `out` (default build/<net.name>): the steps from `ir` on, atomically, as `build` does for a
     checkpoint. Returns the report dict."""
@@ -400,11 +406,11 @@ def build_from_ir(net: Network, board: str = "pynq-z2", out=None, *, lanes: dict
         raise ValueError(f"net must be a gen.ir.Network, not {type(net).__name__}")
     skip = ("load", "fold_quantise") + (() if lint else ("lint",))
     return _build(Path(f"{net.name}.ir"), {"net": net}, board, out, lanes, images, net.wbits, synthesise,
-                  progress, skip=skip, queue_depths=queue_depths)
+                  progress, skip=skip, queue_depths=queue_depths, engines=engines, target_fps=target_fps)
 
 
 def _build(model: Path, state: dict, board: str, out, lanes, images, wbits, synthesise, progress, *,
-           skip: tuple[str, ...], queue_depths) -> dict:
+           skip: tuple[str, ...], queue_depths, engines=None, target_fps=None) -> dict:
     """The atomic build of `model` (a checkpoint path, or the IR's name with `state["net"]` set)."""
     board_obj = get_board(board)
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
@@ -419,7 +425,8 @@ def _build(model: Path, state: dict, board: str, out, lanes, images, wbits, synt
     except OSError as exc:   # read-only folder, /proc, a file in the way: name --out, not the hidden work folder
         raise OSError(exc.errno, f"--out cannot be written there: {exc.strerror}", str(out)) from None
     ctx = Context(model=model, board=board_obj, out=out, work=work, lanes=dict(lanes or {}),
-                  images=images, wbits=wbits, synthesise=synthesise, state=dict(state), queue_depths=queue_depths)
+                  images=images, wbits=wbits, synthesise=synthesise, state=dict(state), queue_depths=queue_depths,
+                  engines=dict(engines or {}), target_fps=target_fps)
     if "lint" in skip:
         ctx.state["lint"] = {"tool": "skipped (lint=False)"}
     progress = progress or (lambda message: log.info("%s", message))
@@ -529,6 +536,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         f"0 = assume the worst case)")
     p.add_argument("--wbits", type=int, default=None, help="weight bits (default: the checkpoint's meta wbits, "
                    "written by snn train --wbits, else 8)")
+    p.add_argument("--engine", metavar="LAYER=FAMILY,...", help="engine family per layer, e.g. conv2=dense,fc=event "
+                   "(event: event-driven, dense: dense streaming); others are chosen by the planner")
+    p.add_argument("--target-fps", type=float, default=None, metavar="N",
+                   help="the cheapest engines and lanes that reach N images/s at the board clock "
+                        "(refused, naming the best achievable rate, when N cannot fit the board)")
     p.add_argument("--no-synth", dest="synth", action="store_false",
                    help="skip yosys synthesis (no resource report, no fit check)")
     p.set_defaults(func=run)
@@ -538,13 +550,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     lanes = parse_lanes_arg(args.lanes) if args.lanes is not None else \
         load_lanes_config(args.config) if args.config else {}
+    engines = parse_engines_arg(args.engine) if args.engine is not None else {}
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
     try:
         report = build(args.model, board=args.board, out=args.out, lanes=lanes, images=args.images,
-                       wbits=args.wbits, synthesise=args.synth, progress=progress)
+                       wbits=args.wbits, synthesise=args.synth, progress=progress, engines=engines,
+                       target_fps=args.target_fps)
     except (BuildError, SynthesisError) as exc:
         print(f"python -m gen build: build failed: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BUILD_FAILED

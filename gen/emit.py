@@ -126,7 +126,11 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
             components.append(build_engine(net, lp))
         except (TypeError, ValueError) as exc:   # a value the component refuses (FactoryError passes)
             raise PlanError(f"layer {lp.name!r}: the {lp.engine} engine refused its parameters: {exc}") from exc
-    owns_queue = {lp.name: spec.owns_input_queue for lp, spec in zip(plan.layers, specs)}
+    formats = {lp.name: stream_formats(spec, i == 0) for i, (lp, spec) in enumerate(zip(plan.layers, specs))}
+    # An event engine's own input queue takes its edge; an event edge into a map engine gets a
+    # queue in the top, in front of the converter (which waits while it reads a step out).
+    owns_queue = {lp.name: spec.owns_input_queue and formats[lp.name][0] == "events"
+                  for lp, spec in zip(plan.layers, specs)}
     modules = []
     for lp, spec, engine in zip(plan.layers, specs, components):
         module = module_name(lp.name)
@@ -144,7 +148,9 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
                                    out_addr_width=lp.out_addr_width,
                                    queue_depth=0 if consumers_queue or not spec.sends_events else lp.queue_depth,
                                    binary=lp.neuron == "binary",
-                                   inputs=tuple((e.source, e.stream) for e in lp.inputs)))
+                                   inputs=tuple((e.source, e.stream) for e in lp.inputs),
+                                   in_format=formats[lp.name][0], out_format=formats[lp.name][1],
+                                   map_shape=map_shape(net.layer(lp.name).shape), steps=net.timesteps))
         if progress is not None:
             progress(lp.name)
     logit_width = readout_logit_width(modules[-1].ports, net.num_classes)
@@ -157,6 +163,24 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
     rtlil_files.append(rtlil_dir / f"{TOP_MODULE}.il")
     return Emitted(files=tuple(files), rtlil_files=tuple(rtlil_files), top_file=top_file, top_module=TOP_MODULE,
                    layers=tuple(modules), logit_width=logit_width)
+
+
+def stream_formats(spec, first: bool) -> tuple[str, str]:
+    """(what the engine reads, what it sends) as hw.top.LayerModule names them: "events",
+    "map" (a dense engine's stream_format), "pixels"/"pixels8" for the first layer."""
+    dense = getattr(spec, "stream_format", "events") == "map"
+    if first:
+        reads = getattr(spec, "input_format", "pixels")
+    else:
+        reads = "map" if dense else "events"
+    sends = "events" if spec.sends_events else ("map" if dense else "result")
+    return reads, sends
+
+
+def map_shape(shape) -> tuple[int, int, int]:
+    """(C, H, W) of a layer's neurons; a vector [C] is a 1×1 map."""
+    shape = tuple(int(s) for s in shape)
+    return shape + (1,) * (3 - len(shape))
 
 
 def register_constants(net: Network, regmap: RegisterMap, model_id: int) -> dict:

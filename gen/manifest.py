@@ -51,6 +51,8 @@ def make_manifest(*, net, model_path: str, model_id: int, board, plan, regmap, e
                        "event_addr_bits": lp.out_addr_width or None, "queue_depth": lp.queue_depth or None,
                        "neuron": lp.neuron, "output_stream": mod.output_stream,
                        "sends_events": bool(lp.out_addr_width),
+                       "engine_family": lp.family, "input_format": mod.in_format,
+                       "output_format": mod.out_format if lp is not plan.layers[-1] else "result",
                        "inputs": [{"source": e.source, "stream": e.stream, "queue_depth": e.queue_depth or None}
                                   for e in lp.inputs]})
     return {
@@ -99,6 +101,7 @@ def make_report(*, net, board, plan, utilisation, lint: dict, steps: list, model
         "traffic_measured": plan.layers[0].traffic.measured,
         "edges": [{"from": e.source, "to": e.target, "queue_depth": e.queue_depth or None} for e in plan.edges],
         "layers": [{"name": lp.name, "kind": lp.kind, "lanes": lp.lanes, "lanes_source": lp.lanes_source,
+                    "engine": lp.family, "engine_source": lp.family_source, "engine_reason": lp.family_reason,
                     "sources": [e.source for e in lp.inputs],
                     "valid_lanes": list(lp.valid_lanes), "widths": lp.widths, "queue_depth": lp.queue_depth,
                     "events_out_per_image": round(lp.traffic.events_out, 1),
@@ -127,18 +130,24 @@ def report_markdown(report: dict) -> str:
               f"`{report['bottleneck']}`), {report['images_per_second']:,.0f} images/s at "
               f"{report['clock_mhz']:g} MHz; latency about {report['latency_cycles']:,} cycles. "
               f"T = {report['timesteps']}, model ID {report['model_id']}.", "",
-              "| layer | kind | lanes | valid lanes | widths I/acc/U/logit | queue | events/img | SOPs/img | cycles/img |",
-              "|---|---|---:|---|---|---:|---:|---:|---:|"]
+              "| layer | kind | engine | lanes | valid lanes | widths I/acc/U/logit | queue | events/img | SOPs/img | cycles/img |",
+              "|---|---|---|---:|---|---|---:|---:|---:|---:|"]
     for l in report["layers"]:
         w = l["widths"]
         bits = "/".join("-" if w[k] is None else str(w[k])
                         for k in ("current_bits", "accumulator_bits", "membrane_bits", "logit_bits"))
-        lines.append(f"| {l['name']} | {l['kind']} | {l['lanes']} ({l['lanes_source']}) | "
+        lines.append(f"| {l['name']} | {l['kind']} | {l.get('engine', 'event')} ({l.get('engine_source', 'default')}) | "
+                     f"{l['lanes']} ({l['lanes_source']}) | "
                      f"{', '.join(map(str, l['valid_lanes']))} | {bits} | {l['queue_depth'] or '-'} | "
                      f"{l['events_out_per_image']:,} | {l['sops_per_image']:,} | {l['cycles_per_image']:,} |")
     if any(len(l.get("sources", ())) > 1 for l in report["layers"]):
         lines += ["", "Edges (one event queue each, at the consumer; a layer read by several is forked): "
                   + ", ".join(f"{e['from']} → {e['to']} ({e['queue_depth'] or '-'})" for e in report["edges"]) + "."]
+    reasons = [l for l in report["layers"] if l.get("engine_reason")]
+    if reasons:
+        lines += ["", "Engine per layer (event: event-driven, its cycles follow the measured firing; dense: "
+                  "dense streaming, its cycles fixed by the geometry; the cheapest that reaches the plan's rate):", ""]
+        lines += [f"- `{l['name']}`: {l['engine_reason']}" for l in reasons]
     lines += ["", "Steps:", ""]
     for s in report["steps"]:
         lines.append(f"- `{s['name']}`: {s['seconds']:.1f} s")

@@ -8,7 +8,7 @@ this module chooses the lanes and the queues and adds up (docs/architecture.md).
 
 * Lanes P per layer are the folding knob (docs/hardware.md): P must divide the layer's
   output channels. Given lanes are checked (an invalid P is an error listing the valid
-  values, never snapped); the others are chosen by `auto_lanes`: the highest image rate
+  values, never snapped); the others are chosen by `auto_choice` (with the engine family): the highest image rate
   whose resource estimate fits a budget of the board, each layer with the fewest lanes
   that keep up with the slowest one.
 * Register widths come from `gen.bounds` (no overflow, no saturation).
@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from .bounds import network_bounds
-from .engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_spec
+from .engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
 from .engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
 from .engines.memory import (Memory, MemoryMapping, RamPrimitive, RAM_PRIMITIVES,  # noqa: F401 (re-exported)
                              addr_width, mapping_json, memory_mapping)
@@ -48,7 +48,7 @@ from .ops.base import Geometry
 
 log = logging.getLogger(__name__)
 
-# The share of each board resource the automatic choice may plan for (see auto_lanes).
+# The share of each board resource the automatic choice may plan for (see auto_choice).
 RESOURCE_BUDGET = {"luts": 0.7, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
 # Keeps synthesis time and routing sane; a user may ask for more. The example's default
 # build (conv2 and conv3 at 32) takes about 105 s on 2 idle cores; at 64 lanes their
@@ -101,6 +101,23 @@ def parse_lanes_arg(text: str) -> dict[str, int]:
     if not lanes:
         raise PlanError(f"--lanes must be layer=P[,layer=P...], not {text!r}")
     return lanes
+
+
+def parse_engines_arg(text: str) -> dict[str, str]:
+    """`conv2=dense,fc=event` -> {"conv2": "dense", "fc": "event"} (--engine). The layers and
+    whether their kind has the family are checked by make_plan, naming what is valid."""
+    engines = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, family = item.partition("=")
+        if not sep or not name.strip() or not family.strip():
+            raise PlanError(f"--engine must be layer=family[,layer=family...], not {text!r}")
+        engines[name.strip()] = family.strip()
+    if not engines:
+        raise PlanError(f"--engine must be layer=family[,layer=family...], not {text!r}")
+    return engines
 
 
 def load_lanes_config(path) -> dict[str, int]:
@@ -264,6 +281,9 @@ class LayerPlan:
     estimate: dict                          # luts, ffs, bram36, dsps
     geometries: tuple[Geometry, ...] = ()   # one per projection, in IR order
     inputs: tuple[Edge, ...] = ()           # the edges into this layer, one per projection
+    family: str = DEFAULT_FAMILY            # the engine family (gen.engines): event or dense
+    family_source: str = "default"          # "user" (--engine), "auto" (chosen) or "default"
+    family_reason: str = ""                 # why the planner chose it (the report says so)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -398,13 +418,17 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
                         traffic=t, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
                         in_queue_depths=tuple(e.queue_depth for e in inputs),
                         in_addr_widths=tuple(e.addr_width for e in inputs))
+    check = getattr(engine, "check_context", None)
+    if check is not None:
+        check(ctx, f"layer {layer.name!r}: ")
     mems = engine.memories(ctx)
     return LayerPlan(
         name=layer.name, kind=layer.kind, engine=engine.name, neuron=layer.neuron,
         geometry=geom, lanes=lanes, valid_lanes=tuple(valid_lanes(geom.out_channels)),
         lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
         widths=widths, memories=mems, queue_depth=depth, traffic=t,
-        cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems), geometries=geoms, inputs=inputs)
+        cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems), geometries=geoms, inputs=inputs,
+        family=engine.family)
 
 
 def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds,
@@ -426,67 +450,179 @@ def _fits(total: dict, capacity, budget: dict) -> bool:
     return all(total[key] <= budget[key] * getattr(capacity, key) for key in budget)
 
 
-def auto_lanes(net: Network, board, fixed: dict[str, int], traffic, bounds,
-               engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> dict[str, int]:
-    """The fewest lanes per layer that give the fastest image rate whose estimate fits the budget.
+def _cost(lp: LayerPlan, capacity) -> float:
+    """A layer's share of the board: its largest fraction of any budgeted resource."""
+    return max(lp.estimate[key] / max(1e-9, RESOURCE_BUDGET[key] * getattr(capacity, key)) for key in RESOURCE_BUDGET)
 
-    The slowest layer sets the rate, so a target rate (cycles per image) asks of each layer
-    only the fewest lanes that reach it: more would spend resources for nothing. The targets
-    tried are the cycles the layers reach at their valid lane counts (at most MAX_AUTO_LANES;
-    the user's layers keep theirs), from the fastest down, but never faster than the slowest
-    layer can go nor than the input itself (one pixel per cycle); the first whose plan fits
-    RESOURCE_BUDGET wins. If even the slowest target does not fit, every automatic layer gets
-    its fewest lanes (1), and the build refuses the plan with the numbers.
-    """
+
+def layer_options(net: Network, fixed: dict[str, int], families: dict[str, tuple[str, ...]], traffic, bounds,
+                  forced_depth: int | None = None) -> dict[str, list[LayerPlan]]:
+    """Every (family, lanes) setting a layer may get: its candidate families at the user's
+    lanes, or at each valid lane count up to MAX_AUTO_LANES. A family whose engine refuses the
+    layer at some lanes (gen.engines' checks) simply offers fewer settings."""
     options = {}
     for i, layer in enumerate(net.layers):
-        if layer.name in fixed:
-            options[layer.name] = [_layer_plan(net, i, fixed[layer.name], "user", traffic, bounds, engines,
-                                               forced_depth)]
-        else:
-            options[layer.name] = [_layer_plan(net, i, p, "auto", traffic, bounds, engines, forced_depth)
-                                   for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
-    # Cycles fall as lanes rise, so each layer's last option is its fastest.
-    floor = max([int(np.prod(net.input_shape))] + [opts[-1].cycles for opts in options.values()])
+        opts, refusals = [], []
+        for family in families[layer.name]:
+            engine = engine_spec(layer.kind, family, f"layer {layer.name!r}: ")
+            lanes = [fixed[layer.name]] if layer.name in fixed else \
+                [p for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
+            for p in lanes:
+                try:
+                    opts.append(_layer_plan(net, i, p, "user" if layer.name in fixed else "auto", traffic, bounds,
+                                            {layer.name: engine}, forced_depth))
+                except PlanError as exc:
+                    refusals.append(str(exc))
+        if not opts:
+            raise PlanError(refusals[0])
+        options[layer.name] = opts
+    return options
+
+
+def _pick(opts: list[LayerPlan], target: float, capacity) -> LayerPlan | None:
+    """The cheapest setting that reaches `target` cycles per image: per family the fewest
+    lanes that do, then the family that costs least (the default family on a tie)."""
+    per_family = {}
+    for lp in opts:
+        if lp.cycles <= target and lp.family not in per_family:
+            per_family[lp.family] = lp
+    if not per_family:
+        return None
+    return min(per_family.values(), key=lambda lp: (_cost(lp, capacity), lp.family != DEFAULT_FAMILY))
+
+
+def _fastest_fitting(options, board, floor_cycles: int):
+    """(chosen settings, cycles per image): the fastest image rate whose estimate fits."""
+    floor = max([floor_cycles] + [min(lp.cycles for lp in opts) for opts in options.values()])
     targets = sorted({lp.cycles for opts in options.values() for lp in opts if lp.cycles > floor} | {floor})
     for target in targets:
-        chosen = [next(lp for lp in opts if lp.cycles <= target) for opts in options.values()]
+        chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
         if _fits(_total(chosen), board.capacity, RESOURCE_BUDGET):
-            return {lp.name: lp.lanes for lp in chosen}
-    return {name: opts[0].lanes for name, opts in options.items()}
+            return chosen, max([floor_cycles] + [lp.cycles for lp in chosen])
+    return None, None
+
+
+def auto_choice(net: Network, board, options: dict[str, list[LayerPlan]], target_fps: float | None = None
+                ) -> list[LayerPlan]:
+    """The setting (engine family and lanes) of every layer.
+
+    The slowest layer sets the rate, so a target rate (cycles per image) asks of each layer
+    only its cheapest setting that reaches it: per family the fewest lanes, then the family
+    whose estimate takes the smaller share of the board. The event family's cycles follow the
+    measured firing (synaptic ops and events on held-out images), the dense family's are fixed
+    by the geometry, so a layer that fires often goes dense. Without `target_fps` the targets
+    tried are the cycles the settings reach, from the fastest down (never faster than the
+    slowest layer can go nor than the input itself, one pixel per cycle); the first whose plan
+    fits RESOURCE_BUDGET wins. With `target_fps`, the cheapest settings that reach it; PlanError
+    naming the best achievable rate when no fitting plan does. If nothing fits, every layer
+    gets its cheapest setting, and the build refuses the plan with the numbers.
+    """
+    floor_cycles = int(np.prod(net.input_shape))
+    clock = board.clock_mhz * 1e6
+    if target_fps is not None:
+        target = clock / target_fps
+        chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
+        if target >= floor_cycles and None not in chosen and _fits(_total(chosen), board.capacity, RESOURCE_BUDGET):
+            return chosen
+        best, cycles = _fastest_fitting(options, board, floor_cycles)
+        best_text = f"{clock / cycles:,.0f} images/s ({cycles:,.0f} cycles/image)" if best else "nothing fits"
+        raise PlanError(f"--target-fps {target_fps:g} cannot be met on the {board.part} ({board.name}) at "
+                        f"{board.clock_mhz:g} MHz: the best that fits is {best_text}")
+    best, _ = _fastest_fitting(options, board, floor_cycles)
+    if best is not None:
+        return best
+    return [_pick(opts, math.inf, board.capacity) for opts in options.values()]
+
+
+def family_reason(chosen: LayerPlan, options: list[LayerPlan], target: float) -> str:
+    """One sentence: why this layer got its family (the other families' best at the same rate)."""
+    fires = ""
+    if chosen.traffic.measured and chosen.kind != "readout":
+        fires = f"; it sends {chosen.traffic.events_out:,.0f} events/image (measured)"
+    others = []
+    for family in sorted({lp.family for lp in options} - {chosen.family}):
+        mine = [lp for lp in options if lp.family == family]
+        reach = [lp for lp in mine if lp.cycles <= target]
+        if reach:
+            o = reach[0]
+            others.append(f"{family} would reach it at {o.lanes} lanes with {o.estimate['luts']:,.0f} LUTs, "
+                          f"{o.estimate['bram36']:g} BRAM36")
+        else:
+            fastest = min(mine, key=lambda lp: lp.cycles)
+            others.append(f"{family} needs at least {fastest.cycles:,.0f} cycles/image")
+    what = (f"{chosen.family}: {chosen.cycles:,.0f} cycles/image at {chosen.lanes} lanes, "
+            f"{chosen.estimate['luts']:,.0f} LUTs, {chosen.estimate['bram36']:g} BRAM36")
+    return what + (f" ({'; '.join(others)})" if others else "") + fires
+
+
+def candidate_families(net: Network, families: dict[str, str] | None) -> dict[str, tuple[str, ...]]:
+    """Each layer's engine families to choose from: the user's, or every registered family of
+    its kind that takes the layer (the default family first)."""
+    families = families or {}
+    unknown = sorted(set(families) - {layer.name for layer in net.layers})
+    if unknown:
+        raise PlanError(f"engine families name layers that do not exist: {unknown}; layers are "
+                        f"{', '.join(layer.name for layer in net.layers)}")
+    out = {}
+    for layer in net.layers:
+        if layer.name in families:
+            engine = layer_engine(layer, families)
+            layer_geometries(net, layer, engine)    # refuses what the user's family cannot take
+            out[layer.name] = (engine.family,)
+            continue
+        names = []
+        for family in sorted(engine_families(layer.kind), key=lambda f: f != DEFAULT_FAMILY):
+            try:
+                layer_geometries(net, layer, engine_spec(layer.kind, family))
+            except PlanError:
+                if family == DEFAULT_FAMILY:
+                    raise
+                continue
+            names.append(family)
+        out[layer.name] = tuple(names)
+    return out
 
 
 def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=None,
-              families: dict[str, str] | None = None, queue_depths: int | None = None) -> Plan:
+              families: dict[str, str] | None = None, queue_depths: int | None = None,
+              target_fps: float | None = None) -> Plan:
     """The plan for `net` on `board`; `images` (uint8 [N,C,H,W]) measure the event traffic.
 
-    `families`: the engine family of a layer (gen.engines), where not DEFAULT_FAMILY.
+    `families`: the engine family of a layer (gen.engines) that the user fixes (--engine);
+    the others are chosen (`auto_choice`). `target_fps`: the cheapest plan that reaches this
+    many images/s (--target-fps), PlanError when none that fits does.
     `queue_depths`: one depth for every edge's queue instead of the measured ones (>= 2, the
     smallest the event queue takes: the deadlock argument's test runs at it).
     """
     forced = check_queue_depth(queue_depths)
     fixed = check_lanes(net, lanes or {})
-    unknown = sorted(set(families or {}) - {layer.name for layer in net.layers})
-    if unknown:
-        raise PlanError(f"engine families name layers that do not exist: {unknown}; layers are "
-                        f"{', '.join(layer.name for layer in net.layers)}")
-    engines = {layer.name: layer_engine(layer, families) for layer in net.layers}
-    for layer in net.layers:
-        layer_geometries(net, layer, engines[layer.name])   # refuse unsupported layers before any work
+    if target_fps is not None and (isinstance(target_fps, bool) or not isinstance(target_fps, (int, float))
+                                   or not target_fps > 0):
+        raise PlanError(f"--target-fps must be a positive number of images/s, not {target_fps!r}")
+    candidates = candidate_families(net, families)
     bounds = network_bounds(net)
     readout_bits = bounds[net.readout.name].logit_bits
     if readout_bits > 32:
         raise PlanError(f"layer {net.readout.name!r}: logits need {readout_bits} bits, which must be <= 32 "
                         f"(they travel as int32); use fewer weight bits or timesteps")
     traffic = measure_traffic(net, images) if images is not None and len(images) else worst_case_traffic(net)
-    chosen = auto_lanes(net, board, fixed, traffic, bounds, engines, forced)
-    sources = {name: "user" if name in fixed else "auto" for name in chosen}
-    plans = _build_layers(net, chosen, sources, traffic, bounds, engines, forced)
+    options = layer_options(net, fixed, candidates, traffic, bounds, forced)
+    chosen = auto_choice(net, board, options, target_fps)
+    target = max([int(np.prod(net.input_shape))] + [lp.cycles for lp in chosen])
+    engines = {lp.name: engine_spec(lp.kind, lp.family) for lp in chosen}
+    sources = {name: "user" if name in fixed else "auto" for name in engines}
+    plans = _build_layers(net, {lp.name: lp.lanes for lp in chosen}, sources, traffic, bounds, engines, forced)
+    plans = [replace(lp, family_source="user" if lp.name in (families or {}) else
+                     ("auto" if len(candidates[lp.name]) > 1 else "default"),
+                     family_reason="set by --engine" if lp.name in (families or {}) else
+                     family_reason(lp, options[lp.name], target)) for lp in plans]
     notes = []
     if not next(iter(traffic.values())).measured:
         notes.append("no images given: cycles and queue depths assume every neuron spikes at every step")
     if forced is not None:
         notes.append(f"every queue forced to depth {forced}")
+    if target_fps is not None:
+        notes.append(f"--target-fps {target_fps:g}: the cheapest settings that reach it")
     return Plan(network=net.name, board=board.name, clock_mhz=board.clock_mhz, timesteps=net.timesteps,
                 layers=tuple(plans), input_cycles=int(np.prod(net.input_shape)), estimate=_total(plans),
                 notes=tuple(notes))

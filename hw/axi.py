@@ -279,3 +279,40 @@ class AxiLiteRegisters(wiring.Component):
         with m.Elif(self.s_axi_rvalid & self.s_axi_rready):
             m.d.sync += self.s_axi_rvalid.eq(0)
         return m
+
+
+class PixelPacker(wiring.Component):
+    """The Pixel stream (one pixel per beat) packed into beats of 8 pixels for an engine that
+    takes them so (hw.dense_encoding.DenseEncodingLayer): pixel i of a beat in bits [8i, 8i+8),
+    `last` on the beat that holds the image's last pixel. The pixels per image must be a
+    multiple of 8 (the engine requires it). One pixel per cycle in: AxisPixelIn keeps its
+    framing (short/long image recovery) and this adapter sits behind it; feeding the engine
+    an AXI beat per cycle directly is the later widening."""
+
+    def __init__(self):
+        self.beat_layout = data.StructLayout({"pixels": data.ArrayLayout(unsigned(8), PIXELS_PER_BEAT), "last": 1})
+        super().__init__({"pixels_in": In(stream.Signature(PIXEL_LAYOUT)),
+                          "pixels": Out(stream.Signature(self.beat_layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        held = [Signal(8, name=f"held{i}") for i in range(PIXELS_PER_BEAT - 1)]
+        count = Signal(range(PIXELS_PER_BEAT))
+        full = count == PIXELS_PER_BEAT - 1
+        # The output beat is a register: ready never passes through combinationally.
+        m.d.comb += self.pixels_in.ready.eq(~full | ~self.pixels.valid | self.pixels.ready)
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += self.pixels.valid.eq(0)
+        with m.If(self.pixels_in.valid & self.pixels_in.ready):
+            pixel = self.pixels_in.payload
+            with m.If(full):
+                m.d.sync += [self.pixels.payload.pixels[i].eq(held[i]) for i in range(PIXELS_PER_BEAT - 1)]
+                m.d.sync += [self.pixels.payload.pixels[PIXELS_PER_BEAT - 1].eq(pixel.value),
+                             self.pixels.payload.last.eq(pixel.last), self.pixels.valid.eq(1), count.eq(0)]
+            with m.Else():
+                with m.Switch(count):
+                    for i in range(PIXELS_PER_BEAT - 1):
+                        with m.Case(i):
+                            m.d.sync += held[i].eq(pixel.value)
+                m.d.sync += count.eq(count + 1)
+        return m

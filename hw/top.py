@@ -27,10 +27,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.regmap import CONTROL_BITS, ERROR_BITS, STATUS_BITS
-from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut
+from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut, PixelPacker
+from hw.dense_convert import EventsToMap, MapToEvents
 from hw.event import event_layout
 from hw.event_queue import EventQueue
 from hw.fork import StreamFork, output_name
+from hw.ternary_stream import map_layout
 
 CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES",
                       "PIXELS_PER_IMAGE", "NUM_LAYERS")
@@ -66,6 +68,14 @@ class LayerModule:
     # (source layer, input stream) of each of its inputs, in the engine's projection order;
     # () for a chain: the previous layer (the pixels for the first) into `input_stream`.
     inputs: tuple[tuple[str, str], ...] = ()
+    # Stream formats (docs/hardware.md, "Dense streaming engines"): what the layer reads
+    # ("events", "map", "pixels": one pixel per beat, "pixels8": 8 pixels per beat) and sends
+    # ("events", "map"; the readout's result is neither). map_shape: the (C, H, W) of the
+    # neurons it sends, for the converters at an event/map boundary; steps: T.
+    in_format: str = "events"
+    out_format: str = "events"
+    map_shape: tuple[int, int, int] = (0, 0, 0)
+    steps: int = 1
 
     def __post_init__(self):
         names = {p[0] for p in self.ports}
@@ -106,12 +116,20 @@ def _check_graph(layers):
             if source not in earlier:
                 raise ValueError(f"layer {layer.name!r}: input {stream_name!r} must come from an earlier layer "
                                  f"that sends events, one of {sorted(earlier)}, not {source!r}")
+            if earlier[source].out_format != "events" or layer.in_format != "events":
+                continue        # a converter sits on this edge (checked where it is built)
             expected = 2 + earlier[source].out_addr_width
             if layer.port_width(f"{stream_name}__payload") != expected:
                 raise ValueError(f"layer {layer.name!r}: {stream_name}__payload must be {expected} bits wide "
                                  f"(events of {source!r}), not {layer.port_width(f'{stream_name}__payload')}")
         earlier[layer.name] = layer
     for layer in layers[:-1]:
+        if layer.out_format == "map":
+            expected = map_layout(layer.map_shape[0]).size
+            if layer.port_width(f"{layer.output_stream}__payload") != expected:
+                raise ValueError(f"layer {layer.name!r}: {layer.output_stream}__payload must be {expected} bits "
+                                 f"wide (a map of {layer.map_shape[0]} channels)")
+            continue
         if layer.out_addr_width < 1 or layer.queue_depth == 1 or layer.queue_depth < 0:
             raise ValueError(f"layer {layer.name!r} must have out_addr_width >= 1 and queue_depth 0 or >= 2, "
                              f"not {layer.out_addr_width!r} and {layer.queue_depth!r}")
@@ -194,23 +212,33 @@ class TernTop(wiring.Component):
             m.submodules[f"u_{layer.name}"] = Instance(layer.module, **kwargs)
             port_signals.append(signals)
 
-        # Pixels into the first layer.
+        # Pixels into the first layer: one per beat, or packed 8 per beat for a layer that
+        # takes them so (the AXI beat is unpacked by AxisPixelIn's framing and packed again:
+        # one pixel per cycle in, as before).
         first, first_in = port_signals[0], self.layers[0].input_stream
+        pixels = pixel_in.pixels
+        if self.layers[0].in_format == "pixels8":
+            m.submodules.pixel_packer = packer = PixelPacker()
+            m.d.comb += [packer.pixels_in.payload.eq(pixels.payload), packer.pixels_in.valid.eq(pixels.valid),
+                         pixels.ready.eq(packer.pixels_in.ready)]
+            pixels = packer.pixels
         m.d.comb += [
-            first[f"{first_in}__payload"].eq(pixel_in.pixels.payload),
-            first[f"{first_in}__valid"].eq(pixel_in.pixels.valid),
-            pixel_in.pixels.ready.eq(first[f"{first_in}__ready"]),
+            first[f"{first_in}__payload"].eq(pixels.payload),
+            first[f"{first_in}__valid"].eq(pixels.valid),
+            pixels.ready.eq(first[f"{first_in}__ready"]),
         ]
         # Layer -> (queue) -> (fork) -> its consumers along the edges; count each layer's
         # spike events on its way out.
         event_counts = []
         clear_counters = getattr(regs, "control")[CONTROL_CLEAR_COUNTERS]
         signals_of = {layer.name: signals for layer, signals in zip(self.layers, port_signals)}
-        edges = [(source, signals_of[layer.name], stream_name)
+        edges = [(source, signals_of[layer.name], stream_name, layer)
                  for layer, inputs in zip(self.layers, layer_inputs(self.layers)) for source, stream_name in inputs]
         for i, layer in enumerate(self.layers[:-1]):
             src = _stream(port_signals[i], layer.output_stream)
-            dsts = [_stream(signals, stream_name) for source, signals, stream_name in edges if source == layer.name]
+            dsts = [self._converted(m, layer, consumer, _stream(signals, stream_name), k)
+                    for k, (source, signals, stream_name, consumer) in
+                    enumerate(e for e in edges if e[0] == layer.name)]
             out = src
             if layer.queue_depth:
                 queue = EventQueue(layer.out_addr_width, layer.queue_depth, binary=layer.binary)
@@ -222,12 +250,11 @@ class TernTop(wiring.Component):
                 ]
                 out = {"payload": queue.r.payload, "valid": queue.r.valid, "ready": queue.r.ready}
             self._connect_consumers(m, layer, out, dsts)
-            event = data.View(event_layout(layer.out_addr_width), src["payload"])
             count = Signal(32, name=f"events_{layer.name}")
             with m.If(clear_counters):
                 m.d.sync += count.eq(0)
-            with m.Elif(src["valid"] & src["ready"] & ~event.eos):
-                m.d.sync += count.eq(count + 1)
+            with m.Elif(src["valid"] & src["ready"]):
+                m.d.sync += count.eq(count + _spikes_of_beat(layer, src["payload"]))
             event_counts.append(count)
         # The readout's results out; it sends no events.
         last = _stream(port_signals[-1], self.layers[-1].output_stream)
@@ -242,6 +269,28 @@ class TernTop(wiring.Component):
         self._status(m, pixel_in, result_out, regs, clear_counters)
         return m
 
+    def _converted(self, m, producer, consumer, dst, k):
+        """The stream an edge's producer side drives: the consumer's port, or a converter in
+        front of it where one end sends events and the other reads maps."""
+        if producer.out_format == consumer.in_format:
+            return dst
+        C, H, W = producer.map_shape
+        if producer.out_format == "events" and consumer.in_format == "map":
+            conv, port_in, port_out = EventsToMap(C, H, W, steps=producer.steps), "events_in", "maps"
+        elif producer.out_format == "map" and consumer.in_format == "events":
+            conv, port_in, port_out = MapToEvents(C, H, W), "maps_in", "events"
+        else:
+            raise ValueError(f"layer {consumer.name!r} reads {consumer.in_format}, which layer {producer.name!r} "
+                             f"({producer.out_format}) cannot feed")
+        m.submodules[f"convert_{producer.name}_{consumer.name}_{k}"] = conv
+        conv_in, conv_out = getattr(conv, port_in), getattr(conv, port_out)
+        if len(conv_out.payload.as_value()) != len(dst["payload"]):
+            raise ValueError(f"layer {consumer.name!r}: its input is {len(dst['payload'])} bits wide, the converter "
+                             f"from {producer.name!r} sends {len(conv_out.payload.as_value())}")
+        m.d.comb += [dst["payload"].eq(conv_out.payload), dst["valid"].eq(conv_out.valid),
+                     conv_out.ready.eq(dst["ready"])]
+        return {"payload": conv_in.payload, "valid": conv_in.valid, "ready": conv_in.ready}
+
     def _connect_consumers(self, m, layer, out, dsts):
         """One consumer: a direct link (its engine queues its input itself). Several: a fork,
         every beat to each of them. None: the events are drained."""
@@ -253,7 +302,8 @@ class TernTop(wiring.Component):
                 out["ready"].eq(dst["ready"]),
             ]
         elif dsts:
-            fork = StreamFork(event_layout(layer.out_addr_width), len(dsts))
+            shape = map_layout(layer.map_shape[0]) if layer.out_format == "map" else event_layout(layer.out_addr_width)
+            fork = StreamFork(shape, len(dsts))
             m.submodules[f"fork_{layer.name}"] = fork
             m.d.comb += [
                 fork.w.payload.eq(out["payload"]),
@@ -316,6 +366,16 @@ class TernTop(wiring.Component):
             regs.busy_cycles_lo.eq(busy_cycles[:32]),
             regs.busy_cycles_hi.eq(busy_cycles[32:]),
         ]
+
+
+def _spikes_of_beat(layer, payload):
+    """The spikes one beat of a layer's output carries: an event is one (its `eos` none), a
+    map beat one per channel whose code fires (EVENTS_i counts the same spikes either way)."""
+    if layer.out_format == "map":
+        beat = data.View(map_layout(layer.map_shape[0]), payload)
+        return sum((beat.spikes[c].fire for c in range(layer.map_shape[0])), Const(0, 1))
+    event = data.View(event_layout(layer.out_addr_width), payload)
+    return ~event.eos
 
 
 def _stream(signals: dict, name: str) -> dict:

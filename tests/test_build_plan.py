@@ -36,6 +36,11 @@ def images(net):
     return random_images(np.random.default_rng(0), net.input_shape, 16)
 
 
+def event(net) -> dict:
+    """Every layer on the event-driven family: the tests of its cost model and lane choice."""
+    return {layer.name: "event" for layer in net.layers}
+
+
 def test_valid_lanes_are_the_divisors():
     assert valid_lanes(12) == [1, 2, 3, 4, 6, 12]
 
@@ -67,7 +72,7 @@ def test_config_files_in_json_and_toml(tmp_path):
 
 def test_given_lanes_are_kept_and_cycles_follow_the_cost_model(net, images):
     names = [l.name for l in net.layers]
-    plan = make_plan(net, BOARD, {names[1]: 1}, images)
+    plan = make_plan(net, BOARD, {names[1]: 1}, images, families=event(net))
     lp = plan.layer(names[1])
     assert lp.lanes == 1 and lp.lanes_source == "user"
     # The cost model from the golden model's own counts: SOPs / P + T sweeps of (O/P)·positions + eos.
@@ -90,7 +95,7 @@ def test_automatic_lanes_never_slow_the_pipeline_down(net, images):
 def test_widths_and_memories_follow_bounds_and_lanes(net, images):
     from gen.bounds import network_bounds
 
-    plan = make_plan(net, BOARD, None, images)
+    plan = make_plan(net, BOARD, None, images, families=event(net))
     bounds = network_bounds(net)
     for lp in plan.layers:
         assert lp.widths["accumulator_bits"] == bounds[lp.name].accumulator_bits
@@ -142,13 +147,13 @@ def fits_budget(estimate, capacity=BOARD.capacity) -> bool:
 
 def test_auto_plan_of_the_example_is_the_fastest_that_fits(example):
     net, images = example
-    plan = make_plan(net, BOARD, None, images)
+    plan = make_plan(net, BOARD, None, images, families=event(net))
     assert fits_budget(plan.estimate)
     assert plan.cycles_per_image < OLD_AUTO_CYCLES / 2
     # Brute force over every lane combination up to the cap (a layer's plan does not depend on
     # the others' lanes): none that fits the budget is faster.
     counts = sorted({p for layer in net.layers for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES})
-    at = {p: make_plan(net, BOARD, {l.name: p if l.channels % p == 0 else 1 for l in net.layers}, images)
+    at = {p: make_plan(net, BOARD, {l.name: p if l.channels % p == 0 else 1 for l in net.layers}, images, families=event(net))
           for p in counts}
     options = [[at[p].layer(layer.name) for p in valid_lanes(layer.channels) if p <= MAX_AUTO_LANES]
                for layer in net.layers]
@@ -160,34 +165,34 @@ def test_auto_plan_of_the_example_is_the_fastest_that_fits(example):
 
 def test_auto_plan_gives_each_layer_the_fewest_lanes_that_keep_up(example):
     net, images = example
-    plan = make_plan(net, BOARD, None, images)
+    plan = make_plan(net, BOARD, None, images, families=event(net))
     for lp in plan.layers:
         assert lp.lanes_source == "auto" and lp.cycles <= plan.cycles_per_image
         fewer = [p for p in lp.valid_lanes if p < lp.lanes]
         if fewer:   # one step down would make this layer the slowest
-            slower = make_plan(net, BOARD, {lp.name: fewer[-1]}, images).layer(lp.name)
+            slower = make_plan(net, BOARD, {lp.name: fewer[-1]}, images, families=event(net)).layer(lp.name)
             assert slower.cycles > plan.cycles_per_image
 
 
 def test_user_lanes_are_kept_and_the_others_only_keep_up_with_them(example):
     net, images = example
-    plan = make_plan(net, BOARD, {"conv2": 4, "fc": 10}, images)
+    plan = make_plan(net, BOARD, {"conv2": 4, "fc": 10}, images, families=event(net))
     conv2 = plan.layer("conv2")
     assert (conv2.lanes, conv2.lanes_source, plan.layer("fc").lanes) == (4, "user", 10)
     assert plan.bottleneck.name == "conv2"       # nothing else is raised past the rate it sets
     for lp in plan.layers:
         if lp.lanes_source == "auto" and lp.lanes > 1:
             fewer = [p for p in lp.valid_lanes if p < lp.lanes][-1]
-            assert make_plan(net, BOARD, {"conv2": 4, "fc": 10, lp.name: fewer}, images).layer(lp.name).cycles \
+            assert make_plan(net, BOARD, {"conv2": 4, "fc": 10, lp.name: fewer}, images, families=event(net)).layer(lp.name).cycles \
                 > conv2.cycles
     # A user may go past the automatic cap.
-    assert make_plan(net, BOARD, {"conv2": 64}, images).layer("conv2").lanes == 64
+    assert make_plan(net, BOARD, {"conv2": 64}, images, families=event(net)).layer("conv2").lanes == 64
 
 
 def test_a_board_too_small_for_anything_gets_one_lane_everywhere(example):
     net, images = example
     tiny = dataclasses.replace(BOARD, capacity=Capacity(luts=100, ffs=100, bram36=1, dsps=1))
-    plan = make_plan(net, tiny, None, images)
+    plan = make_plan(net, tiny, None, images, families=event(net))
     assert [lp.lanes for lp in plan.layers] == [1] * len(net.layers)
     assert plan.estimate["bram36"] > tiny.capacity.bram36      # gen build refuses it with these numbers
 
@@ -232,7 +237,7 @@ def test_estimate_is_above_the_recorded_synthesis_and_close(example):
     rows = calibration_rows()
     assert len(rows) >= 20, "run python -m benchmarks.plan_calibration"
     for row in rows:
-        lp = make_plan(net, BOARD, {row["layer"]: row["lanes"]}, images).layer(row["layer"])
+        lp = make_plan(net, BOARD, {row["layer"]: row["lanes"]}, images, families=event(net)).layer(row["layer"])
         est, got = lp.estimate, row["synthesis"]
         assert all(est[k] >= got[k] for k in KEYS), (row["layer"], row["lanes"], est, got)
         assert est["bram36"] == got["bram36"], (row["layer"], row["lanes"])
@@ -248,7 +253,7 @@ def test_estimate_is_above_synthesis_of_the_engines_as_they_are_now(example, tmp
     from gen.synth import count_cells, synthesise_module
 
     net, images = example
-    plan = make_plan(net, BOARD, {layer: lanes}, images)
+    plan = make_plan(net, BOARD, {layer: lanes}, images, families=event(net))
     i = [lp.name for lp in plan.layers].index(layer)
     module = module_name(layer)
     engine = build_engine(net, plan.layers[i], plan.layers[i - 1].queue_depth if i else 0)
@@ -270,7 +275,7 @@ def residual():
 
 def test_every_projection_is_one_edge_into_its_own_input_stream(residual):
     net, images = residual
-    plan = make_plan(net, BOARD, None, images)
+    plan = make_plan(net, BOARD, None, images, families=event(net))
     assert len(plan.edges) == sum(len(layer.projections) for layer in net.layers)
     for layer in net.layers:
         lp = plan.layer(layer.name)
@@ -298,7 +303,7 @@ def test_each_projection_is_priced(residual):
     layers = [layer for layer in net.layers if len(layer.projections) > 1]
     assert {type(p.op).__name__ for layer in layers for p in layer.projections} == {"Conv2d", "Identity"}
     lanes = {layer.name: 2 for layer in layers if layer.channels % 2 == 0}
-    plan = make_plan(net, BOARD, lanes, images)
+    plan = make_plan(net, BOARD, lanes, images, families=event(net))
     T = net.timesteps
     for layer in layers:
         lp = plan.layer(layer.name)
@@ -335,3 +340,56 @@ def test_more_projections_than_the_engine_sums_is_one_plan_error():
     with pytest.raises(PlanError, match=r"^layer 'sum': the SpikingLayer engine takes at most 3 projection\(s\) "
                                         r"per layer, not 4 from \['a', 'b', 'c', 'enc'\]$"):
         make_plan(net, BOARD)
+
+
+# --------------------------------------------------------------------------- engine families
+
+
+def test_engine_argument_parses_and_refuses_in_one_line(example):
+    from gen.plan import parse_engines_arg
+
+    net, images = example
+    assert parse_engines_arg("conv2=dense, fc=event") == {"conv2": "dense", "fc": "event"}
+    with pytest.raises(PlanError, match=r"--engine must be layer=family\[,layer=family...\], not 'conv2'"):
+        parse_engines_arg("conv2")
+    with pytest.raises(PlanError, match=r"engine families name layers that do not exist: \['nope'\]; layers are conv1"):
+        make_plan(net, BOARD, None, images, families={"nope": "dense"})
+    with pytest.raises(PlanError, match=r"layer 'conv2': no engine for a spiking layer of family 'stream'; "
+                                        r"supported: .*spiking/dense.*spiking/event"):
+        make_plan(net, BOARD, None, images, families={"conv2": "stream"})
+
+
+def test_the_planner_puts_a_layer_that_fires_often_on_the_dense_engine(example):
+    """The example fires 30-50 % of its neurons per step: event-driven conv2 cannot come near the
+    dense engine's fixed cycles, so the default plan is dense there, says why, and is faster than
+    the all-event plan while fitting the budget."""
+    net, images = example
+    plan = make_plan(net, BOARD, None, images)
+    events_only = make_plan(net, BOARD, None, images, families=event(net))
+    conv2 = plan.layer("conv2")
+    assert (conv2.family, conv2.family_source) == ("dense", "auto")
+    assert "event needs at least" in conv2.family_reason and "events/image (measured)" in conv2.family_reason
+    fastest_event = min(make_plan(net, BOARD, {"conv2": p}, images, families={"conv2": "event"}).layer("conv2").cycles
+                        for p in (16, 32))
+    assert conv2.cycles < fastest_event
+    assert plan.cycles_per_image < events_only.cycles_per_image and fits_budget(plan.estimate)
+    layer_json = plan.to_json()["layers"][1]
+    assert layer_json["family"] == "dense" and layer_json["family_reason"]
+    # --engine keeps the user's family and says so.
+    forced = make_plan(net, BOARD, None, images, families={"conv2": "event"}).layer("conv2")
+    assert (forced.family, forced.family_source, forced.family_reason) == ("event", "user", "set by --engine")
+
+
+def test_target_fps_takes_the_cheapest_plan_that_reaches_it_or_names_the_best_rate(example):
+    net, images = example
+    fastest = make_plan(net, BOARD, None, images)
+    slow = make_plan(net, BOARD, None, images, target_fps=1000)
+    assert slow.images_per_second >= 1000
+    assert slow.estimate["luts"] < fastest.estimate["luts"]
+    assert "--target-fps 1000" in " ".join(slow.notes)
+    best = f"{fastest.images_per_second:,.0f} images/s"
+    with pytest.raises(PlanError, match=f"--target-fps 1e\\+06 cannot be met on the {BOARD.part} .*the best that "
+                                        f"fits is {best}"):
+        make_plan(net, BOARD, None, images, target_fps=1e6)
+    with pytest.raises(PlanError, match="--target-fps must be a positive number"):
+        make_plan(net, BOARD, None, images, target_fps=0)

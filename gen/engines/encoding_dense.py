@@ -46,6 +46,18 @@ class EncodingDenseEngine(EngineSpec):
             raise PlanError(f"{where}the {self.name} engine takes {' or '.join(NEURON_KINDS)} neurons "
                             f"(hw/lif.py), not {layer.neuron!r}")
 
+    def check_context(self, ctx: EngineContext, where: str = "") -> None:
+        """What the hw component refuses, as one PlanError before any Verilog: 8-pixel beats
+        must tile a channel, and the membranes need 4 neuron words (as the dense conv)."""
+        g = ctx.geometry
+        positions = int(g.in_shape[1]) * int(g.in_shape[2])
+        if positions % 8:
+            raise PlanError(f"{where}the {self.name} engine takes 8 pixels per beat, which must divide the "
+                            f"{positions} positions of a channel")
+        if g.out_positions * ctx.groups < 4:
+            raise PlanError(f"{where}the {self.name} engine needs at least 4 neuron words per step "
+                            f"(output positions × O/lanes), not {g.out_positions * ctx.groups}")
+
     def memories(self, ctx: EngineContext):
         g = conv_geometry(ctx)
         rows = 4 if g.stride == 1 else 8
