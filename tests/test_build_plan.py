@@ -393,3 +393,26 @@ def test_target_fps_takes_the_cheapest_plan_that_reaches_it_or_names_the_best_ra
         make_plan(net, BOARD, None, images, target_fps=1e6)
     with pytest.raises(PlanError, match="--target-fps must be a positive number"):
         make_plan(net, BOARD, None, images, target_fps=0)
+
+
+def test_engine_and_target_fps_refusals_from_the_command_line(tmp_path):
+    """What users type, from the repository root: one line on stderr, exit 2, nothing built."""
+    import subprocess
+    import sys
+
+    def gen_build(*options):
+        return subprocess.run([sys.executable, "-m", "gen", "build", "examples/mnist_ternary_t2.pt", "--no-synth",
+                               "--out", str(tmp_path / "b"), *options], capture_output=True, text=True, cwd=REPO)
+
+    res = gen_build("--engine", "conv2")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "--engine must be layer=family" in res.stderr
+    res = gen_build("--engine", "conv2=stream")
+    last = res.stderr.strip().splitlines()[-1]      # the steps' progress lines come first
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "family 'stream'" in last and "spiking/dense" in last and "spiking/event" in last
+    res = gen_build("--target-fps", "1000000")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert "cannot be met" in last and "the best that fits is" in last and "images/s" in last
+    assert not (tmp_path / "b").exists()
