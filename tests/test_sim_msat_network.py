@@ -1,18 +1,24 @@
 """Converted neurons (issue 15, docs/msat.md) in hardware: random if_subtract networks built
 from the IR by the generator's own steps (plan, emit, manifest) and simulated whole,
 bit-exact against the golden model, with and without back-pressure, shortcuts included.
-msat has no engine yet: the plan refuses it naming the layer.
+msat has no engine yet: the plan refuses it naming the layer. And the shipped IF-subtract
+example: built, 50 held-out images bit-exact on Verilator (all 2,000 and back-pressure: slow).
 
 Tiny on purpose (Icarus compiles each in about a second), like tests/test_sim_network_random.py.
 """
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from gen import golden
-from gen.build import build_from_ir
+from gen.build import build, build_from_ir
 from gen.errors import PlanError
 from gen.random_net import random_images, random_network
-from sim.network import simulate_build
+from sim.network import load_build, simulate_build
 from sim.toolchain import have_icarus
 
 # Seeds 0-7 plain chains; 9 and 25 draw a dense shortcut into a hidden layer (two projections
@@ -62,3 +68,50 @@ def test_msat_is_refused_naming_the_layer(tmp_path):
     net = network(0, neuron="msat")
     with pytest.raises(PlanError, match=f"layer '{net.layers[0].name}': neuron msat has no hardware engine yet"):
         build_from_ir(net, "pynq-z2", tmp_path / "build", images=8, synthesise=False, lint=False)
+
+
+# ---- the shipped IF-subtract example (examples/mnist_if_subtract.pt, docs/msat.md) -------------
+
+REPO = Path(__file__).resolve().parents[1]
+IF_SUBTRACT_EXAMPLE = REPO / "examples" / "mnist_if_subtract.pt"
+CI_IMAGES = 50
+
+
+@pytest.fixture(scope="module")
+def if_subtract_build(tmp_path_factory):
+    if not IF_SUBTRACT_EXAMPLE.exists():
+        pytest.skip(f"{IF_SUBTRACT_EXAMPLE} is missing (python -m snn convert ... --method if-subtract)")
+    out = tmp_path_factory.mktemp("if_subtract") / "build"
+    build(IF_SUBTRACT_EXAMPLE, out=out, images=32, synthesise=False)
+    return out
+
+
+def test_the_example_builds_with_if_subtract_engines(if_subtract_build):
+    manifest = load_build(if_subtract_build).manifest
+    hidden = [layer for layer in manifest["layers"] if layer["kind"] != "readout"]
+    assert hidden and {layer["neuron"] for layer in hidden} == {"if_subtract"}
+
+
+def test_the_example_is_bit_exact_on_held_out_images(if_subtract_build):
+    res = subprocess.run([sys.executable, "-m", "sim", "run", str(if_subtract_build), "--images", str(CI_IMAGES),
+                          "--seed", "1"], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
+    assert f"{CI_IMAGES}/{CI_IMAGES} images on verilator: bit-exact" in res.stdout
+    report = json.loads((if_subtract_build / "sim_report.json").read_text())
+    assert report["results"] == CI_IMAGES and report["mismatches"] == 0 and report["bit_exact"]
+    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + CI_IMAGES - 1}"
+    assert report["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_the_example_is_bit_exact_with_backpressure(if_subtract_build, tmp_path):
+    result = simulate_build(if_subtract_build, CI_IMAGES, backpressure=True, seed=2, report=tmp_path / "bp.json",
+                            quiet=True)
+    assert result.ok, [str(m) for m in result.mismatches[:3]]
+
+
+@pytest.mark.slow
+def test_all_heldout_images_of_the_example_are_bit_exact(if_subtract_build):
+    result = simulate_build(if_subtract_build, 2000, seed=0, quiet=True)
+    assert result.ok, [str(m) for m in result.mismatches[:10]]
+    assert result.report["results"] == 2000
