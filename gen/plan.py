@@ -555,9 +555,11 @@ def family_reason(chosen: LayerPlan, options: list[LayerPlan], target: float) ->
     return what + (f" ({'; '.join(others)})" if others else "") + fires
 
 
-def candidate_families(net: Network, families: dict[str, str] | None) -> dict[str, tuple[str, ...]]:
+def candidate_families(net: Network, families: dict[str, str] | None,
+                       explore: bool = True) -> dict[str, tuple[str, ...]]:
     """Each layer's engine families to choose from: the user's, or every registered family of
-    its kind that takes the layer (the default family first)."""
+    its kind that takes the layer (the default family first). With `explore` False a layer
+    the user did not name gets the default family only."""
     families = families or {}
     unknown = sorted(set(families) - {layer.name for layer in net.layers})
     if unknown:
@@ -571,7 +573,8 @@ def candidate_families(net: Network, families: dict[str, str] | None) -> dict[st
             out[layer.name] = (engine.family,)
             continue
         names = []
-        for family in sorted(engine_families(layer.kind), key=lambda f: f != DEFAULT_FAMILY):
+        registered = sorted(engine_families(layer.kind), key=lambda f: f != DEFAULT_FAMILY)
+        for family in registered if explore else registered[:1]:
             try:
                 layer_geometries(net, layer, engine_spec(layer.kind, family))
             except PlanError:
@@ -599,7 +602,12 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     if target_fps is not None and (isinstance(target_fps, bool) or not isinstance(target_fps, (int, float))
                                    or not target_fps > 0):
         raise PlanError(f"--target-fps must be a positive number of images/s, not {target_fps!r}")
-    candidates = candidate_families(net, families)
+    # Without a rate target the automatic plan keeps the default (event) family: its fit and
+    # build time are proven by synthesis of whole builds; the dense family's LUT estimate has
+    # been checked against synthesis of single engines only (benchmarks/dense_engine.md), and a
+    # build it picks by default could miss the board or the build-time budget unseen.
+    # --target-fps (or --engine) brings the other families in.
+    candidates = candidate_families(net, families, explore=target_fps is not None)
     bounds = network_bounds(net)
     readout_bits = bounds[net.readout.name].logit_bits
     if readout_bits > 32:
