@@ -187,6 +187,20 @@ def main_projection_arguments(layer, lp, wbits: int, timesteps: int) -> dict:
                 bias=layer.bias, lanes=lp.lanes, weight_width=wbits, steps=timesteps)
 
 
+class LifSweepEngine(EngineSpec):
+    """An event-family engine with a LIF sweep over its currents (encoding, spiking): one
+    memory layout, one cycle model and one lane width for both."""
+
+    def memories(self, ctx: EngineContext):
+        return tuple(lif_memories(ctx) + input_queue_memory(ctx))
+
+    def cycles(self, ctx: EngineContext) -> float:
+        return lif_cycles(ctx)
+
+    def lane_bits(self, ctx: EngineContext) -> int:
+        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
+
+
 def lif_memories(ctx: EngineContext) -> list[Memory]:
     """The memories of an engine with a LIF sweep: weights, currents, membranes, the sweep's FIFO."""
     g = ctx.geometry

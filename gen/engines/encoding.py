@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from hw.encoding import EncodingLayer
 
-from .base import EngineContext, EngineSpec, input_queue_memory, lif_arguments, lif_cycles, lif_memories, \
-    main_projection_arguments
+from .base import EngineContext, LifSweepEngine, lif_arguments, main_projection_arguments
 from .spiking import LIF_NEURONS, neuron_arguments
 
 
-class EncodingEngine(EngineSpec):
+class EncodingEngine(LifSweepEngine):
     kind = "encoding"
     component = EncodingLayer
     reads_events = False            # pixels, straight from the top's AXI-Stream input
@@ -25,15 +24,6 @@ class EncodingEngine(EngineSpec):
     # (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
     logic_luts = (850, 1.85)
     logic_ffs = (500, 2.6)
-
-    def memories(self, ctx: EngineContext):
-        return tuple(lif_memories(ctx) + input_queue_memory(ctx))
-
-    def cycles(self, ctx: EngineContext) -> float:
-        return lif_cycles(ctx)
-
-    def lane_bits(self, ctx: EngineContext) -> int:
-        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
 
     def multiplier_dsps(self, ctx: EngineContext) -> int:
         return ctx.lanes             # pixel × weight, one per lane

@@ -10,8 +10,7 @@ from __future__ import annotations
 from hw.layer import SpikingLayer, input_port
 from hw.projection import Projection
 
-from .base import EngineContext, EngineSpec, hw_projection_of, input_queue_memory, lif_arguments, lif_cycles, \
-    lif_memories
+from .base import EngineContext, LifSweepEngine, hw_projection_of, lif_arguments
 
 # Tested in hw (tests/test_hw_layer.py: up to three projections summed): the join's
 # round-robin choice widens with every input.
@@ -41,7 +40,7 @@ def port_labels(layer) -> list[str]:
     return labels
 
 
-class SpikingEngine(EngineSpec):
+class SpikingEngine(LifSweepEngine):
     kind = "spiking"
     component = SpikingLayer
     max_projections = MAX_PROJECTIONS
@@ -59,15 +58,6 @@ class SpikingEngine(EngineSpec):
 
     def input_streams(self, count: int) -> tuple[str, ...]:
         return tuple(input_port(i) for i in range(count))
-
-    def memories(self, ctx: EngineContext):
-        return tuple(lif_memories(ctx) + input_queue_memory(ctx))
-
-    def cycles(self, ctx: EngineContext) -> float:
-        return lif_cycles(ctx)
-
-    def lane_bits(self, ctx: EngineContext) -> int:
-        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
 
     def estimate(self, ctx: EngineContext, memories) -> dict:
         out = super().estimate(ctx, memories)
