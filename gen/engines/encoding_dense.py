@@ -39,12 +39,7 @@ class EncodingDenseEngine(EngineSpec):
     input_format = "pixels8"         # hw.dense_encoding.wide_pixel_layout(8)
     input_stream = "pixels"
     output_stream = "maps"
-
-    def check_layer(self, layer, where: str) -> None:
-        super().check_layer(layer, where)
-        if layer.neuron not in NEURON_KINDS:
-            raise PlanError(f"{where}the {self.name} engine takes {' or '.join(NEURON_KINDS)} neurons "
-                            f"(hw/lif.py), not {layer.neuron!r}")
+    neurons = NEURON_KINDS            # the LIF unit it reuses (hw/lif.py); EngineSpec.check_layer refuses others
 
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
         """What the hw component refuses, as one PlanError before any Verilog: 8-pixel beats

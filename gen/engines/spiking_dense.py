@@ -83,12 +83,7 @@ class SpikingDenseEngine(EngineSpec):
     stream_format = "map"           # hw/ternary_stream.py on both sides
     input_stream = "maps_in"
     output_stream = "maps"
-
-    def check_layer(self, layer, where: str) -> None:
-        super().check_layer(layer, where)
-        if layer.neuron not in NEURON_KINDS:
-            raise PlanError(f"{where}the {self.name} engine takes {' or '.join(NEURON_KINDS)} neurons "
-                            f"(hw/lif.py), not {layer.neuron!r}")
+    neurons = NEURON_KINDS            # the LIF unit it reuses (hw/lif.py); EngineSpec.check_layer refuses others
 
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
         if ctx.geometry.op != "conv2d":
