@@ -6,7 +6,7 @@ Runs the whole build (the README's first command, minus the setup) with an empty
 cache, so yosys really runs, and records wall time, CPU time (this process and its
 children: yosys, Verilator), each step's time and the machine's load. As a same-run
 baseline it then synthesises the same modules again with plain `synth_xilinx` (block-RAM
-contents kept, see gen/synth.py), and reports the ratio.
+contents kept, see gen/backend/synth.py), and reports the ratio.
 
 Writes benchmarks/build_time.json and benchmarks/build_time.md.
 """
@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gen.build import build
-from gen.emit import TOP_MODULE
-from gen.synth import design_units, synthesise
+from gen.flow.build import build
+from gen.backend.emit import TOP_MODULE
+from gen.backend.synth import design_units, synthesise
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -26,7 +26,7 @@ from amaranth.back import rtlil  # noqa: E402
 
 from gen.engines.encoding_dense import SPEC as ENCODING_SPEC  # noqa: E402
 from gen.engines.spiking_dense import SPEC as DENSE_SPEC, dense_context  # noqa: E402
-from gen.synth import count_cells, synthesise_module  # noqa: E402
+from gen.backend.synth import count_cells, synthesise_module  # noqa: E402
 from hw.dense_conv import DenseConvLayer, schedule_cycles  # noqa: E402
 from hw.dense_encoding import DenseEncodingLayer  # noqa: E402
 from hw.geometry import ConvGeometry  # noqa: E402
@@ -80,7 +80,7 @@ def markdown(rows) -> str:
         f"channels, {g.in_height}x{g.in_width} input, 3x3, stride {g.stride}, padding {g.padding}) and "
         f"`hw.dense_encoding.DenseEncodingLayer` at its conv1 (1 -> 16, 28x28, stride 1), T = {STEPS}, "
         f"{WBITS}-bit random weights (the expensive case: a trained layer's zero weights synthesise to nothing). "
-        "yosys `synth_xilinx -family xc7` (gen/synth.py) of the engine alone, beside the dense family's "
+        "yosys `synth_xilinx -family xc7` (gen/backend/synth.py) of the engine alone, beside the dense family's "
         "cost model (`gen/engines/spiking_dense.py`). Cycles per image: back-to-back images at one input beat "
         "per cycle, `hw.dense_conv.schedule_cycles` (equal to simulation: tests/test_hw_dense_conv.py).",
         "",

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gen.build import build as gen_build
+from gen.flow.build import build as gen_build
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

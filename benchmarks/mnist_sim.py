@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gen.build import build as gen_build  # noqa: E402 (after the path: runs as a script from a checkout)
+from gen.flow.build import build as gen_build  # noqa: E402 (after the path: runs as a script from a checkout)
 from sim.network import simulate_build  # noqa: E402
 
 DEFAULT_MODEL = REPO / "examples" / "mnist_ternary_t2.pt"

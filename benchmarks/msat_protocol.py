@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from gen import golden
+from gen.ir import golden
 from gen.frontend import compile_dict
 from snn.checkpoint import checkpoint_dict, load_checkpoint
 from snn.convert import convert, per_step_logits

@@ -6,7 +6,7 @@
 For every layer of the model and every lane count asked for (that divides its channels),
 elaborates the layer's engine exactly as `gen build` does (same module name, same input
 queue depth, so the synthesis cache is shared with real builds), synthesises it alone
-with `gen.synth.synthesise_module` and sets the cells beside `LayerPlan.estimate`.
+with `gen.backend.synth.synthesise_module` and sets the cells beside `LayerPlan.estimate`.
 Writes benchmarks/plan_calibration.json and .md. The estimate must never be below
 synthesis for BRAM (the resource that binds on the PYNQ-Z2) and should be close.
 """
@@ -23,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gen.boards import get_board  # noqa: E402 (after the path: runs as a script from a checkout)
-from gen.build import plan_images  # noqa: E402
-from gen.emit import build_engine, module_name, write_module  # noqa: E402
+from gen.flow.build import plan_images  # noqa: E402
+from gen.backend.emit import build_engine, module_name, write_module  # noqa: E402
 from gen.frontend import compile_checkpoint  # noqa: E402
 from gen.plan import make_plan  # noqa: E402
-from gen.synth import count_cells, synthesise_module  # noqa: E402
+from gen.backend.synth import count_cells, synthesise_module  # noqa: E402
 HERE = REPO / "benchmarks"
 KEYS = ("luts", "ffs", "bram36", "dsps")
 

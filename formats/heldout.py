@@ -1,9 +1,9 @@
 """Held-out images: the deployment's .npy files, or the repository's MNIST.
 
-A deployment (gen/deploy.py) ships the held-out split as `data/heldout_images.npy` (uint8
+A deployment (gen/flow/deploy.py) ships the held-out split as `data/heldout_images.npy` (uint8
 [N, C, H, W]) and `data/heldout_labels.npy` (int64 [N]) beside manifest.json, so the board
 needs neither the IDX files nor the training code, and `data/golden_classes.npy`: what the
-golden model (gen.golden on the build's IR) says for each image, so that the board checks
+golden model (gen.ir.golden on the build's IR) says for each image, so that the board checks
 its own results bit for bit. In the repository, `formats.mnist` reads the same split from
 data/mnist/. `gen deploy` writes these files with the names defined here.
 """

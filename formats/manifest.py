@@ -3,7 +3,7 @@
 `load_manifest(build_dir)` returns a `BuildInfo`: shapes, T, classes, the packing of input
 and output beats, the register offsets by name and the model ID. Nothing else of the build
 (no gen, no IR) is read, so the driver runs on a board with numpy alone. The simulator
-reads a build's manifest with this same function (gen.manifest writes it).
+reads a build's manifest with this same function (gen.backend.manifest writes it).
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def _fixed_registers() -> list[Register]:
     return [
         Register("MAGIC", 0x00, "ro", f"constant {MAGIC:#010x} ('TERN')"),
         Register("REGMAP_VERSION", 0x04, "ro", "version of this register map"),
-        Register("MODEL_ID", 0x08, "ro", "32-bit model ID (gen.irfile.model_id): the driver "
+        Register("MODEL_ID", 0x08, "ro", "32-bit model ID (gen.ir.irfile.model_id): the driver "
                  "checks it against manifest.json"),
         Register("CONTROL", 0x10, "w1p", "write 1 to a bit to act",
                  dict(CONTROL_BITS)),

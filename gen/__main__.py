@@ -1,6 +1,6 @@
 """`python -m gen <command>`: see gen.cli."""
 import sys
 
-from .cli import main
+from gen.cli import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("inspect", "build", "deploy", "export")  # modules gen.<name>; add new commands here (no directory scans)
+COMMANDS = ("inspect", "build", "deploy", "export")  # modules gen.flow.<name>; add new commands here (no directory scans)
 EXIT_TOOL_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"gen.{name}").add_parser(subparsers)
+        importlib.import_module(f"gen.flow.{name}").add_parser(subparsers)
     return parser
 
 

@@ -11,7 +11,7 @@ this module chooses the lanes and the queues and adds up (docs/architecture.md).
   values, never snapped); the others are chosen by `auto_choice` (with the engine family): the highest image rate
   whose resource estimate fits a budget of the board, each layer with the fewest lanes
   that keep up with the slowest one.
-* Register widths come from `gen.bounds` (no overflow, no saturation).
+* Register widths come from `gen.ir.bounds` (no overflow, no saturation).
 * Memories as hw/ builds them: the lanes share each memory, a word holding one field per
   lane: weights (O/P)·C·k·k words, currents and membranes (O/P)·Ho·Wo words, the sweep's
   spike FIFO and the input queue. The estimate maps each one as yosys would
@@ -34,17 +34,17 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .bounds import network_bounds
-from .engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
-from .engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
-from .engines.memory import (Memory, MemoryMapping, RamPrimitive, RAM_PRIMITIVES,  # noqa: F401 (re-exported)
+from gen.ir.bounds import network_bounds
+from gen.engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
+from gen.engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
+from gen.engines.memory import (Memory, MemoryMapping, RamPrimitive, RAM_PRIMITIVES,  # noqa: F401 (re-exported)
                              addr_width, mapping_json, memory_mapping)
-from .engines.readout import readout_sum_width  # noqa: F401 (re-exported)
-from .errors import PlanError
-from .golden import fanout, run
-from .ir import INPUT, Network
-from .ops import hardware_geometry
-from .ops.base import Geometry
+from gen.engines.readout import readout_sum_width  # noqa: F401 (re-exported)
+from gen.errors import PlanError
+from gen.ir.golden import fanout, run
+from gen.ir import INPUT, Network
+from gen.ops import hardware_geometry
+from gen.ops.base import Geometry
 
 log = logging.getLogger(__name__)
 

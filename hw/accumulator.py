@@ -14,16 +14,17 @@ ports serve the LIF sweep (`sweep_*`), which the engine only drives while `idle`
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.event import bits_for
+from hw.event import bits_for, ladder_bits
 from hw.geometry import check_geometry, check_lanes
 from hw.lif import check_int
 
 ACCUMULATOR_MODES = ("spike", "pixel")
+MAX_LADDER_STEPS = 16       # gen.ir's cap on an msat layer's M
 PIXEL_BITS = 8
 
 
@@ -44,6 +45,16 @@ def check_weights(weights, geometry, weight_width) -> np.ndarray:
         raise ValueError(f"weights must lie in [{low}, {high}] for weight_width {weight_width}, "
                          f"not [{w.min()}, {w.max()}]")
     return w.astype(np.int64)
+
+
+def check_ladder_steps(ladder_steps, mode: str) -> int:
+    """M of the source's ladder (0: ternary or binary events); only spike events carry m."""
+    check_int("ladder_steps", ladder_steps, 0, f"an integer in [0, {MAX_LADDER_STEPS}]")
+    if ladder_steps > MAX_LADDER_STEPS:
+        raise ValueError(f"ladder_steps must be an integer in [0, {MAX_LADDER_STEPS}], not {ladder_steps!r}")
+    if ladder_steps and mode != "spike":
+        raise ValueError(f"ladder_steps is for spike events, not mode {mode!r}")
+    return ladder_steps
 
 
 def magic_divider(divisor: int, limit: int) -> tuple[int, int]:
@@ -80,19 +91,22 @@ def axis_tables(geometry, length, out_len):
 class Accumulator(wiring.Component):
     """P-lane synaptic accumulator with its weight and current memories.
 
-    Ports: `events` (in: addr + neg in spike mode, addr + 8-bit value in pixel mode),
+    Ports: `events` (in: addr + neg in spike mode, addr + 8-bit value in pixel mode; with
+    `ladder_steps` M > 0, the events of an msat source, also its ladder index m: the op adds
+    W << (M − m), docs/msat.md §3b),
     `idle` (no event in flight), and the sweep port: `sweep_en`/`sweep_addr` read a
     P-lane word of currents, which appears on `sweep_data` one cycle later; with
     `sweep_clear` the word is zeroed in the same pass.
     """
 
     def __init__(self, geometry, weights, *, lanes: int, weight_width: int, current_width: int,
-                 mode: str = "spike"):
+                 mode: str = "spike", ladder_steps: int = 0):
         self.geometry = check_geometry(geometry)
         self.lanes = check_lanes(lanes, geometry.out_channels)
         self.weight_width = check_int("weight_width", weight_width, 2)
         self.current_width = check_int("current_width", current_width, 2)
         self.mode = check_mode(mode)
+        self.ladder_steps = check_ladder_steps(ladder_steps, mode)
         self.weights = check_weights(weights, geometry, weight_width)
         self.groups = geometry.out_channels // lanes
         self.addr_width = bits_for(geometry.in_size)
@@ -101,6 +115,8 @@ class Accumulator(wiring.Component):
         self.weight_depth = self.groups * geometry.fan_in
         self.current_shape = data.ArrayLayout(signed(current_width), lanes)
         field = {"neg": 1} if mode == "spike" else {"value": unsigned(PIXEL_BITS)}
+        if self.ladder_steps:
+            field["m"] = unsigned(ladder_bits(self.ladder_steps))
         self.event_layout = data.StructLayout({"addr": unsigned(self.addr_width), **field})
         super().__init__({
             "events": In(stream.Signature(self.event_layout)),
@@ -119,20 +135,44 @@ class Accumulator(wiring.Component):
             "c_base": unsigned(self.current_addr_width),
             "rows": unsigned(bits_for(self.geometry.kernel + 1) if self.geometry.is_conv else 1),
             "cols": unsigned(bits_for(self.geometry.kernel + 1) if self.geometry.is_conv else 1),
-            "sign": self.event_layout.members["neg" if self.mode == "spike" else "value"],
+            "sign": self.sign_shape(),
         })
+
+    def sign_shape(self):
+        """What an op needs of its event beyond the address: neg (and m: Cat(neg, m)), or the pixel."""
+        if self.mode == "pixel":
+            return unsigned(PIXEL_BITS)
+        return unsigned(1 + (ladder_bits(self.ladder_steps) if self.ladder_steps else 0))
+
+    def sign_of(self, payload):
+        if self.mode == "pixel":
+            return payload.value
+        return Cat(payload.neg, payload.m) if self.ladder_steps else payload.neg
+
+    def spike_contribution(self, weight, sign):
+        """±W, or ±W << (M − m) for an msat source (a mux over the M + 1 rungs, no barrel shifter)."""
+        if not self.ladder_steps:
+            return Mux(sign, -weight, weight)
+        neg, rung = sign[0], sign[1:]
+        shifted = Array(weight << (self.ladder_steps - k) for k in range(self.ladder_steps + 1))[rung]
+        return Mux(neg, -shifted, shifted)
+
+    def contribution_width(self) -> int:
+        """Bits of one lane's contribution: ±W (<< M for an msat source), or W × pixel."""
+        if self.mode == "pixel":
+            return self.weight_width + PIXEL_BITS + 1
+        return self.weight_width + self.ladder_steps + 1
 
     def decode(self, m):
         """A stalling stream pipeline from `events` to walk descriptions (returns its output)."""
         out = stream.Signature(self.walk_layout()).create()
         g = self.geometry
-        sign_name = "neg" if self.mode == "spike" else "value"
         if not g.is_conv:
             m.d.comb += [
                 out.valid.eq(self.events.valid), self.events.ready.eq(out.ready),
                 out.payload.w_base.eq(self.events.payload.addr), out.payload.c_base.eq(0),
                 out.payload.rows.eq(1), out.payload.cols.eq(1),
-                out.payload.sign.eq(self.events.payload[sign_name]),
+                out.payload.sign.eq(self.sign_of(self.events.payload)),
             ]
             return out
         hw_size = g.in_height * g.in_width
@@ -147,14 +187,14 @@ class Accumulator(wiring.Component):
         c1, c2, c3 = (Signal(range(max(2, g.in_channels)), name=f"dec_c{i}") for i in (1, 2, 3))
         rem2 = Signal(range(max(2, hw_size)))
         y3, x3 = Signal(range(max(2, g.in_height))), Signal(range(max(2, g.in_width)))
-        sign = [Signal.like(self.events.payload[sign_name], name=f"dec_sign{i}") for i in range(4)]
+        sign = [Signal(self.sign_shape(), name=f"dec_sign{i}") for i in range(4)]
         rows = axis_tables(g, g.in_height, g.out_height)
         cols = axis_tables(g, g.in_width, g.out_width)
         oy0, ky0, nrows = (Array(Const(v, range(max(t) + 1)) for v in t) for t in rows)
         ox0, kx0, ncols = (Array(Const(v, range(max(t) + 1)) for v in t) for t in cols)
         with m.If(advance):
             m.d.sync += [
-                valid[0].eq(self.events.valid), sign[0].eq(self.events.payload[sign_name]),
+                valid[0].eq(self.events.valid), sign[0].eq(self.sign_of(self.events.payload)),
                 a0.eq(self.events.payload.addr),
                 valid[1].eq(valid[0]), sign[1].eq(sign[0]), a1.eq(a0), c1.eq((a0 * m_c) >> s_c),
                 valid[2].eq(valid[1]), sign[2].eq(sign[1]), c2.eq(c1), rem2.eq(a1 - c1 * hw_size),
@@ -261,12 +301,12 @@ class Accumulator(wiring.Component):
         if self.mode == "spike" and self.op_mask is not None:
             mask1, mask2 = Signal.like(self.op_mask), Signal.like(self.op_mask)
             m.d.sync += [mask1.eq(self.op_mask), mask2.eq(mask1)]
-            contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
-            m.d.sync += [contribution[j].eq(Mux(mask2[j], Mux(sign2, -weight2[j], weight2[j]), 0))
+            contribution = [Signal(signed(self.contribution_width()), name=f"contribution{j}") for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(Mux(mask2[j], self.spike_contribution(weight2[j], sign2), 0))
                          for j in range(self.lanes)]
         elif self.mode == "spike":
-            contribution = [Signal(signed(self.weight_width + 1), name=f"contribution{j}") for j in range(self.lanes)]
-            m.d.sync += [contribution[j].eq(Mux(sign2, -weight2[j], weight2[j])) for j in range(self.lanes)]
+            contribution = [Signal(signed(self.contribution_width()), name=f"contribution{j}") for j in range(self.lanes)]
+            m.d.sync += [contribution[j].eq(self.spike_contribution(weight2[j], sign2)) for j in range(self.lanes)]
         else:
             contribution = [Signal(signed(self.weight_width + PIXEL_BITS + 1), name=f"product{j}")
                             for j in range(self.lanes)]

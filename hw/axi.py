@@ -8,7 +8,7 @@
 * `AxisResultOut`: Result stream to AXI4-Stream master: K logits as little-endian int32,
   then the class as int32, padded to whole 64-bit beats, TLAST on the image's last beat.
 * `AxiLiteRegisters`: AXI4-Lite slave over a list of 32-bit registers; the list comes from
-  `gen.regmap` through the top, so the offsets have one source.
+  `gen.backend.regmap` through the top, so the offsets have one source.
 
 Port names are the ones Vivado infers interfaces from (`s_axis_*`, `m_axis_*`, `s_axi_*`).
 """
@@ -18,7 +18,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.dense_encoding import wide_pixel_layout
 from hw.event import PIXEL_LAYOUT
+from hw.skid import SkidBuffer
 
 AXIS_WIDTH = 64
 PIXELS_PER_BEAT = AXIS_WIDTH // 8
@@ -281,38 +283,71 @@ class AxiLiteRegisters(wiring.Component):
         return m
 
 
-class PixelPacker(wiring.Component):
-    """The Pixel stream (one pixel per beat) packed into beats of 8 pixels for an engine that
-    takes them so (hw.dense_encoding.DenseEncodingLayer): pixel i of a beat in bits [8i, 8i+8),
-    `last` on the beat that holds the image's last pixel. The pixels per image must be a
-    multiple of 8 (the engine requires it). One pixel per cycle in: AxisPixelIn keeps its
-    framing (short/long image recovery) and this adapter sits behind it; feeding the engine
-    an AXI beat per cycle directly is the later widening."""
+class AxisPixelBeatsIn(wiring.Component):
+    """AXI4-Stream (64-bit, TLAST per image) to a stream of whole beats, 8 pixels each, for an
+    engine that takes them so (hw.dense_encoding.DenseEncodingLayer): one beat per cycle, so
+    an image of C·H·W pixels takes C·H·W/8 cycles instead of AxisPixelIn's C·H·W.
 
-    def __init__(self):
-        self.beat_layout = data.StructLayout({"pixels": data.ArrayLayout(unsigned(8), PIXELS_PER_BEAT), "last": 1})
-        super().__init__({"pixels_in": In(stream.Signature(PIXEL_LAYOUT)),
-                          "pixels": Out(stream.Signature(self.beat_layout))})
+    The beat is handed on as it arrives (pixel i of a beat in bits [8i, 8i+8) of both the
+    AXI word and `pixels.payload.pixels`); `last` marks the image's last beat, counted here.
+    Framing as AxisPixelIn's, per beat: a short image (TLAST early) is completed with zero
+    beats, a long one (no TLAST on its last beat) has its extra beats dropped up to TLAST.
+    A skid buffer (hw.skid) registers the output, so `s_axis_tready` is a function of
+    registers only and the engine's ready does not reach the AXI port in the same cycle.
+    Pulses and `in_image` as AxisPixelIn's. The pixels per image must be whole beats.
+    """
+
+    def __init__(self, pixels_per_image: int):
+        self.pixels_per_image = _positive_int("pixels_per_image", pixels_per_image)
+        if pixels_per_image % PIXELS_PER_BEAT:
+            raise ValueError(f"pixels_per_image must be a multiple of {PIXELS_PER_BEAT} (whole beats), "
+                             f"not {pixels_per_image!r}")
+        self.beats_per_image = pixels_per_image // PIXELS_PER_BEAT
+        self.beat_layout = wide_pixel_layout()
+        super().__init__({
+            "s_axis_tdata": In(AXIS_WIDTH),
+            "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "pixels": Out(stream.Signature(self.beat_layout)),
+            "image_in": Out(1),
+            "short_image": Out(1),
+            "long_image": Out(1),
+            "in_image": Out(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
-        held = [Signal(8, name=f"held{i}") for i in range(PIXELS_PER_BEAT - 1)]
-        count = Signal(range(PIXELS_PER_BEAT))
-        full = count == PIXELS_PER_BEAT - 1
-        # The output beat is a register: ready never passes through combinationally.
-        m.d.comb += self.pixels_in.ready.eq(~full | ~self.pixels.valid | self.pixels.ready)
-        with m.If(self.pixels.valid & self.pixels.ready):
-            m.d.sync += self.pixels.valid.eq(0)
-        with m.If(self.pixels_in.valid & self.pixels_in.ready):
-            pixel = self.pixels_in.payload
-            with m.If(full):
-                m.d.sync += [self.pixels.payload.pixels[i].eq(held[i]) for i in range(PIXELS_PER_BEAT - 1)]
-                m.d.sync += [self.pixels.payload.pixels[PIXELS_PER_BEAT - 1].eq(pixel.value),
-                             self.pixels.payload.last.eq(pixel.last), self.pixels.valid.eq(1), count.eq(0)]
-            with m.Else():
-                with m.Switch(count):
-                    for i in range(PIXELS_PER_BEAT - 1):
-                        with m.Case(i):
-                            m.d.sync += held[i].eq(pixel.value)
-                m.d.sync += count.eq(count + 1)
+        n = self.beats_per_image
+        m.submodules.skid = skid = SkidBuffer(self.beat_layout)
+        wiring.connect(m, skid.r, wiring.flipped(self.pixels))
+        count = Signal(range(max(2, n)))   # beat index within the image
+        padding = Signal()                 # short image: sending zero beats up to the image's end
+        draining = Signal()                # long image: dropping beats up to TLAST
+
+        image_end = count == n - 1
+        beat = skid.w
+        m.d.comb += [
+            beat.valid.eq(padding | (self.s_axis_tvalid & ~draining)),
+            beat.payload.pixels.eq(Mux(padding, 0, self.s_axis_tdata)),
+            beat.payload.last.eq(image_end),
+            self.s_axis_tready.eq(draining | (~padding & beat.ready)),
+            self.in_image.eq(padding | draining | (count != 0)),
+        ]
+        sent = beat.valid & beat.ready
+        with m.If(sent):
+            m.d.sync += count.eq(Mux(image_end, 0, count + 1))
+            with m.If(image_end):
+                m.d.sync += padding.eq(0)
+                m.d.comb += self.image_in.eq(1)
+                with m.If(~padding & ~self.s_axis_tlast):
+                    # TLAST missing on the image's last beat: drop beats up to TLAST.
+                    m.d.comb += self.long_image.eq(1)
+                    m.d.sync += draining.eq(1)
+            with m.Elif(~padding & self.s_axis_tlast):
+                # TLAST came before the image was complete: finish it with zero beats.
+                m.d.comb += self.short_image.eq(1)
+                m.d.sync += padding.eq(1)
+        with m.If(draining & self.s_axis_tvalid & self.s_axis_tlast):
+            m.d.sync += draining.eq(0)
         return m

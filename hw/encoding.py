@@ -22,18 +22,18 @@ from hw.sweep import accumulator_and_sweep
 class EncodingLayer(wiring.Component):
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
-                 membrane_width: int, amplitude=None, correction: bool = False):
+                 membrane_width: int, amplitude=None, correction: bool = False, msat=None):
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="pixel", leak_shift=leak_shift,
             steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
             current_width=current_width, membrane_width=membrane_width, amplitude=amplitude,
-            correction=correction)
+            correction=correction, msat=msat)
         self.steps = steps
         self.out_addr_width = bits_for(geometry.out_size)
         super().__init__({
             "pixels": In(pixel_signature()),
-            "events": Out(event_signature(self.out_addr_width)),
+            "events": Out(event_signature(self.out_addr_width, self.sweep.m_width)),
         })
 
     def elaborate(self, platform):

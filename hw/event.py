@@ -13,13 +13,34 @@ def check_addr_width(addr_width) -> int:
     return addr_width
 
 
-def event_layout(addr_width: int) -> data.StructLayout:
-    """One ternary spike (addr, neg) or, with eos = 1, the end of a timestep."""
-    return data.StructLayout({"addr": unsigned(check_addr_width(addr_width)), "neg": 1, "eos": 1})
+def ladder_bits(ladder_steps: int) -> int:
+    """Bits of the ladder index m = 0 … M an msat event carries (docs/msat.md §3b); 0 for M = 0
+    (a ternary or binary source: its events carry no index)."""
+    if not isinstance(ladder_steps, int) or isinstance(ladder_steps, bool) or ladder_steps < 0:
+        raise ValueError(f"ladder_steps must be a non-negative integer, not {ladder_steps!r}")
+    return bits_for(ladder_steps + 1) if ladder_steps else 0
 
 
-def event_signature(addr_width: int) -> stream.Signature:
-    return stream.Signature(event_layout(addr_width))
+def event_layout(addr_width: int, m_width: int = 0) -> data.StructLayout:
+    """One ternary spike (addr, neg) or, with eos = 1, the end of a timestep. An msat layer's
+    event also carries its ladder index m (`m_width` bits) right above the address, so that it
+    is bit for bit an event of `addr_width + m_width` address bits: queues, forks and the top
+    carry it as such without knowing the neuron."""
+    fields = {"addr": unsigned(check_addr_width(addr_width))}
+    if m_width:
+        fields["m"] = unsigned(check_addr_width(m_width))
+    return data.StructLayout({**fields, "neg": 1, "eos": 1})
+
+
+def event_signature(addr_width: int, m_width: int = 0) -> stream.Signature:
+    return stream.Signature(event_layout(addr_width, m_width))
+
+
+def connect_events(m, port, queue_in):
+    """An input port into a queue of events of as many bits (an (address, m) event is one of
+    address+m bits: the layouts differ, the bits are the same)."""
+    m.d.comb += [queue_in.payload.eq(port.payload.as_value()), queue_in.valid.eq(port.valid),
+                 port.ready.eq(queue_in.ready)]
 
 
 def pixel_signature() -> stream.Signature:

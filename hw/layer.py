@@ -23,10 +23,10 @@ the sweep (SPEC §4):
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.event import bits_for, event_signature
+from hw.event import bits_for, connect_events, event_layout, event_signature, ladder_bits
 from hw.event_queue import EventQueue
 from hw.geometry import check_geometry
 from hw.join import EventJoin, input_name
@@ -54,12 +54,16 @@ class SpikingLayer(wiring.Component):
     Several: `SpikingLayer(None, None, bias, ..., projections=[Projection, ...])`, input port
     `input_port(i)` for projection i (`self.in_ports`: (source, port, addr width) in order);
     `queue_depth` then is one depth for every queue or one per projection. A list of one
-    conv or dense projection builds exactly the one-projection engine."""
+    conv or dense projection builds exactly the one-projection engine.
+
+    msat (docs/msat.md §3b): `kind="msat"` with `msat` (hw.msat_neuron.MSATTables) makes it send
+    (address, m) events; `ladder_steps` M > 0 says its input comes from an msat layer, whose
+    events carry m (the accumulator adds W << (M − m)). One projection only, for now."""
 
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
                  membrane_width: int, queue_depth: int = 512, projections=None, amplitude=None,
-                 correction: bool = False):
+                 correction: bool = False, msat=None, ladder_steps: int = 0):
         self.projections = None     # the list given, if any
         self.multi = False          # built with a join and one queue per projection
         if projections is not None:
@@ -72,31 +76,38 @@ class SpikingLayer(wiring.Component):
                 geometry, weights = projections[0].geometry, projections[0].weights
                 queue_depth = check_queue_depths(queue_depth, 1)[0]
             else:
+                if ladder_steps:
+                    raise ValueError(f"ladder_steps must be 0 for a layer of several projections (events with "
+                                     f"a ladder index are decoded by the one-projection accumulator only), "
+                                     f"not {ladder_steps!r}")
                 self.init_graph(projections, bias, theta_pos, theta_neg, leak_shift=leak_shift,
                                 steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
                                 current_width=current_width, membrane_width=membrane_width,
-                                queue_depth=queue_depth, amplitude=amplitude, correction=correction)
+                                queue_depth=queue_depth, amplitude=amplitude, correction=correction,
+                                msat=msat)
                 return
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="spike", leak_shift=leak_shift,
             steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
             current_width=current_width, membrane_width=membrane_width, amplitude=amplitude,
-            correction=correction)
+            correction=correction, msat=msat, ladder_steps=ladder_steps)
         self.queue_depth = check_int("queue_depth", queue_depth, 2, "an integer >= 2")
         self.steps = steps
         self.in_addr_width = bits_for(geometry.in_size)
+        self.in_m_width = ladder_bits(ladder_steps)
         self.out_addr_width = bits_for(geometry.out_size)
-        self.in_ports = (("events_in", "events_in", self.in_addr_width),)
+        # in_ports: (source, port, event width: address and ladder-index bits)
+        self.in_ports = (("events_in", "events_in", self.in_addr_width + self.in_m_width),)
         if projections is not None:
-            self.in_ports = ((projections[0].source, "events_in", self.in_addr_width),)
+            self.in_ports = ((projections[0].source, "events_in", self.in_addr_width + self.in_m_width),)
         super().__init__({
-            "events_in": In(event_signature(self.in_addr_width)),
-            "events": Out(event_signature(self.out_addr_width)),
+            "events_in": In(event_signature(self.in_addr_width, self.in_m_width)),
+            "events": Out(event_signature(self.out_addr_width, self.sweep.m_width)),
         })
 
     def init_graph(self, projections, bias, theta_pos, theta_neg, *, leak_shift, steps, kind, lanes,
-                   weight_width, current_width, membrane_width, queue_depth, amplitude, correction):
+                   weight_width, current_width, membrane_width, queue_depth, amplitude, correction, msat):
         """Several projections: one queue each, the join, one accumulator over them all."""
         self.multi = True
         self.geometry = projections[0].geometry
@@ -106,7 +117,9 @@ class SpikingLayer(wiring.Component):
         self.sweep = LIFSweep(out_channels=channels, positions=height * width, bias=bias,
                               theta_pos=theta_pos, theta_neg=theta_neg, leak_shift=leak_shift,
                               steps=steps, kind=kind, lanes=lanes, current_width=current_width,
-                              membrane_width=membrane_width, amplitude=amplitude, correction=correction)
+                              membrane_width=membrane_width, amplitude=amplitude, correction=correction,
+                              msat=msat)
+        self.in_m_width = 0
         self.queue_depths = check_queue_depths(queue_depth, len(projections))
         self.queue_depth = self.queue_depths[0]
         self.steps = steps
@@ -116,25 +129,33 @@ class SpikingLayer(wiring.Component):
         self.out_addr_width = bits_for(channels * height * width)
         wiring.Component.__init__(self, {
             **{port: In(event_signature(w)) for _, port, w in self.in_ports},
-            "events": Out(event_signature(self.out_addr_width)),
+            "events": Out(event_signature(self.out_addr_width, self.sweep.m_width)),
         })
+
+    @property
+    def event_width(self) -> int:
+        """The address and ladder-index bits of the events it sends (what the top carries)."""
+        return self.out_addr_width + self.sweep.m_width
 
     def elaborate(self, platform):
         if self.multi:
             return self.elaborate_graph()
         m = Module()
-        m.submodules.queue = queue = EventQueue(self.in_addr_width, self.queue_depth)
+        m.submodules.queue = queue = EventQueue(self.in_addr_width + self.in_m_width, self.queue_depth)
         m.submodules.accumulator = acc = self.accumulator
         m.submodules.sweep = sweep = self.sweep
-        wiring.connect(m, wiring.flipped(self.events_in), queue.w)
+        connect_events(m, self.events_in, queue.w)
         wiring.connect(m, sweep.events, wiring.flipped(self.events))
         m.d.comb += [acc.sweep_en.eq(sweep.cur_en), acc.sweep_clear.eq(sweep.cur_clear),
                      acc.sweep_addr.eq(sweep.cur_addr), sweep.cur_data.eq(acc.sweep_data)]
 
         t = Signal(range(max(2, self.steps)))
-        head = queue.r.payload
+        # The queue holds an (address, m) event as an event of address+m bits (hw.event).
+        head = data.View(event_layout(self.in_addr_width, self.in_m_width), queue.r.payload.as_value())
         m.d.comb += [acc.events.payload.addr.eq(head.addr), acc.events.payload.neg.eq(head.neg),
                      sweep.t.eq(t), sweep.clear.eq(1)]
+        if self.in_m_width:
+            m.d.comb += acc.events.payload.m.eq(head.m)
         with m.FSM():
             with m.State("ACCUMULATE"):
                 m.d.comb += [acc.events.valid.eq(queue.r.valid & ~head.eos),

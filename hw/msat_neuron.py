@@ -1,7 +1,7 @@
 """MSAT neuron unit: P lanes of the adaptive IF on a power-of-two ladder (docs/msat.md §3b),
-one neuron per lane per cycle. Not wired into an engine yet (the plan refuses msat layers).
+one neuron per lane per cycle; hw.sweep.LIFSweep runs it for an msat layer (kind "msat").
 
-    U = R + I                                        (R, S taken as 0 at t = 0)
+    U = R + I                                        (at t = 0: R = 0, or Θ >> 1 with half_start; S = 0)
     m = 0 at t = 0; else i_d = cell of N = t·R − S (step t·2^d_shift), i_x = cell of I
         (step 2^x_shift), z = LUT_d[i_d] + LUT_x[i_x], m = #{j : z < Z_j}
     s = U >= Θ >> m;  R' = U − s·(Θ >> m);  S' = S + R'
@@ -13,6 +13,9 @@ Two stages as hw.lif.LIFUnit (in: `neurons`, out: `updates`, stalling as a whole
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -35,13 +38,66 @@ def table_width(values) -> int:
     return width
 
 
+def shift_width(values) -> int:
+    """Signed width of the per-channel shifts (at least 2 bits: the unit's minimum)."""
+    return max(2, table_width(values))
+
+
+@dataclass(frozen=True)
+class MSATTables:
+    """An msat layer's ladder as the hardware takes it (the IR's NeuronTables, docs/msat.md §4):
+    the layer's tables, and d_shift, x_shift per channel."""
+    ladder_steps: int
+    lut_half: int
+    lut_d: tuple
+    lut_x: tuple
+    ladder_z: tuple
+    d_shift: tuple
+    x_shift: tuple
+    half_start: bool = False
+
+    def __post_init__(self):
+        check_int("ladder_steps", self.ladder_steps, 1)
+        check_int("lut_half", self.lut_half, 1)
+        for name, length in (("lut_d", 2 * self.lut_half), ("lut_x", 2 * self.lut_half),
+                             ("ladder_z", self.ladder_steps)):
+            object.__setattr__(self, name, tuple(check_table(name, getattr(self, name), length)))
+        z = self.ladder_z
+        if any(a <= b for a, b in zip(z, z[1:])):
+            raise ValueError(f"ladder_z must be strictly decreasing, not {list(z)!r}")
+        for name in ("d_shift", "x_shift"):
+            values = np.asarray(getattr(self, name))
+            if values.ndim != 1 or (values.size and not np.issubdtype(values.dtype, np.integer)):
+                raise ValueError(f"{name} must be one integer per channel, not {getattr(self, name)!r}")
+            object.__setattr__(self, name, tuple(int(v) for v in values))
+        if len(self.d_shift) != len(self.x_shift):
+            raise ValueError(f"d_shift and x_shift must have one entry per channel, not {len(self.d_shift)} "
+                             f"and {len(self.x_shift)}")
+        if not isinstance(self.half_start, bool):
+            raise ValueError(f"half_start must be True or False, not {self.half_start!r}")
+
+    @property
+    def channels(self) -> int:
+        return len(self.d_shift)
+
+    @property
+    def shift_width(self) -> int:
+        return shift_width(self.d_shift + self.x_shift)
+
+    def unit_tables(self) -> dict:
+        """The MSATUnit arguments that are the layer's (not per channel)."""
+        return dict(ladder_steps=self.ladder_steps, lut_half=self.lut_half, lut_d=list(self.lut_d),
+                    lut_x=list(self.lut_x), ladder_z=list(self.ladder_z), half_start=self.half_start)
+
+
 class MSATUnit(wiring.Component):
     """P-lane MSAT update. The tables (LUT_d, LUT_x, Z) are the layer's; Θ, d_shift and x_shift
-    come per lane (per channel). `tag` rides along unchanged."""
+    come per lane (per channel). `tag` rides along unchanged. With `half_start` the residual
+    at t = 0 is Θ >> 1 instead of 0 (docs/msat.md §3b)."""
 
     def __init__(self, *, lanes: int, steps: int, ladder_steps: int, lut_half: int, lut_d, lut_x, ladder_z,
                  current_width: int, bias_width: int, membrane_width: int, sum_width: int, theta_width: int,
-                 shift_width: int = 4, tag_width: int = 1):
+                 shift_width: int = 4, tag_width: int = 1, half_start: bool = False):
         self.lanes = check_int("lanes", lanes, 1)
         self.steps = check_int("steps", steps, 1)
         self.ladder_steps = check_int("ladder_steps", ladder_steps, 1)
@@ -58,6 +114,9 @@ class MSATUnit(wiring.Component):
         self.theta_width = check_int("theta_width", theta_width, 2)
         self.shift_width = check_int("shift_width", shift_width, 2)
         self.tag_width = check_int("tag_width", tag_width, 1)
+        if not isinstance(half_start, bool):
+            raise ValueError(f"half_start must be True or False, not {half_start!r}")
+        self.half_start = half_start
         self.t_width = bits_for(steps)
         self.m_width = bits_for(ladder_steps + 1)
         lane_in = data.StructLayout({
@@ -99,7 +158,7 @@ class MSATUnit(wiring.Component):
         lut_x = Array(Const(v, signed(lut_x_width)) for v in self.lut_x)
         z_width = max(lut_d_width, lut_x_width, table_width(self.ladder_z)) + 1
 
-        # Stage 1: I = current + bias; R and S forced to 0 at t = 0.
+        # Stage 1: I = current + bias; R and S forced to their start at t = 0.
         valid1 = Signal()
         t1 = Signal(self.t_width)
         tag1 = Signal(self.tag_width)
@@ -118,7 +177,8 @@ class MSATUnit(wiring.Component):
             for j, r in enumerate(lanes1):
                 lane = inp.lanes[j]
                 first = inp.t == 0
-                m.d.sync += [r["drive"].eq(lane.current + lane.bias), r["prev"].eq(Mux(first, 0, lane.membrane)),
+                start = lane.theta >> 1 if self.half_start else 0
+                m.d.sync += [r["drive"].eq(lane.current + lane.bias), r["prev"].eq(Mux(first, start, lane.membrane)),
                              r["sum"].eq(Mux(first, 0, lane.sum)), r["theta"].eq(lane.theta),
                              r["d_shift"].eq(lane.d_shift), r["x_shift"].eq(lane.x_shift)]
 

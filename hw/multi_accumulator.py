@@ -43,6 +43,7 @@ class MultiAccumulator(Accumulator):
         self.weight_width = check_int("weight_width", weight_width, 2)
         self.current_width = check_int("current_width", current_width, 2)
         self.mode = "spike"
+        self.ladder_steps = 0       # ternary sources only (an msat source's m is not decoded here yet)
         self.weight_sets = [check_weights(p.weights, p.geometry, weight_width) for p in self.projections]
         self.groups = channels // lanes
         self.positions = height * width

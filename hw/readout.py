@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import Accumulator
-from hw.event import bits_for, event_signature
+from hw.event import bits_for, connect_events, event_layout, event_signature, ladder_bits
 from hw.event_queue import EventQueue
 from hw.geometry import check_geometry, check_lanes
 from hw.lif import check_int
@@ -25,7 +25,7 @@ def result_layout(logit_width: int, classes: int) -> data.StructLayout:
 
 class ReadoutLayer(wiring.Component):
     def __init__(self, geometry, weights, bias, *, lanes: int, weight_width: int, steps: int,
-                 current_width: int, logit_width: int, queue_depth: int = 512):
+                 current_width: int, logit_width: int, queue_depth: int = 512, ladder_steps: int = 0):
         self.geometry = check_geometry(geometry)
         check_lanes(lanes, geometry.out_channels)
         self.steps = check_int("steps", steps, 1)
@@ -36,29 +36,33 @@ class ReadoutLayer(wiring.Component):
         # computed for one step.
         self.sum_width = max(logit_width, check_int("current_width", current_width, 2)
                              + steps.bit_length()) + 1
+        # ladder_steps: M of an msat source, whose events carry m (docs/msat.md §3b).
         self.accumulator = Accumulator(geometry, weights, lanes=lanes, weight_width=weight_width,
-                                       current_width=self.sum_width, mode="spike")
+                                       current_width=self.sum_width, mode="spike", ladder_steps=ladder_steps)
         self.lanes = lanes
         self.classes = geometry.out_size
         self.in_addr_width = bits_for(geometry.in_size)
+        self.in_m_width = ladder_bits(ladder_steps)
         self.result_layout = result_layout(logit_width, self.classes)
         super().__init__({
-            "events_in": In(event_signature(self.in_addr_width)),
+            "events_in": In(event_signature(self.in_addr_width, self.in_m_width)),
             "result": Out(stream.Signature(self.result_layout)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = queue = EventQueue(self.in_addr_width, self.queue_depth)
+        m.submodules.queue = queue = EventQueue(self.in_addr_width + self.in_m_width, self.queue_depth)
         m.submodules.accumulator = acc = self.accumulator
-        wiring.connect(m, wiring.flipped(self.events_in), queue.w)
+        connect_events(m, self.events_in, queue.w)
         P, K = self.lanes, self.classes
         positions = self.geometry.out_positions
         depth = acc.current_depth
 
         t = Signal(range(max(2, self.steps)))
-        head = queue.r.payload
+        head = data.View(event_layout(self.in_addr_width, self.in_m_width), queue.r.payload.as_value())
         m.d.comb += [acc.events.payload.addr.eq(head.addr), acc.events.payload.neg.eq(head.neg)]
+        if self.in_m_width:
+            m.d.comb += acc.events.payload.m.eq(head.m)
         logits = [Signal(signed(self.logit_width), name=f"logit{i}") for i in range(K)]
         best = Signal.like(self.result.payload.cls)
         # Every payload field is driven unconditionally from a register (the class too, though

@@ -16,7 +16,7 @@ run at once: layer l works on step t while layer l+1 works on step t−1, and im
 back to back, because every link is a stream with back-pressure.
 
 The register names the top drives are fixed here (`DRIVEN_REGISTERS`, `EVENTS_<i>`); their
-offsets come from the caller (gen.regmap), so the offsets have one source.
+offsets come from the caller (gen.backend.regmap), so the offsets have one source.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.regmap import CONTROL_BITS, ERROR_BITS, STATUS_BITS
-from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelIn, AxisResultOut, PixelPacker
+from hw.axi import AXIS_WIDTH, AxiLiteRegisters, AxisPixelBeatsIn, AxisPixelIn, AxisResultOut
 from hw.dense_convert import EventsToMap, MapToEvents
 from hw.event import event_layout
 from hw.event_queue import EventQueue
@@ -143,7 +143,7 @@ def _check_graph(layers):
 class TernTop(wiring.Component):
     """The whole accelerator with the AXI port names Vivado infers interfaces from.
 
-    registers: (name, offset, access) triples (gen.regmap); constants: values of the
+    registers: (name, offset, access) triples (gen.backend.regmap); constants: values of the
     read-only constant registers by name (MAGIC, MODEL_ID, ...).
     """
 
@@ -161,7 +161,9 @@ class TernTop(wiring.Component):
             raise ValueError(f"constants must give {sorted(CONSTANT_REGISTERS)}, missing {sorted(missing)}")
         self.constants = dict(constants)
         # Built here so that a bad parameter fails at construction, not at elaboration.
-        self.pixel_in = AxisPixelIn(pixels_per_image)
+        # A first layer that takes 8 pixels per beat gets the AXI beats whole (one per cycle).
+        wide = self.layers[0].in_format == "pixels8"
+        self.pixel_in = AxisPixelBeatsIn(pixels_per_image) if wide else AxisPixelIn(pixels_per_image)
         self.result_out = AxisResultOut(logit_width, num_classes)
         self.regs = AxiLiteRegisters(tuple(registers), addr_width)
         result_width = self.layers[-1].port_width(f"{self.layers[-1].output_stream}__payload")
@@ -212,16 +214,9 @@ class TernTop(wiring.Component):
             m.submodules[f"u_{layer.name}"] = Instance(layer.module, **kwargs)
             port_signals.append(signals)
 
-        # Pixels into the first layer: one per beat, or packed 8 per beat for a layer that
-        # takes them so (the AXI beat is unpacked by AxisPixelIn's framing and packed again:
-        # one pixel per cycle in, as before).
+        # Pixels into the first layer: one per beat, or the AXI beats of 8 (AxisPixelBeatsIn).
         first, first_in = port_signals[0], self.layers[0].input_stream
         pixels = pixel_in.pixels
-        if self.layers[0].in_format == "pixels8":
-            m.submodules.pixel_packer = packer = PixelPacker()
-            m.d.comb += [packer.pixels_in.payload.eq(pixels.payload), packer.pixels_in.valid.eq(pixels.valid),
-                         pixels.ready.eq(packer.pixels_in.ready)]
-            pixels = packer.pixels
         m.d.comb += [
             first[f"{first_in}__payload"].eq(pixels.payload),
             first[f"{first_in}__valid"].eq(pixels.valid),

@@ -4,7 +4,7 @@ and serve the simulated board (sim/tb/board.py) until the client disconnects.
 sim.board.SimulatedBoard starts this as a subprocess; it is a module of its own so that a
 notebook kernel or a script can start a board without running cocotb itself.
 The Verilator build of the top is cached per RTL hash in the user's cache
-($TERN_CACHE_DIR/board, else ~/.cache/tern/board, as gen.synth's cache), never in the source
+($TERN_CACHE_DIR/board, else ~/.cache/tern/board, as gen.backend.synth's cache), never in the source
 tree, so that an installed, read-only copy of Tern runs; with TERN_CACHE_DIR set empty (the
 caches off) it goes into the build folder's sim/board/.
 """

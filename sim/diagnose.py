@@ -88,7 +88,7 @@ def first_difference(name: str, shape: tuple, hw: np.ndarray, gold: np.ndarray) 
 
 def diagnose(build, golden, raw, image: int) -> Diagnosis:
     """Compare one image's probed events (`raw` from a run with probe=True) with `golden`
-    (gen.golden.run(..., record=True) on that image alone)."""
+    (gen.ir.golden.run(..., record=True) on that image alone)."""
     net = build.net
     T = net.timesteps
     result = Diagnosis(image=image, first=None)

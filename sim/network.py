@@ -4,12 +4,12 @@
     result.mismatches          # [] when every logit and class is bit-exact
     result.report              # what sim_report.json holds
 
-The build folder (gen/build.py, docs/build.md) gives the Verilog (`manifest.json`
+The build folder (gen/flow/build.py, docs/build.md) gives the Verilog (`manifest.json`
 "files.rtl", top "top.module"), the packing of the AXI streams ("input", "output"), the
 register map ("registers") and the IR ("files.ir"). Images stream through the top's real
 AXI4-Stream slave back to back, results come back on its AXI4-Stream master, and the
 counters are read over AXI4-Lite (sim/tb/network.py). Every logit and class, every
-layer's event count and the image counters are compared with `gen.golden.run` on the
+layer's event count and the image counters are compared with `gen.ir.golden.run` on the
 IR saved in the build, so the check needs nothing but the folder.
 
 On a mismatch the first differing image is simulated again alone with probes on the
@@ -31,9 +31,9 @@ import numpy as np
 from formats.errors import NotATernBuild
 from formats.manifest import parse_manifest
 from formats.mnist import load_mnist
-from gen.golden import fanout, run as golden_run
-from gen.irfile import IRFileError, load, model_id as compute_id
-from gen.random_net import random_images
+from gen.ir.golden import fanout, run as golden_run
+from gen.ir.irfile import IRFileError, load, model_id as compute_id
+from gen.ir.random_net import random_images
 from sim.axis import CLOCK_PERIOD_NS, pack_images
 from sim.diagnose import diagnose
 from sim.runner import (SimulationFailed, check_simulator, copy_sources, output_to, run_lean_verilator,

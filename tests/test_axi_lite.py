@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.regmap import ADDR_WIDTH, register_map, registers_for_hw
+from gen.backend.regmap import ADDR_WIDTH, register_map, registers_for_hw
 from hw.axi import AxiLiteRegisters
 from sim.runner import cocotb_tests_in, run_testbench, write_verilog
 from sim.tb.harness import kick_comb_blocks_at_time_zero

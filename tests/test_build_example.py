@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gen.build import build
+from gen.flow.build import build
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_ternary_t2.pt"
 

@@ -1,4 +1,4 @@
-"""`gen.build`: a whole build of a small real checkpoint, checked end to end.
+"""`gen.flow.build`: a whole build of a small real checkpoint, checked end to end.
 
 One module-scoped build (with yosys synthesis) feeds the layout, lint, Tcl, fit and
 simulation tests; the simulation runs the emitted Verilog of the top and every layer
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from gen.build import STEPS, build
+from gen.flow.build import STEPS, build
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,8 +169,8 @@ def cocotb_tests(module_path: str) -> int:
 
 def _golden_frames(out, rng, count):
     """Frames to send (good, short, long) and what the golden model says must come back."""
-    from gen.golden import run
-    from gen.irfile import load
+    from gen.ir.golden import run
+    from gen.ir.irfile import load
 
     net = load(out / "steps" / "03_ir" / "model")
     pixels = int(np.prod(net.input_shape))
@@ -224,7 +224,7 @@ def test_refused_build_leaves_the_earlier_build_untouched(built, tmp_path):
 
 
 def test_failed_step_leaves_a_failed_folder_that_is_not_a_build(tmp_path, monkeypatch):
-    import gen.build as gb
+    import gen.flow.build as gb
 
 
     def broken_lint(ctx, folder):
@@ -281,10 +281,10 @@ def test_bad_cli_input_gives_one_line_and_exit_2(tmp_path, case, message):
 
 
 def test_synthesis_without_bram_contents_counts_the_same_cells(built, tmp_path, monkeypatch):
-    """The build drops block-RAM contents between memory mapping and techmap (gen/synth.py):
+    """The build drops block-RAM contents between memory mapping and techmap (gen/backend/synth.py):
     BRAM, DSP and flip-flop counts must be those of plain `synth_xilinx`, and LUTs agree up to
     ABC's mapping noise (cell names, and so its traversal order, differ)."""
-    from gen.synth import count_cells, synthesise_module
+    from gen.backend.synth import count_cells, synthesise_module
 
     out, report = built
     monkeypatch.setenv("TERN_CACHE_DIR", "")

@@ -1,14 +1,14 @@
-"""`gen.build.build_from_ir` (and `gen.build.build` given a Network): the public way to build an
+"""`gen.flow.build.build_from_ir` (and `gen.flow.build.build` given a Network): the public way to build an
 IR, so that tests and benchmarks never run the build's steps by hand."""
 import json
 
 import numpy as np
 import pytest
 
-from gen.build import STEPS, build, build_from_ir
-from gen.irfile import load, model_id
+from gen.flow.build import STEPS, build, build_from_ir
+from gen.ir.irfile import load, model_id
 from gen.ir import same_network
-from gen.random_net import random_network
+from gen.ir.random_net import random_network
 
 
 @pytest.fixture(scope="module")

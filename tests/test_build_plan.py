@@ -12,12 +12,12 @@ import pytest
 
 from gen.boards import Capacity, get_board
 from gen.frontend import compile_checkpoint, compile_dict
-from gen.golden import fanout, run
+from gen.ir.golden import fanout, run
 from gen.ir import Dense
 from gen.plan import (MAX_AUTO_LANES, RESOURCE_BUDGET, Memory, PlanError, check_lanes, load_lanes_config,
                       make_plan, memory_mapping, parse_lanes_arg, queue_depth, valid_lanes, Traffic)
-from gen.random_net import random_checkpoint, random_images
-from gen.regmap import FIRST_EVENT_COUNTER, register_map
+from gen.ir.random_net import random_checkpoint, random_images
+from gen.backend.regmap import FIRST_EVENT_COUNTER, register_map
 
 BOARD = get_board("pynq-z2")
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_automatic_lanes_never_slow_the_pipeline_down(net, images):
 
 
 def test_widths_and_memories_follow_bounds_and_lanes(net, images):
-    from gen.bounds import network_bounds
+    from gen.ir.bounds import network_bounds
 
     plan = make_plan(net, BOARD, None, images, families=event(net))
     bounds = network_bounds(net)
@@ -135,7 +135,7 @@ def test_register_map_offsets_are_unique_and_counters_follow_layers():
 @pytest.fixture(scope="module")
 def example():
     """The shipped example's IR and the held-out images `gen build` measures traffic on."""
-    from gen.build import DEFAULT_IMAGES, plan_images
+    from gen.flow.build import DEFAULT_IMAGES, plan_images
 
     if not EXAMPLE.is_file():
         pytest.fail(f"{EXAMPLE} is missing: it is committed with the repository")
@@ -250,9 +250,9 @@ def test_estimate_is_above_the_recorded_synthesis_and_close(example):
 @pytest.mark.parametrize("layer, lanes", [("conv2", 8), ("fc", 5)])
 def test_estimate_is_above_synthesis_of_the_engines_as_they_are_now(example, tmp_path, layer, lanes):
     """The recorded calibration can go stale when hw/ changes: this synthesises today's RTLIL
-    (gen.synth's cache is keyed on it, so a changed engine is synthesised again)."""
-    from gen.emit import build_engine, module_name, write_module
-    from gen.synth import count_cells, synthesise_module
+    (gen.backend.synth's cache is keyed on it, so a changed engine is synthesised again)."""
+    from gen.backend.emit import build_engine, module_name, write_module
+    from gen.backend.synth import count_cells, synthesise_module
 
     net, images = example
     plan = make_plan(net, BOARD, {layer: lanes}, images, families=event(net))

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gen import golden
-from gen.bounds import check_fits_int64, network_bounds, signed_width
+from gen.ir import golden
+from gen.ir.bounds import check_fits_int64, network_bounds, signed_width
 from gen.ir import INPUT, Conv2d, Dense, Identity, Layer, Network, Projection
-from gen.random_net import random_images, random_network
+from gen.ir.random_net import random_images, random_network
 
 
 @pytest.mark.parametrize("lo, hi, bits", [(0, 0, 1), (-1, 0, 1), (0, 1, 2), (-128, 127, 8), (-129, 0, 9),

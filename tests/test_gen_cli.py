@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from gen.cli import main
-from gen.irfile import model_id, save
+from gen.ir.irfile import model_id, save
 from gen.frontend import compile_dict
-from gen.random_net import random_checkpoint
+from gen.ir.random_net import random_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.floatnet import run_float
+from gen.frontend.floatnet import run_float
 from gen.frontend import compile_checkpoint, compile_dict
-from gen.golden import run
-from gen.random_net import random_checkpoint
-from gen.reference import run_reference
+from gen.ir.golden import run
+from gen.ir.random_net import random_checkpoint
+from gen.ir.reference import run_reference
 from snn.data import load_mnist
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_ternary_t2.pt"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from gen import folds
+from gen.frontend import folds
 from gen.errors import ModelError
-from gen.floatnet import parse_checkpoint, run_float
+from gen.frontend.floatnet import parse_checkpoint, run_float
 from gen.frontend import compile_dict
-from gen.random_net import random_checkpoint, random_images
-from gen.reference import run_reference
+from gen.ir.random_net import random_checkpoint, random_images
+from gen.ir.reference import run_reference
 
 FEATURES = [dict(residual=r, normalization=n, pool=p, neuron=nr)
             for r, n, p, nr in [(True, True, True, "ternary"), (False, False, True, "binary"),
@@ -191,7 +191,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 def channels_that_cannot_keep_theta(layered, wbits):
     """{layer: channels} whose thresholds cannot survive quantisation, found by direct search,
-    independently of gen.quantise's arithmetic: at the largest scale 2^e that keeps the
+    independently of gen.frontend.quantise's arithmetic: at the largest scale 2^e that keeps the
     channel's largest weight within wbits bits, θ⁺ > 0 rounds to <= 0, or θ⁻ rounds to >= θ⁺."""
     qmax = 2 ** (wbits - 1) - 1
     doomed = {}
@@ -218,8 +218,8 @@ def test_folds_and_quantisation_property(seed):
     """Random checkpoints: the fully folded layered network equals the float model; the integer
     network equals its fake-quantised float64 model exactly; and quantisation refuses a model
     exactly when some threshold cannot survive 8-bit weights (about 1 seed in 500: seed 958)."""
-    from gen.golden import run
-    from gen.quantise import DEFAULT_WBITS, quantise
+    from gen.ir.golden import run
+    from gen.frontend.quantise import DEFAULT_WBITS, quantise
     float_net = parse_checkpoint(random_checkpoint(seed))
     layered = folds.to_layers(folds.fold_all(float_net))
     images = random_images(seed, float_net.input_shape, 12)
@@ -250,7 +250,7 @@ def test_seeds_that_flaked_ci_pass(seed):
 
 def test_a_threshold_that_rounds_to_zero_is_refused_naming_its_channel():
     """The refusal branch of the property test, made certain: one θ⁺ far below any weight."""
-    from gen.quantise import quantise
+    from gen.frontend.quantise import quantise
     layered = folds.to_layers(folds.fold_all(parse_checkpoint(random_checkpoint(1))))
     layer = layered.layers[1]
     layer.theta_pos[2] = 1e-9
@@ -260,7 +260,7 @@ def test_a_threshold_that_rounds_to_zero_is_refused_naming_its_channel():
 
 
 def test_mlp_with_normalisation_and_binary_neurons_compiles_exactly():
-    from gen.golden import run
+    from gen.ir.golden import run
     layers = [{"name": "flat", "type": "flatten"},
               {"name": "fc1", "type": "linear", "in_features": 36, "out_features": 20},
               {"name": "bn1", "type": "batchnorm1d", "num_features": 20},

@@ -4,11 +4,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gen import golden
+from gen.ir import golden
 from gen.ops import arith
 from gen.ir import Conv2d, Dense, Identity, Layer, Network, Projection
-from gen.random_net import random_images, random_network
-from gen.reference import run_reference
+from gen.ir.random_net import random_images, random_network
+from gen.ir.reference import run_reference
 
 
 def test_lif_step_ternary_ties_fire_and_reset_hard():

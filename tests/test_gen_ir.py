@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from gen import irfile
+from gen.ir import irfile
 from gen.ir import Conv2d, Dense, Identity, Layer, Network, Projection, replace, same_network
-from gen.random_net import random_network
+from gen.ir.random_net import random_network
 
 
 def tiny(wbits=8, **enc_changes):
@@ -129,7 +129,7 @@ def test_load_refuses_inconsistent_or_foreign_files(tmp_path):
         irfile.load(tmp_path / "a")
     document = json.loads(json_path.read_text())
     json_path.write_text(json.dumps({**document, "version": 99}))
-    with pytest.raises(irfile.IRFileError, match="version must be one of \[1, 2\], not 99"):
+    with pytest.raises(irfile.IRFileError, match=r"version must be one of \[1, 2\], not 99"):
         irfile.load(tmp_path / "a")
     with pytest.raises(irfile.IRFileError, match="IR file not found"):
         irfile.load(tmp_path / "missing")

@@ -4,11 +4,11 @@ import pytest
 
 from gen.errors import ModelError
 from gen.frontend import compile_dict
-from gen.golden import run
+from gen.ir.golden import run
 from gen.ir import Conv2d, Dense, Identity
-from gen.quantise import best_exponent, quantise
-from gen.random_net import random_checkpoint, random_images
-from gen.reference import FloatLayer, FloatNetwork, FloatProjection, run_reference
+from gen.frontend.quantise import best_exponent, quantise
+from gen.ir.random_net import random_checkpoint, random_images
+from gen.ir.reference import FloatLayer, FloatNetwork, FloatProjection, run_reference
 
 
 @pytest.mark.parametrize("max_abs, wbits, e", [(1.0, 8, 6), (0.996, 8, 7), (0.5, 8, 7), (127.0, 8, 0),

@@ -11,15 +11,15 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gen import folds
+from gen.frontend import folds
 from gen.errors import ModelError
-from gen.floatnet import parse_checkpoint, run_float
+from gen.frontend.floatnet import parse_checkpoint, run_float
 from gen.frontend import compile_dict
-from gen.golden import run
+from gen.ir.golden import run
 from gen.ir import Conv2d, Identity
-from gen.quantise import quantise
-from gen.random_net import random_checkpoint, random_images
-from gen.reference import run_reference
+from gen.frontend.quantise import quantise
+from gen.ir.random_net import random_checkpoint, random_images
+from gen.ir.reference import run_reference
 from snn.checkpoint import load_checkpoint, save_checkpoint
 from snn.model import build_model
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from gen.golden import run as golden_run
-from gen.irfile import load as load_ir
+from gen.ir.golden import run as golden_run
+from gen.ir.irfile import load as load_ir
 from host import Accelerator, DmaError, DmaTimeout, ModelMismatch, NotATernBuild
 from sim.board import DMASR_DECODE_ERROR, DMASR_SLAVE_ERROR, SimulatedBoard
 from snn.data import load_mnist
@@ -62,7 +62,7 @@ def small_mnist_checkpoint(seed=0, timesteps=2):
 
 
 def make_build(model: Path, out: Path) -> Path:
-    from gen.build import build
+    from gen.flow.build import build
     build(model, out=out, images=8, synthesise=False)
     return out
 
@@ -245,7 +245,7 @@ def host_cli(*args, cwd=REPO, package="host"):
 
 
 def test_sim_infer_runs_the_host_cli_on_the_simulated_board_and_prints_json(build_dir, heldout, tmp_path):
-    from gen.deploy import deploy
+    from gen.flow.deploy import deploy
 
     # A build folder with a deployment's data/ beside it: the CLI checks the golden classes too.
     folder = tmp_path / "build"
@@ -295,7 +295,7 @@ def test_notebook_runs_headless_on_the_simulated_board(build_dir, tmp_path):
 
 
 def test_deployment_holds_what_the_board_needs(build_dir, tmp_path):
-    from gen.deploy import deploy
+    from gen.flow.deploy import deploy
 
     record = deploy(build_dir, out=tmp_path / "deploy", images=50)
     folder = tmp_path / "deploy"
@@ -334,11 +334,11 @@ def test_deployment_holds_what_the_board_needs(build_dir, tmp_path):
 
 
 def test_deploy_refuses_a_folder_that_is_not_a_build(tmp_path):
-    from gen.deploy import deploy
+    from gen.flow.deploy import deploy
 
     with pytest.raises(ValueError, match="build_dir must be a Tern build folder with manifest.json, not "):
         deploy(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "gen.deploy", str(tmp_path)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "gen.flow.deploy", str(tmp_path)], capture_output=True, text=True,
                          cwd=REPO)
     assert out.returncode == 2 and out.stderr.startswith("python -m gen deploy: error: build_dir must be")
 

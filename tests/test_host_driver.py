@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.manifest import input_packing, output_packing
-from gen.regmap import register_map
+from gen.backend.manifest import input_packing, output_packing
+from gen.backend.regmap import register_map
 from host import Accelerator, NotATernBuild, TernError, load_manifest
 from host.driver import buffer_slot, dma_error, find_ips
 from host.manifest import parse_manifest

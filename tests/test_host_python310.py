@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gen.deploy import BOARD_PACKAGES
+from gen.flow.deploy import BOARD_PACKAGES
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_FILES = sorted(path for package in BOARD_PACKAGES for path in (REPO / package).glob("*.py"))

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from gen.build import build_name, is_tern_build
-from gen.irfile import save
-from gen.random_net import random_checkpoint, random_network
+from gen.flow.build import build_name, is_tern_build
+from gen.ir.irfile import save
+from gen.ir.random_net import random_checkpoint, random_network
 from test_build_flow import small_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """A network built entirely from the dense family through the registry (plan families, checked
 factories, stream names as data), its engines chained map stream to map stream: bit-exact
-logits and classes against gen.golden under random idle input and back-pressure."""
+logits and classes against gen.ir.golden under random idle input and back-pressure."""
 import pytest
 
 from sim.tb.harness import run_component

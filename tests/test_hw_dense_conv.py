@@ -1,4 +1,4 @@
-"""DenseConvLayer (dense streaming conv engine): bit-exact against gen.golden on random
+"""DenseConvLayer (dense streaming conv engine): bit-exact against gen.ir.golden on random
 ternary and binary input maps, strides 1 and 2, several lane counts, random idle input and
 output back-pressure; cycles of back-to-back images equal to hw.dense_conv.schedule_cycles;
 parameter checks; the schedule model's closed-form regimes."""

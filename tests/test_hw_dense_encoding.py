@@ -1,5 +1,5 @@
 """DenseEncodingLayer (8-pixel input beats, the image replayed T times, one pixel window per
-cycle): bit-exact against gen.golden under random idle input and back-pressure; its period
+cycle): bit-exact against gen.ir.golden under random idle input and back-pressure; its period
 back to back equal to the conv schedule; PixelReplay's parameter checks."""
 import json
 

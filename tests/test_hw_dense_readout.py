@@ -1,5 +1,5 @@
 """DenseReadout (matrix-vector readout over a dense map stream): logits and class against
-gen.golden under random idle input and result back-pressure, ternary and binary input,
+gen.ir.golden under random idle input and result back-pressure, ternary and binary input,
 several lane counts; cycles per image back to back equal to readout_cycles; parameter checks."""
 import json
 

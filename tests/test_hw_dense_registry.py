@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gen.boards import get_board
-from gen.emit import build_engine
+from gen.backend.emit import build_engine
 from gen.engines import DEFAULT_FAMILY, engine_families, engine_spec
 from gen.engines.spiking_dense import SpikingDenseEngine, period_cycles
 from gen.errors import FactoryError
@@ -98,7 +98,7 @@ def test_the_dense_conv_estimate_stays_above_synthesis_and_near_it(tmp_path):
     from amaranth.back import rtlil
 
     from gen.engines.spiking_dense import SPEC, dense_context
-    from gen.synth import count_cells, synthesise_module
+    from gen.backend.synth import count_cells, synthesise_module
     from sim.tb.reference import layer_parameters, layer_widths
 
     g = ConvGeometry(4, 8, 8, 8, 3, 1, 1)

@@ -1,4 +1,4 @@
-"""EncodingLayer (pixel-mode accumulator + T LIF sweeps) against gen.golden."""
+"""EncodingLayer (pixel-mode accumulator + T LIF sweeps) against gen.ir.golden."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,5 @@
 """Fork → two engines → join: a residual block in hardware (sim/tb/graph.py) against
-gen.golden, with every queue and the fork at their smallest depth, random idle input and
+gen.ir.golden, with every queue and the fork at their smallest depth, random idle input and
 random back-pressure on the output: no deadlock (a timeout would fail) and bit-exact."""
 import pytest
 

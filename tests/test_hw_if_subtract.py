@@ -1,4 +1,4 @@
-"""The if_subtract LIF unit (docs/msat.md §3a): its cocotb bench against gen.golden, its
+"""The if_subtract LIF unit (docs/msat.md §3a): its cocotb bench against gen.ir.golden, its
 parameter checks, and the LIF sweep that stores its balance counter beside R."""
 import pytest
 

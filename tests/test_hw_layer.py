@@ -65,7 +65,7 @@ def layer_args():
 
 @pytest.mark.parametrize("change,message", [
     ({"lanes": 3}, r"lanes must be one of \[1, 2, 4\]"),
-    ({"kind": "leaky"}, "kind must be one of ternary, binary, if_subtract, not 'leaky'"),
+    ({"kind": "leaky"}, "kind must be one of ternary, binary, if_subtract, msat, not 'leaky'"),
     ({"steps": 0}, "steps must be an integer >= 1, not 0"),
     ({"bias": np.zeros(3, dtype=np.int64)}, r"bias must have shape \(4,\), not \(3,\)"),
     ({"theta_neg": np.full(4, 3)}, "theta_neg must be below theta_pos in every channel"),

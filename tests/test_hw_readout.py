@@ -1,4 +1,4 @@
-"""ReadoutLayer (queue + accumulator over T steps + argmax) against gen.golden."""
+"""ReadoutLayer (queue + accumulator over T steps + argmax) against gen.ir.golden."""
 import re
 import subprocess
 

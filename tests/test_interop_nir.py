@@ -1,4 +1,4 @@
-"""NIR import and export (gen.nir_import, gen.nir_export, `python -m gen export`): exact or refused.
+"""NIR import and export (gen.frontend.nir_import, gen.backend.nir_export, `python -m gen export`): exact or refused.
 
 The interop extra is pinned and installed by setup.sh, so `nir` is imported plainly: a
 missing package fails here rather than skipping.
@@ -15,9 +15,9 @@ import pytest
 
 from gen.cli import main as gen_main
 from gen.frontend import compile_checkpoint, compile_dict
-from gen.golden import run
-from gen.nir_export import network_to_graph, write_graph
-from gen.nir_import import NirError, read_nir
+from gen.ir.golden import run
+from gen.backend.nir_export import network_to_graph, write_graph
+from gen.frontend.nir_import import NirError, read_nir
 from snn.data import load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent

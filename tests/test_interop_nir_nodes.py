@@ -1,7 +1,7 @@
 """Hand-written NIR graphs of every node kind Tern imports: golden logits = an independent float64
 run of the graph (tests/nir_reference.py, NIR's own semantics) after Tern's fake-quantisation.
 
-Each graph is built from the `nir` package's node classes, imported with gen.nir_import, compiled
+Each graph is built from the `nir` package's node classes, imported with gen.frontend.nir_import, compiled
 and run by the golden model on held-out MNIST images. The reference never calls Tern: it walks the
 NIR graph itself, with weights put on Tern's grid by its own reading of SPEC §3. Gains between a
 weighted node and its neuron (Scale, r·dt/τ, w_in, pools, amplitudes) are powers of two, so that
@@ -17,11 +17,11 @@ import nir
 import numpy as np
 import pytest
 
-from gen import irfile
+from gen.ir import irfile
 from gen.frontend import compile_dict
-from gen.golden import run
-from gen.nir_export import network_to_graph
-from gen.nir_import import Conventions, graph_to_checkpoint
+from gen.ir.golden import run
+from gen.backend.nir_export import network_to_graph
+from gen.frontend.nir_import import Conventions, graph_to_checkpoint
 from snn.data import load_mnist
 from nir_reference import fake_quantise, simulate
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gen.frontend import compile_dict
-from gen.golden import run
-from gen.nir_import import Conventions, NirError, graph_to_checkpoint, read_nir
+from gen.ir.golden import run
+from gen.frontend.nir_import import Conventions, NirError, graph_to_checkpoint, read_nir
 
 ROOT = Path(__file__).resolve().parent.parent
 GE = Conventions(dt=1.0, if_gain="r_dt", fire="ge", timesteps=2, input_scale=1.0)

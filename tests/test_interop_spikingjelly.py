@@ -7,11 +7,11 @@ import torch
 from spikingjelly.activation_based import functional, layer, neuron
 from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
 
-from gen.floatnet import parse_checkpoint, run_float
+from gen.frontend.floatnet import parse_checkpoint, run_float
 from gen.frontend import compile_checkpoint, compile_dict
-from gen.golden import run
-from gen.nir_export import network_to_graph
-from gen.nir_import import Conventions, graph_to_checkpoint
+from gen.ir.golden import run
+from gen.backend.nir_export import network_to_graph
+from gen.frontend.nir_import import Conventions, graph_to_checkpoint
 from snn.data import load_mnist
 from snn.neuron import BinaryLIF, TernaryLIF
 from snn.spikingjelly import SpikingJellyError, checkpoint_from_spikingjelly

@@ -127,6 +127,46 @@ def test_no_forbidden_package_edge():
     assert not broken, "\n".join(broken)
 
 
+# gen's stages (docs/architecture.md), each allowed to import only the stages it names: the
+# flow of a build reads top to bottom, and a lower stage never reaches up into a later one.
+GEN_STAGES = {
+    "errors": set(),
+    "ops": {"errors"},
+    "ir": {"ops", "errors"},
+    "frontend": {"ir", "ops", "errors"},
+    "boards": {"errors"},
+    "engines": {"boards", "ir", "ops", "errors"},
+    "plan": {"engines", "boards", "ir", "ops", "errors"},
+    "backend": {"plan", "engines", "boards", "ir", "ops", "errors"},
+    "flow": {"backend", "plan", "engines", "boards", "frontend", "ir", "ops", "errors", "cli"},
+    "cli": set(),          # imports the flow's command modules by name (gen.cli.COMMANDS)
+    "__main__": {"cli"},
+}
+
+
+def gen_stage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "gen" and len(parts) > 1 else None
+
+
+def test_every_gen_module_is_in_a_stage():
+    stages = {gen_stage(module_name(path)) for path, _ in ALL if path.startswith("gen/") and path != "gen/__init__.py"}
+    assert stages == set(GEN_STAGES)
+
+
+def test_gen_stages_import_only_earlier_stages():
+    broken = []
+    for path, tree in ALL:
+        stage = gen_stage(module_name(path))
+        if not path.startswith("gen/") or stage is None:
+            continue
+        for line, name, _ in imports(path, tree):
+            target = gen_stage(name)
+            if target and target != stage and target not in GEN_STAGES[stage]:
+                broken.append(f"{path}:{line} imports {name} (gen.{stage} may import {sorted(GEN_STAGES[stage])})")
+    assert not broken, "\n".join(broken)
+
+
 def test_first_party_imports_sit_at_module_top():
     local = [f"{path}:{line} imports {name} inside a function"
              for path, tree in ALL for line, name, inside in imports(path, tree)
@@ -143,7 +183,7 @@ def test_every_allowed_local_import_still_exists():
 def test_torch_free_modules_are_known_to_be_torch_free():
     """The allowance above rests on this analysis: the torch-free modules must really be torch-free."""
     assert "snn.model" in HEAVY_MODULES
-    assert not {"formats.mnist", "formats.manifest", "host.driver", "gen.ir", "gen.build"} & HEAVY_MODULES
+    assert not {"formats.mnist", "formats.manifest", "host.driver", "gen.ir", "gen.flow.build"} & HEAVY_MODULES
 
 
 @pytest.mark.parametrize("source, expected", [

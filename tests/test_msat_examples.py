@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen import golden
+from gen.ir import golden
 from gen.frontend import compile_checkpoint
-from gen.reference import run_reference
+from gen.ir.reference import run_reference
 from snn.checkpoint import load_checkpoint, read_checkpoint
 from snn.data import load_mnist
 from snn.evaluate import accuracy

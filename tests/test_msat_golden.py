@@ -1,16 +1,16 @@
 """The converted neurons (docs/msat.md §3) in the IR, the golden model, the float64 reference
-and the bounds: random networks of if_subtract and msat layers (gen.random_net), and small
+and the bounds: random networks of if_subtract and msat layers (gen.ir.random_net), and small
 hand-checked cases of each rule."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gen import golden, irfile
-from gen.bounds import network_bounds
+from gen.ir import golden, irfile
+from gen.ir.bounds import network_bounds
 from gen.ir import Dense, Layer, Network, NeuronTables, Projection
-from gen.random_net import random_images, random_network
-from gen.reference import run_reference
+from gen.ir.random_net import random_images, random_network
+from gen.ir.reference import run_reference
 
 
 def _check_equal(net, images):
@@ -34,7 +34,7 @@ def test_golden_equals_float64_reference_for_converted_neurons(seed, timesteps, 
     net = random_network(seed, neuron=neuron, timesteps=timesteps, extremes=extremes)
     images = random_images(seed, net.input_shape, 5)
     g = _check_equal(net, images)
-    # Every membrane stays inside the interval gen.bounds sized its register for.
+    # Every membrane stays inside the interval gen.ir.bounds sized its register for.
     bounds = network_bounds(net)
     for name, u in g.membranes.items():
         for t, (lo, hi) in enumerate(bounds[name].membrane):

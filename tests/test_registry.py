@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from gen.boards import get_board
-from gen.emit import build_engine
+from gen.backend.emit import build_engine
 from gen.engines import engine_named, engine_spec, supported_engines
 from gen.engines.base import check_arguments
 from gen.engines.spiking import SpikingEngine
 from gen.errors import FactoryError, ModelError, PlanError
-from gen.golden import fanout, project
+from gen.ir.golden import fanout, project
 from gen.ir import INPUT, Conv2d, Dense, Identity, Layer, Network, Projection
 from gen.ops import op_from_json, op_spec, supported_ops
 from gen.plan import make_plan

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from gen.floatnet import run_float
+from gen.frontend.floatnet import run_float
 from gen.frontend import compile_checkpoint
-from gen.golden import run
+from gen.ir.golden import run
 from gen.ir import Conv2d, Identity
-from gen.reference import run_reference
+from gen.ir.reference import run_reference
 from snn.arch import normalize_arch
 from snn.checkpoint import load_checkpoint, read_checkpoint
 from snn.data import load_mnist

@@ -1,10 +1,10 @@
 """Whole random networks with dense, event-driven and mixed engine choices, bit-exact.
 
-The same generator steps as `gen build --engine ...` (gen.build.build_from_ir with `engines`):
+The same generator steps as `gen build --engine ...` (gen.flow.build.build_from_ir with `engines`):
 the top puts hw.dense_convert's converters where an event layer feeds a dense one and back,
 packs the pixels 8 per beat for a dense encoding layer, and counts each dense layer's spikes
 in its EVENTS_i register. `sim.network.simulate_build` compares every logit, class and event
-counter with gen.golden. Tiny networks on Icarus, to stay in the CI budget.
+counter with gen.ir.golden. Tiny networks on Icarus, to stay in the CI budget.
 """
 from pathlib import Path
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from gen.boards import get_board
-from gen.build import build_from_ir
+from gen.flow.build import build_from_ir
 from gen.errors import PlanError
 from gen.plan import candidate_families, make_plan
-from gen.random_net import random_network
+from gen.ir.random_net import random_network
 from sim.network import simulate_build
 from sim.toolchain import have_icarus
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen import golden
-from gen.build import build, build_from_ir
+from gen.ir import golden
+from gen.flow.build import build, build_from_ir
 from gen.errors import PlanError
-from gen.random_net import random_images, random_network
+from gen.ir.random_net import random_images, random_network
 from sim.network import load_build, simulate_build
 from sim.toolchain import have_icarus
 

@@ -29,7 +29,7 @@ def sim_cli(*args, cwd=REPO):
 def example_build(tmp_path_factory):
     if not EXAMPLE.exists():
         pytest.fail(f"{EXAMPLE} is missing: it is committed with the repository")
-    from gen.build import build
+    from gen.flow.build import build
 
     out = tmp_path_factory.mktemp("mnist") / "build"
     build(EXAMPLE, out=out, images=32, synthesise=False)
@@ -135,7 +135,7 @@ def test_probes_see_every_spike_of_every_layer(example_build, tmp_path):
 def test_diagnosis_names_the_first_wrong_spike(example_build):
     """A fault planted in the probed events of the second layer is found there, at its step
     and neuron, with both values; the first layer stays clean."""
-    from gen.golden import run
+    from gen.ir.golden import run
     from sim.diagnose import diagnose
     from sim.network import load_images, run_simulator
 

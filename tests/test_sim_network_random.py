@@ -1,6 +1,6 @@
 """Random networks nobody tuned, built and simulated whole, bit-exact against the golden model.
 
-Each network comes from gen.random_net (random shapes, conv and dense, T, leak shift,
+Each network comes from gen.ir.random_net (random shapes, conv and dense, T, leak shift,
 thresholds including asymmetric ones, ternary and binary, weights at the extremes for
 some) and goes through the generator's own steps from the IR on (plan, emit, board
 project, manifest), then through `sim.network.simulate_build` like any build folder.
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.build import build_from_ir
-from gen.random_net import random_network
+from gen.flow.build import build_from_ir
+from gen.ir.random_net import random_network
 from sim.network import simulate_build
 from sim.toolchain import have_icarus
 

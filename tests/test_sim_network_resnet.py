@@ -25,7 +25,7 @@ CI_IMAGES = 50
 def resnet_build(tmp_path_factory):
     if not EXAMPLE.exists():
         pytest.fail(f"{EXAMPLE} is missing: it is committed with the repository")
-    from gen.build import build
+    from gen.flow.build import build
 
     out = tmp_path_factory.mktemp("resnet") / "build"
     build(EXAMPLE, out=out, images=32, synthesise=False)

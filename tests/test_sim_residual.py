@@ -1,6 +1,6 @@
 """Random residual networks built and simulated whole, bit-exact against the golden model.
 
-Each network comes from gen.random_net.random_checkpoint(residual=True): a stem, several
+Each network comes from gen.ir.random_net.random_checkpoint(residual=True): a stem, several
 residual blocks with identity and projection shortcuts (1×1 conv, stride 1 or 2; a block whose
 body is one conv reads its input twice, main conv and shortcut), binary and ternary neurons.
 It goes through the generator's own steps from the IR on (plan, emit, board project, manifest:
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.build import build_from_ir
+from gen.flow.build import build_from_ir
 from gen.frontend import compile_dict
 from gen.plan import SMALLEST_QUEUE_DEPTH
-from gen.random_net import random_checkpoint
+from gen.ir.random_net import random_checkpoint
 from sim.network import load_build, simulate_build
 from sim.toolchain import have_icarus
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from gen.build import Context, checkpoint_wbits, step_fold_quantise
-from gen.floatnet import parse_checkpoint
+from gen.flow.build import Context, checkpoint_wbits, step_fold_quantise
+from gen.frontend.floatnet import parse_checkpoint
 from gen.frontend import compile_dict
-from gen.golden import run
-from gen.reference import run_reference
+from gen.ir.golden import run
+from gen.ir.reference import run_reference
 from snn.checkpoint import checkpoint_dict, load_checkpoint, read_checkpoint
 from snn.data import load_mnist
 from snn.qat import fake_quant_forward, quantised_layers

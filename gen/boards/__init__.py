@@ -37,7 +37,7 @@ class Board:
 
 
 # The board modules, imported at module level but after Board and Capacity, which they import.
-from . import pynq_z2  # noqa: E402
+from gen.boards import pynq_z2  # noqa: E402
 
 
 def _boards() -> dict[str, Board]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import Board, Capacity
+from gen.boards import Board, Capacity
 
 TEMPLATE = Path(__file__).with_suffix(".tcl")
 SCRIPT_NAME = "build_bitstream.tcl"

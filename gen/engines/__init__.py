@@ -8,16 +8,16 @@
 
 Every module of this package that defines SPEC (an EngineSpec) is an entry, keyed by
 (layer kind, family): adding an engine is adding a module (docs/architecture.md). The
-registry is read by gen.plan (cost model) and gen.emit (factory, stream names).
+registry is read by gen.plan (cost model) and gen.backend.emit (factory, stream names).
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from ..errors import PlanError
-from ..ir import LAYER_KINDS
-from .base import EngineContext, EngineSpec
+from gen.errors import PlanError
+from gen.ir import LAYER_KINDS
+from gen.engines.base import EngineContext, EngineSpec
 
 DEFAULT_FAMILY = "event"
 _HELPERS = {"base", "memory"}

@@ -13,10 +13,10 @@ import inspect
 import math
 from dataclasses import dataclass
 
-from ..errors import FactoryError, PlanError
-from ..ops import op_spec_named
-from ..ops.base import Geometry
-from .memory import Memory, memory_mapping
+from gen.errors import FactoryError, PlanError
+from gen.ops import op_spec_named
+from gen.ops.base import Geometry
+from gen.engines.memory import Memory, memory_mapping
 
 SPIKE_FIFO_DEPTH = 16        # hw/sweep.py's FIFO of fired words
 

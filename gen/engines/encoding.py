@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from hw.encoding import EncodingLayer
 
-from .base import EngineContext, LifSweepEngine, lif_arguments, main_projection_arguments
-from .spiking import LIF_NEURONS, neuron_arguments
+from gen.engines.base import EngineContext, LifSweepEngine, lif_arguments, main_projection_arguments
+from gen.engines.spiking import LIF_NEURONS, neuron_arguments
 
 
 class EncodingEngine(LifSweepEngine):

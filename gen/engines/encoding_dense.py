@@ -11,10 +11,10 @@ import math
 from hw.dense_encoding import DenseEncodingLayer
 from hw.lif import NEURON_KINDS
 
-from ..errors import PlanError
-from .base import EngineContext, EngineSpec
-from .memory import Memory, memory_mapping
-from .spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
+from gen.errors import PlanError
+from gen.engines.base import EngineContext, EngineSpec
+from gen.engines.memory import Memory, memory_mapping
+from gen.engines.spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
     hw_projection_of, membrane_memory, period_cycles
 
 # A tap is uint8 × a constant weight. yosys maps some of these products to DSP48E1s and the

@@ -70,7 +70,7 @@ RAM_PRIMITIVES = (
     RamPrimitive("RAM32M", 0.0, 4, 8, 7, 5, (6,), 0, False),
     RamPrimitive("RAM64M", 0.0, 4, 8, 7, 6, (3,), 0, False),
 )
-LOGIC_COST_ROM = 1 / 64      # gen/synth.py runs memory_libmap with -logic-cost-rom 0.015625
+LOGIC_COST_ROM = 1 / 64      # gen/backend/synth.py runs memory_libmap with -logic-cost-rom 0.015625
 LOGIC_COST_RAM = 1.0         # memory_libmap's default
 MUX_COST = 0.5               # per bit of read mux / write demux over the chunks
 EMULATION_COST = 2           # per point of emulated port behaviour

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hw.readout import ReadoutLayer
 
-from .base import EngineContext, EngineSpec, input_queue_memory, main_projection_arguments
-from .memory import Memory
+from gen.engines.base import EngineContext, EngineSpec, input_queue_memory, main_projection_arguments
+from gen.engines.memory import Memory
 
 
 def readout_sum_width(widths: dict, timesteps: int) -> int:

@@ -12,10 +12,10 @@ import math
 
 from hw.dense_readout import DenseReadout, readout_cycles
 
-from .base import EngineContext, EngineSpec
-from .memory import Memory, memory_mapping
-from .readout import readout_sum_width
-from .spiking_dense import hw_projection_of
+from gen.engines.base import EngineContext, EngineSpec
+from gen.engines.memory import Memory, memory_mapping
+from gen.engines.readout import readout_sum_width
+from gen.engines.spiking_dense import hw_projection_of
 
 TAP_LUTS = 1.6           # per tap bit (±w/0 select of a ROM weight, and its adder bit): a guess until fitted
 TAP_FFS = 0.5

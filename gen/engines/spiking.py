@@ -10,7 +10,7 @@ from __future__ import annotations
 from hw.layer import SpikingLayer, input_port
 from hw.projection import Projection
 
-from .base import EngineContext, LifSweepEngine, hw_projection_of, lif_arguments
+from gen.engines.base import EngineContext, LifSweepEngine, hw_projection_of, lif_arguments
 
 # Tested in hw (tests/test_hw_layer.py: up to three projections summed): the join's
 # round-robin choice widens with every input.

@@ -21,11 +21,11 @@ from hw.dense_conv import DenseConvLayer, default_buffer_rows, schedule_cycles
 from hw.geometry import ConvGeometry
 from hw.lif import NEURON_KINDS
 
-from ..errors import PlanError
-from ..ops import op_spec_named
-from ..ops.base import Geometry
-from .base import EngineContext, EngineSpec
-from .memory import Memory, memory_mapping
+from gen.errors import PlanError
+from gen.ops import op_spec_named
+from gen.ops.base import Geometry
+from gen.engines.base import EngineContext, EngineSpec
+from gen.engines.memory import Memory, memory_mapping
 
 # Fitted to yosys synth_xilinx of DenseConvLayer (benchmarks/dense_engine.md: 16 -> 32 channels,
 # 28x28, stride 2, 4-bit weights, PO = 16 and 8, i.e. F = 2 and 4) and rounded up, so that the

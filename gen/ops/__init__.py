@@ -9,7 +9,7 @@
 
 Every module of this package that defines SPEC (an OpSpec) is an entry: adding an op is
 adding a module (docs/architecture.md). The registry is read by gen.ir (validation, JSON),
-gen.golden (projection, fan-out), gen.bounds, gen.plan and gen.emit; nothing else tests an
+gen.ir.golden (projection, fan-out), gen.ir.bounds, gen.plan and gen.backend.emit; nothing else tests an
 op's type.
 """
 from __future__ import annotations
@@ -17,11 +17,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ..errors import ModelError, PlanError
-from .base import Geometry, OpSpec
-from .conv2d import Conv2d
-from .dense import Dense
-from .identity import Identity
+from gen.errors import ModelError, PlanError
+from gen.ops.base import Geometry, OpSpec
+from gen.ops.conv2d import Conv2d
+from gen.ops.dense import Dense
+from gen.ops.identity import Identity
 
 _HELPERS = {"arith", "base"}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError, PlanError
+from gen.errors import ModelError, PlanError
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
@@ -89,12 +89,12 @@ class OpSpec:
         raise NotImplementedError
 
     def torch_project(self, op, weight, x):
-        """The same projection in torch float64 (gen.reference's independent formulation)."""
+        """The same projection in torch float64 (gen.ir.reference's independent formulation)."""
         raise NotImplementedError
 
     def nir_nodes(self, op, weight: np.ndarray, bias: np.ndarray, source_shape, out_shape, node: str,
                   where: str) -> list:
-        """The NIR nodes of this projection (gen.nir_export), a chain from the source to the
+        """The NIR nodes of this projection (gen.backend.nir_export), a chain from the source to the
         last one, which is named `node`: [(name, nir node), ...]. `weight` and `bias` are
         the fake-quantised floats."""
         raise ModelError(f"{where}projection op {self.name} has no NIR node")

@@ -9,9 +9,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from hw.geometry import ConvGeometry
 
-from ..errors import ModelError, PlanError
-from .arith import exact_dtype, max_abs
-from .base import Geometry, OpSpec, check_int
+from gen.errors import ModelError, PlanError
+from gen.ops.arith import exact_dtype, max_abs
+from gen.ops.base import Geometry, OpSpec, check_int
 
 
 @dataclass(frozen=True)

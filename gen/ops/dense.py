@@ -7,8 +7,8 @@ import numpy as np
 
 from hw.geometry import DenseGeometry
 
-from .arith import int_matmul
-from .base import Geometry, OpSpec
+from gen.ops.arith import int_matmul
+from gen.ops.base import Geometry, OpSpec
 
 
 @dataclass(frozen=True)

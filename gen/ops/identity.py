@@ -9,9 +9,9 @@ import numpy as np
 
 from hw.projection import IdentityGeometry
 
-from ..errors import ModelError
-from .arith import per_channel
-from .base import Geometry, OpSpec
+from gen.errors import ModelError
+from gen.ops.arith import per_channel
+from gen.ops.base import Geometry, OpSpec
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """A whole network of dense engines, built by the registry's factories from a plan that asks
-for the dense family everywhere (gen.plan families, gen.emit.build_engine), chained map stream
+for the dense family everywhere (gen.plan families, gen.backend.emit.build_engine), chained map stream
 to map stream: 8-pixel beats in, results out. Every image's logits and class checked against
-gen.golden.run; random idle input and result back-pressure."""
+gen.ir.golden.run; random idle input and result back-pressure."""
 import cocotb
 import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen import golden
+from gen.ir import golden
 from gen.boards import get_board
-from gen.emit import build_engine
+from gen.backend.emit import build_engine
 from gen.engines import engine_named
 from gen.ir import INPUT, Conv2d, Dense, Layer, Network, Projection
 from gen.plan import make_plan

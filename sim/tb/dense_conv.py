@@ -1,6 +1,6 @@
 """DenseConvLayer testbench: images of T random ternary (or binary) spike maps in as dense
 map beats, with random idle input and random output back-pressure; every output beat
-(the O channels of one position, its eos/eoi marks) checked against gen.golden (SPEC §4)
+(the O channels of one position, its eos/eoi marks) checked against gen.ir.golden (SPEC §4)
 image after image; and, with neither, the cycles of back-to-back images against
 hw.dense_conv.schedule_cycles."""
 import cocotb

@@ -1,11 +1,11 @@
 """DenseEncodingLayer testbench: uint8 images in as 8-pixel beats with random idle input,
 the spike maps of T steps out under random back-pressure, every beat checked against
-gen.golden (the conv of the image at every step, SPEC §4); and, with neither, the period
+gen.ir.golden (the conv of the image at every step, SPEC §4); and, with neither, the period
 of back-to-back images against the conv schedule."""
 import cocotb
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from hw.dense_encoding import DenseEncodingLayer, encoding_period_cycles
 from hw.ternary_stream import map_beats, word_beat
 from sim.tb.reference import ir_op, make_geometry

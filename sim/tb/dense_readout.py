@@ -1,11 +1,11 @@
 """DenseReadout testbench: images of T random ternary (or binary) maps in as dense beats,
 random idle input and result back-pressure; every result (logits and class) checked
-against gen.golden (Σ_t W·s^t + T·b, smallest index of the max); and, with neither, the
+against gen.ir.golden (Σ_t W·s^t + T·b, smallest index of the max); and, with neither, the
 cycles per image back to back against hw.dense_readout.readout_cycles."""
 import cocotb
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from hw.dense_readout import DenseReadout, readout_cycles
 from hw.geometry import DenseGeometry
 from hw.ternary_stream import map_beats

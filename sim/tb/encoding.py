@@ -1,6 +1,6 @@
 """EncodingLayer testbench: random uint8 images (mostly zeros, extremes included) as pixel
 streams with random idle cycles; each of the T steps' output events (a set) and its eos
-are checked against gen.golden, image after image, under random back-pressure."""
+are checked against gen.ir.golden, image after image, under random back-pressure."""
 import cocotb
 import numpy as np
 

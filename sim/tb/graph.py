@@ -8,7 +8,7 @@ queue the conv engine feeds (docs/hardware.md, "Graph-shaped hardware"):
 
 Every queue and the fork at their smallest depth, random idle input and random
 back-pressure on the output: a deadlock shows as a timeout, a wrong sum as a mismatch
-against gen.golden on both layers in a chain."""
+against gen.ir.golden on both layers in a chain."""
 import cocotb
 from amaranth.hdl import Module
 from amaranth.lib import wiring

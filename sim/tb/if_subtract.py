@@ -1,12 +1,12 @@
 """LIFUnit (kind if_subtract) testbench: random neuron updates, ties on θ⁺ and θ⁻, balances
 at 0 and above, with random idle cycles and back-pressure; every lane checked against
-gen.golden.if_subtract_step (docs/msat.md §3a)."""
+gen.ir.golden.if_subtract_step (docs/msat.md §3a)."""
 from types import SimpleNamespace
 
 import cocotb
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from hw.lif import LIFUnit
 from sim.tb.reference import signed_range
 from sim.tb.streams import Bench, pack, unpack

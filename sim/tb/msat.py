@@ -1,12 +1,12 @@
 """MSATUnit testbench: random neuron updates (ladder indices, cell boundaries hit exactly, ties
 on the rung) with random idle cycles and back-pressure; every lane checked against
-gen.golden.msat_step (docs/msat.md §3b)."""
+gen.ir.golden.msat_step (docs/msat.md §3b)."""
 from types import SimpleNamespace
 
 import cocotb
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from hw.msat_neuron import MSATUnit
 from sim.tb.reference import signed_range
 from sim.tb.streams import Bench, pack, unpack

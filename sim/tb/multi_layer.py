@@ -1,7 +1,7 @@
 """Multi-projection SpikingLayer testbench: per step, an independent random spike map on
 each projection's input (each source with its own idle cycles, events of later steps
 queued ahead), events out under random back-pressure; each step's events are checked
-against SPEC §4 with the currents of every projection summed (gen.golden)."""
+against SPEC §4 with the currents of every projection summed (gen.ir.golden)."""
 import cocotb
 
 from hw.layer import SpikingLayer

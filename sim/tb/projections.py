@@ -1,11 +1,11 @@
 """Multi-projection layers for the testbenches: hw projections from JSON-able specs, their
-test weights and thresholds, and the SPEC §4 reference (gen.golden) summed over the
+test weights and thresholds, and the SPEC §4 reference (gen.ir.golden) summed over the
 projections of a layer."""
 from __future__ import annotations
 
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from gen.ir import Identity
 from hw.projection import IdentityGeometry, Projection
 from sim.tb.reference import current_bound, ir_op, layer_widths, make_geometry, make_weights, project
@@ -19,7 +19,7 @@ def make_any_geometry(spec: dict):
 
 
 def project_any(geometry, weights, spikes) -> np.ndarray:
-    """Σ W ⋆ s of one projection by gen.golden, flat in [O,H,W] order (identity included)."""
+    """Σ W ⋆ s of one projection by gen.ir.golden, flat in [O,H,W] order (identity included)."""
     if isinstance(geometry, IdentityGeometry):
         g = geometry
         x = np.asarray(spikes, dtype=np.int64).reshape(1, g.channels, g.height, g.width)

@@ -1,6 +1,6 @@
 """ReadoutLayer testbench: images of T random spike maps in (random idle), one result beat
 per image out (random back-pressure); logits = Σ_t W ⋆ s^t + T·b and the class (smallest
-index of the maximum) checked against gen.golden's projection."""
+index of the maximum) checked against gen.ir.golden's projection."""
 import cocotb
 import numpy as np
 

@@ -1,10 +1,10 @@
-"""The testbenches' scoreboard reference: gen.golden (the project's golden model, SPEC §4)
+"""The testbenches' scoreboard reference: gen.ir.golden (the project's golden model, SPEC §4)
 adapted to hw geometries and lane layouts, plus test stimulus helpers."""
 from __future__ import annotations
 
 import numpy as np
 
-from gen import golden
+from gen.ir import golden
 from gen.ir import Conv2d, Dense
 from hw.geometry import ConvGeometry, DenseGeometry
 
@@ -17,7 +17,7 @@ def ir_op(geometry):
 
 
 def project(geometry, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Σ W ⋆ s with zero padding (no bias) by gen.golden, int64, flat in [O,H,W] order."""
+    """Σ W ⋆ s with zero padding (no bias) by gen.ir.golden, int64, flat in [O,H,W] order."""
     g = geometry
     shape = (g.in_channels, g.in_height, g.in_width) if g.is_conv else (g.in_features,)
     x = np.asarray(spikes, dtype=np.int64).reshape((1,) + shape)
@@ -26,7 +26,7 @@ def project(geometry, weights: np.ndarray, spikes: np.ndarray) -> np.ndarray:
 
 def lif_neuron(r_prev: int, current: int, t: int, theta_pos: int, theta_neg: int,
                leak_shift: int, kind: str) -> tuple[int, int]:
-    """One neuron, one step, by gen.golden.lif_step: (spike, R). `current` includes the bias.
+    """One neuron, one step, by gen.ir.golden.lif_step: (spike, R). `current` includes the bias.
     R_prev is taken as 0 at t = 0 (SPEC: R^-1 = 0)."""
     r = np.array([[0 if t == 0 else r_prev]], dtype=np.int64)
     s, r_next = golden.lif_step(r, np.array([[current]], dtype=np.int64), t, np.array([theta_pos]),
@@ -82,7 +82,7 @@ def lane_words_to_map(words, lanes: int, positions: int) -> np.ndarray:
 
 def lif_layer(currents_per_step, bias, theta_pos, theta_neg, positions: int, leak_shift: int,
                kind: str):
-    """SPEC §4 over T steps for one image (gen.golden.lif_step): currents without bias,
+    """SPEC §4 over T steps for one image (gen.ir.golden.lif_step): currents without bias,
     flat [O·positions] per step -> spikes per step."""
     channels = len(bias)
     b = np.asarray(bias, dtype=np.int64).reshape(1, channels, 1)
@@ -108,7 +108,7 @@ def layer_parameters(geometry, p: dict, max_input: int = 1):
 
 
 def layer_widths(weights, bias, theta_pos, theta_neg, leak_shift: int, steps: int, max_input: int = 1):
-    """(current_width, membrane_width) wide enough for any input (what gen.bounds will do)."""
+    """(current_width, membrane_width) wide enough for any input (what gen.ir.bounds will do)."""
     bound = current_bound(weights, max_input)
     current_width = bits_signed(-bound, bound)
     b = int(np.abs(bias).max())

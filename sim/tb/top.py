@@ -2,7 +2,7 @@
 
 Everything the TB knows about the design comes from the build's manifest.json: register
 offsets and bit fields, pixel and result packing, the model ID. The scoreboard is the
-golden model (gen.golden), run by the pytest side and passed in as params:
+golden model (gen.ir.golden), run by the pytest side and passed in as params:
 
     manifest: the manifest dict
     frames:   [{"bytes": [...], "logits": [...], "cls": int}]   what to send, what must come back

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .golden import GoldenResult
-from .ir import Network
+from gen.ir.golden import GoldenResult
+from gen.ir import Network
 
 
 def _pyplot():

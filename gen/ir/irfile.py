@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import INPUT, Layer, Network, NeuronTables, Projection, op_from_json
+from gen.ir import INPUT, Layer, Network, NeuronTables, Projection, op_from_json
 
 FORMAT = "tern-ir"
 VERSION = 2             # written when a layer has a converted neuron (docs/msat.md §4)

@@ -23,12 +23,12 @@ from amaranth.back import rtlil, verilog
 
 from hw.top import LayerModule, TernTop
 
-from .engines import engine_named
-from .errors import PlanError
-from .ir import Network
-from .ops import op_spec_named
-from .plan import Plan
-from .regmap import MAGIC, RegisterMap, registers_for_hw
+from gen.engines import engine_named
+from gen.errors import PlanError
+from gen.ir import Network
+from gen.ops import op_spec_named
+from gen.plan import Plan
+from gen.backend.regmap import MAGIC, RegisterMap, registers_for_hw
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from tqdm import tqdm
 
 from formats.mnist import load_mnist
 
-from .floatnet import run_float
-from .frontend import compile_checkpoint
-from .golden import run as run_golden
-from .irfile import load, model_id
-from .plots import write_plots
-from .quantise import DEFAULT_WBITS
-from .stats import network_stats
+from gen.frontend.floatnet import run_float
+from gen.frontend import compile_checkpoint
+from gen.ir.golden import run as run_golden
+from gen.ir.irfile import load, model_id
+from gen.backend.plots import write_plots
+from gen.frontend.quantise import DEFAULT_WBITS
+from gen.ir.stats import network_stats
 
 PLOT_IMAGES = 100  # membrane recording keeps int64 [N, T, neurons] per layer: cap N for plots
 

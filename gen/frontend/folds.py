@@ -17,11 +17,11 @@ import logging
 
 import numpy as np
 
-from .errors import ModelError, where
-from .floatnet import (WEIGHTED, AvgPool, BatchNorm, ChannelScale, Conv, Converted, Flatten, FloatNet, Lif,
+from gen.errors import ModelError, where
+from gen.frontend.floatnet import (WEIGHTED, AvgPool, BatchNorm, ChannelScale, Conv, Converted, Flatten, FloatNet, Lif,
                        Linear, Residual, input_shapes, op_out_shape)
-from .ir import INPUT, Conv2d, Dense, Identity
-from .reference import FloatLayer, FloatNetwork, FloatProjection, FloatTables
+from gen.ir import INPUT, Conv2d, Dense, Identity
+from gen.ir.reference import FloatLayer, FloatNetwork, FloatProjection, FloatTables
 
 log = logging.getLogger(__name__)
 

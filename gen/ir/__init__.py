@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ops import OPS, Conv2d, Dense, Identity, op_from_json, op_spec
-from .ops.base import check_int as _check_int
+from gen.ops import OPS, Conv2d, Dense, Identity, op_from_json, op_spec
+from gen.ops.base import check_int as _check_int
 
 __all__ = ["CONVERTED_NEURONS", "NeuronTables", "INPUT", "LAYER_KINDS", "MAX_LEAK_SHIFT", "MAX_TIMESTEPS", "MAX_WBITS", "NEURONS", "OPS", "Conv2d",
            "Dense", "Identity", "Layer", "Network", "Projection", "int_array", "op_from_json", "replace",
@@ -38,7 +38,7 @@ MAX_LUT_VALUE = 2 ** 40     # z = LUT_d + LUT_x stays far inside int64
 MAX_TABLE_SHIFT = 62
 INPUT = "input"  # the source name of the raw uint8 pixels
 MAX_WBITS = 16  # weights wider than this have no place on the target; also keeps bounds in int64
-MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.bounds
+MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.ir.bounds
 MAX_TIMESTEPS = 64
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 

@@ -3,7 +3,7 @@
 `parse_checkpoint` turns a checkpoint dict into a `FloatNet`: a sequence of small frozen op
 records (conv, linear, batchnorm, lif, avgpool, flatten, residual with its shortcut) holding
 float64 arrays.
-The folds (gen.folds) rewrite a FloatNet into an equivalent FloatNet; `run_float` evaluates
+The folds (gen.frontend.folds) rewrite a FloatNet into an equivalent FloatNet; `run_float` evaluates
 one at any stage (torch float64) so each fold can be checked to leave logits and spikes
 unchanged.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from snn.arch import LAYER_FIELDS, ArchError, _check_converted
 
-from .errors import ModelError, where
+from gen.errors import ModelError, where
 
 SUPPORTED_LAYER_TYPES = ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "lif", "avgpool2d", "flatten", "residual",
                          "if_subtract", "msat")

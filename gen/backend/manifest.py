@@ -2,7 +2,7 @@
 report (report.json, report.md) for people.
 
 The manifest is the only thing the host reads: shapes, T, classes, the packing of input
-and output beats, the register map (from gen.regmap), the model ID, and the file names.
+and output beats, the register map (from gen.backend.regmap), the model ID, and the file names.
 The testbenches also read the hardware graph from it: each layer's input and output
 streams (the engine's port names, from gen.engines) and the edges between the layers
 (gen.plan.Edge: source, target, the target's input stream, its queue depth).

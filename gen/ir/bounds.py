@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import INPUT, Network
-from .ops import op_spec
+from gen.ir import INPUT, Network
+from gen.ops import op_spec
 
 PIXEL_RANGE = (0, 255)
 SPIKE_RANGE = {"ternary": (-1, 1), "binary": (0, 1)}

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bounds import check_fits_int64
-from .ir import CONVERTED_NEURONS, INPUT, Layer, Network
-from .ops import op_spec
-from .ops.arith import exact_dtype, int_matmul, max_abs  # noqa: F401 (the golden model's public primitives)
+from gen.ir.bounds import check_fits_int64
+from gen.ir import CONVERTED_NEURONS, INPUT, Layer, Network
+from gen.ops import op_spec
+from gen.ops.arith import exact_dtype, int_matmul, max_abs  # noqa: F401 (the golden model's public primitives)
 
 log = logging.getLogger(__name__)
 

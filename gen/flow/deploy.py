@@ -1,4 +1,4 @@
-"""`python -m gen.deploy BUILD_DIR` (or `python -m gen deploy`): the folder a user copies to the PYNQ board.
+"""`python -m gen deploy BUILD_DIR`: the folder a user copies to the PYNQ board.
 
     <out>/                      (default BUILD_DIR/deploy)
       tern_<model>.bit, .hwh    the overlay, once Vivado made them (listed as missing before)
@@ -7,12 +7,12 @@
       formats/                  what the driver reads with: manifest, register map, images
       mnist_inference.ipynb     the notebook, run from this folder (BUILD_DIR = ".")
       data/heldout_images.npy   the held-out split only (uint8 [N, C, H, W]), its labels, and
-                                the golden model's classes (gen.golden on the build's IR)
+                                the golden model's classes (gen.ir.golden on the build's IR)
       deploy.json               what was copied, what is missing
       README.md                 the steps on the board
 
 The folder is written beside its final place and renamed onto it when complete, so a
-half-written deployment never sits at `out`. Also runnable as `python -m gen.deploy`.
+half-written deployment never sits at `out`.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from formats.heldout import GOLDEN_NPY, IMAGES_NPY, LABELS_NPY, load_heldout
 from formats.manifest import MANIFEST_FORMAT
 from formats.mnist import load_mnist
 
-from .cli import report_failure
-from .golden import run as run_golden
-from .irfile import load
+from gen.cli import report_failure
+from gen.ir.golden import run as run_golden
+from gen.ir.irfile import load
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_DIR = REPO / "host"
@@ -90,7 +90,7 @@ def readme(manifest: dict, missing: list[str], images: int) -> str:
     if missing:
         lines += ["**Not ready for the board yet:** " + ", ".join(f"`{m}`" for m in missing) +
                   " missing. Make the bitstream in the build folder "
-                  "(`vivado -mode batch -source build_bitstream.tcl`) and run `python -m gen.deploy` again.", ""]
+                  "(`vivado -mode batch -source build_bitstream.tcl`) and run `python -m gen deploy` again.", ""]
     lines += ["## On the board (PYNQ image 2.7 or later)", "",
               f"1. Copy this whole folder to the board, e.g. `scp -r . xilinx@pynq:{folder}`",
               "   (or drag it into Jupyter's file browser).",
@@ -181,7 +181,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gen.deploy")
+    parser = argparse.ArgumentParser(prog="python -m gen deploy")
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)
     args = parser.parse_args(["deploy", *(sys.argv[1:] if argv is None else argv)])

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bounds import network_bounds
-from .golden import GoldenResult, fanout
-from .ir import Network
+from gen.ir.bounds import network_bounds
+from gen.ir.golden import GoldenResult, fanout
+from gen.ir import Network
 
 PJ_PER_FLOP = 12.5
 PJ_PER_SOP = 0.077

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .frontend import compile_checkpoint
-from .nir_export import network_to_graph, write_graph
-from .nir_import import read_nir
+from gen.frontend import compile_checkpoint
+from gen.backend.nir_export import network_to_graph, write_graph
+from gen.frontend.nir_import import read_nir
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from .errors import ModelError, where
-from .ir import MAX_WBITS, Layer, Network, NeuronTables, Projection
-from .reference import FloatLayer, FloatNetwork
+from gen.errors import ModelError, where
+from gen.ir import MAX_WBITS, Layer, Network, NeuronTables, Projection
+from gen.ir.reference import FloatLayer, FloatNetwork
 
 log = logging.getLogger(__name__)
 

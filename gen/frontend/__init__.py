@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import check_checkpoint_dict, read_checkpoint
-from .floatnet import FloatNet, parse_checkpoint
-from .folds import fold_all, to_layers
-from .ir import Network
-from .quantise import DEFAULT_WBITS, quantise
-from .reference import FloatNetwork
+from gen.frontend.checkpoint import check_checkpoint_dict, read_checkpoint
+from gen.frontend.floatnet import FloatNet, parse_checkpoint
+from gen.frontend.folds import fold_all, to_layers
+from gen.ir import Network
+from gen.frontend.quantise import DEFAULT_WBITS, quantise
+from gen.ir.reference import FloatNetwork
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import INPUT, Conv2d, Dense, Identity, Layer, Network, NeuronTables, Projection
+from gen.ir import INPUT, Conv2d, Dense, Identity, Layer, Network, NeuronTables, Projection
 
 NEURONS = ("ternary", "binary")
 CONVERTED = ("if_subtract", "msat")  # random_network(neuron="converted") draws one of these per layer

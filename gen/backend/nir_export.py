@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelError
-from .ir import INPUT, Network
-from .ops import op_spec
+from gen.errors import ModelError
+from gen.ir import INPUT, Network
+from gen.ops import op_spec
 
 FORMAT = "tern-nir"
 VERSION = 1

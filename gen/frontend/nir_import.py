@@ -21,7 +21,7 @@ import numpy as np
 from snn.arch import ArchError
 from snn.checkpoint import validate_checkpoint
 
-from .errors import ModelError
+from gen.errors import ModelError
 
 # A time constant read from a file is a float: 1 − dt/τ counts as 2^−k when it is within this
 # relative distance of it (a τ of 4/3·dt written in float64 gives 0.25 up to a few ulps).
