@@ -139,22 +139,25 @@ class Accumulator(wiring.Component):
         })
 
     def sign_shape(self):
-        """What an op needs of its event beyond the address: neg (and m: Cat(neg, m)), or the pixel."""
+        """What an op needs of its event beyond the address: neg (with an msat source, and the
+        shift M − m of its rung: Cat(neg, shift)), or the pixel."""
         if self.mode == "pixel":
             return unsigned(PIXEL_BITS)
-        return unsigned(1 + (ladder_bits(self.ladder_steps) if self.ladder_steps else 0))
+        return unsigned(1 + ladder_bits(self.ladder_steps))
 
     def sign_of(self, payload):
         if self.mode == "pixel":
             return payload.value
-        return Cat(payload.neg, payload.m) if self.ladder_steps else payload.neg
+        if not self.ladder_steps:
+            return payload.neg
+        return Cat(payload.neg, (self.ladder_steps - payload.m)[:ladder_bits(self.ladder_steps)])
 
     def spike_contribution(self, weight, sign):
-        """±W, or ±W << (M − m) for an msat source (a mux over the M + 1 rungs, no barrel shifter)."""
+        """±W, or ±W << (M − m) for an msat source (a mux over the M + 1 shifts, no barrel shifter)."""
         if not self.ladder_steps:
             return Mux(sign, -weight, weight)
-        neg, rung = sign[0], sign[1:]
-        shifted = Array(weight << (self.ladder_steps - k) for k in range(self.ladder_steps + 1))[rung]
+        neg, shift = sign[0], sign[1:]
+        shifted = Array(weight << k for k in range(self.ladder_steps + 1))[shift]
         return Mux(neg, -shifted, shifted)
 
     def contribution_width(self) -> int:

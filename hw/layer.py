@@ -41,6 +41,14 @@ def input_port(i: int) -> str:
     return "events_in" if i == 0 else f"events_in{i}"
 
 
+def check_ladders(ladder_steps, count: int) -> list[int]:
+    """One source M per projection: an integer for all, or a list (0: ternary or binary events)."""
+    ladders = [ladder_steps] * count if isinstance(ladder_steps, int) else list(ladder_steps)
+    if len(ladders) != count:
+        raise ValueError(f"ladder_steps must be an integer or one per projection ({count}), not {ladder_steps!r}")
+    return ladders
+
+
 def check_queue_depths(queue_depth, count: int) -> list[int]:
     depths = [queue_depth] * count if isinstance(queue_depth, int) else list(queue_depth)
     if len(depths) != count:
@@ -58,7 +66,8 @@ class SpikingLayer(wiring.Component):
 
     msat (docs/msat.md §3b): `kind="msat"` with `msat` (hw.msat_neuron.MSATTables) makes it send
     (address, m) events; `ladder_steps` M > 0 says its input comes from an msat layer, whose
-    events carry m (the accumulator adds W << (M − m)). One projection only, for now."""
+    events carry m (the accumulator adds W << (M − m)); with several projections, one M per
+    projection (0: a ternary or binary source)."""
 
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int,
                  steps: int, kind: str, lanes: int, weight_width: int, current_width: int,
@@ -76,16 +85,14 @@ class SpikingLayer(wiring.Component):
                 geometry, weights = projections[0].geometry, projections[0].weights
                 queue_depth = check_queue_depths(queue_depth, 1)[0]
             else:
-                if ladder_steps:
-                    raise ValueError(f"ladder_steps must be 0 for a layer of several projections (events with "
-                                     f"a ladder index are decoded by the one-projection accumulator only), "
-                                     f"not {ladder_steps!r}")
                 self.init_graph(projections, bias, theta_pos, theta_neg, leak_shift=leak_shift,
                                 steps=steps, kind=kind, lanes=lanes, weight_width=weight_width,
                                 current_width=current_width, membrane_width=membrane_width,
                                 queue_depth=queue_depth, amplitude=amplitude, correction=correction,
-                                msat=msat)
+                                msat=msat, ladder_steps=ladder_steps)
                 return
+            if not isinstance(ladder_steps, int):
+                ladder_steps = check_ladders(ladder_steps, 1)[0]
         self.geometry = check_geometry(geometry)
         self.accumulator, self.sweep = accumulator_and_sweep(
             geometry, weights, bias, theta_pos, theta_neg, mode="spike", leak_shift=leak_shift,
@@ -107,28 +114,30 @@ class SpikingLayer(wiring.Component):
         })
 
     def init_graph(self, projections, bias, theta_pos, theta_neg, *, leak_shift, steps, kind, lanes,
-                   weight_width, current_width, membrane_width, queue_depth, amplitude, correction, msat):
+                   weight_width, current_width, membrane_width, queue_depth, amplitude, correction, msat,
+                   ladder_steps):
         """Several projections: one queue each, the join, one accumulator over them all."""
         self.multi = True
         self.geometry = projections[0].geometry
         channels, height, width = out_shape(self.geometry)
+        ladders = check_ladders(ladder_steps, len(projections))
         self.accumulator = MultiAccumulator(projections, lanes=lanes, weight_width=weight_width,
-                                            current_width=current_width)
+                                            current_width=current_width, ladder_steps=ladders)
         self.sweep = LIFSweep(out_channels=channels, positions=height * width, bias=bias,
                               theta_pos=theta_pos, theta_neg=theta_neg, leak_shift=leak_shift,
                               steps=steps, kind=kind, lanes=lanes, current_width=current_width,
                               membrane_width=membrane_width, amplitude=amplitude, correction=correction,
                               msat=msat)
-        self.in_m_width = 0
         self.queue_depths = check_queue_depths(queue_depth, len(projections))
         self.queue_depth = self.queue_depths[0]
         self.steps = steps
-        widths = [bits_for(p.geometry.in_size) for p in projections]
+        fields = [(bits_for(p.geometry.in_size), ladder_bits(v)) for p, v in zip(projections, ladders)]
+        widths = [a + mw for a, mw in fields]
         self.in_ports = tuple((p.source, input_port(i), w) for i, (p, w) in enumerate(zip(projections, widths)))
-        self.in_addr_width = widths[0]
+        self.in_addr_width, self.in_m_width = fields[0]
         self.out_addr_width = bits_for(channels * height * width)
         wiring.Component.__init__(self, {
-            **{port: In(event_signature(w)) for _, port, w in self.in_ports},
+            **{port: In(event_signature(*f)) for (_, port, _), f in zip(self.in_ports, fields)},
             "events": Out(event_signature(self.out_addr_width, self.sweep.m_width)),
         })
 
@@ -179,7 +188,7 @@ class SpikingLayer(wiring.Component):
         m.submodules.join = join = EventJoin([w for _, _, w in self.in_ports])
         for i, ((_, port, width), depth) in enumerate(zip(self.in_ports, self.queue_depths)):
             m.submodules[f"queue{i}"] = queue = EventQueue(width, depth)
-            wiring.connect(m, wiring.flipped(getattr(self, port)), queue.w)
+            connect_events(m, getattr(self, port), queue.w)
             wiring.connect(m, queue.r, getattr(join, input_name(i)))
         wiring.connect(m, sweep.events, wiring.flipped(self.events))
         m.d.comb += [acc.sweep_en.eq(sweep.cur_en), acc.sweep_clear.eq(sweep.cur_clear),

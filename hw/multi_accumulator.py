@@ -11,6 +11,10 @@ dense section as in Accumulator; an identity section has one word per channel gr
 g holding w[g·P + j] in lane j). An identity event is one op: the current word of its
 position in its channel's group, with a one-hot lane mask that zeroes the other lanes'
 contributions. Conv and dense events walk as in Accumulator.
+
+A projection from an msat layer (`ladder_steps` M_i > 0, docs/msat.md §3b) has events of
+address + m bits (hw.event): its decode takes the address from the low bits and the shift
+M_i − m from the bits above, and its op adds W << (M_i − m).
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accumulator import Accumulator, axis_tables, check_weights, magic_divider, weight_words
-from hw.event import bits_for
+from hw.accumulator import Accumulator, axis_tables, check_ladder_steps, check_weights, magic_divider, weight_words
+from hw.event import bits_for, ladder_bits
 from hw.geometry import ConvGeometry, DenseGeometry, check_lanes
 from hw.lif import check_int
 from hw.projection import IdentityGeometry, check_projections, out_shape
@@ -36,14 +40,19 @@ class MultiAccumulator(Accumulator):
     """P-lane accumulator over several projections (hw.projection.Projection) that write the
     same layer. Ports as Accumulator's, with `proj` (the projection's index) in `events`."""
 
-    def __init__(self, projections, *, lanes: int, weight_width: int, current_width: int):
+    def __init__(self, projections, *, lanes: int, weight_width: int, current_width: int, ladder_steps=None):
         self.projections = check_projections(projections)
         channels, height, width = out_shape(self.projections[0].geometry)
         self.lanes = check_lanes(lanes, channels)
         self.weight_width = check_int("weight_width", weight_width, 2)
         self.current_width = check_int("current_width", current_width, 2)
         self.mode = "spike"
-        self.ladder_steps = 0       # ternary sources only (an msat source's m is not decoded here yet)
+        ladders = [0] * len(self.projections) if ladder_steps is None else list(ladder_steps)
+        if len(ladders) != len(self.projections):
+            raise ValueError(f"ladder_steps must give one M per projection ({len(self.projections)}), "
+                             f"not {ladder_steps!r}")
+        self.ladders = [check_ladder_steps(v, "spike") for v in ladders]
+        self.ladder_steps = max(self.ladders)       # the widest shift any op takes
         self.weight_sets = [check_weights(p.weights, p.geometry, weight_width) for p in self.projections]
         self.groups = channels // lanes
         self.positions = height * width
@@ -54,7 +63,9 @@ class MultiAccumulator(Accumulator):
         self.weight_bases = [sum(len(s) for s in sections[:i]) for i in range(len(sections))]
         self.sections = sections
         self.weight_depth = sum(len(s) for s in sections)
-        self.addr_width = max(bits_for(p.geometry.in_size) for p in self.projections)
+        # Each projection's address bits, and its events' width (the address, then m).
+        self.in_addr_widths = [bits_for(p.geometry.in_size) for p in self.projections]
+        self.addr_width = max(a + ladder_bits(v) for a, v in zip(self.in_addr_widths, self.ladders))
         self.has_identity = any(isinstance(p.geometry, IdentityGeometry) for p in self.projections)
         self.max_kernel = max([p.geometry.kernel for p in self.projections if p.geometry.is_conv] or [1])
         self.current_shape = data.ArrayLayout(signed(current_width), lanes)
@@ -83,7 +94,7 @@ class MultiAccumulator(Accumulator):
             "c_base": unsigned(self.current_addr_width),
             "rows": unsigned(bits_for(self.max_kernel + 1)),
             "cols": unsigned(bits_for(self.max_kernel + 1)),
-            "sign": unsigned(1),
+            "sign": self.sign_shape(),
             "proj": self.event_layout.members["proj"],
         }
         if self.has_identity:
@@ -98,12 +109,18 @@ class MultiAccumulator(Accumulator):
         m.d.comb += self.events.ready.eq(advance)
         valid = [Signal(name=f"dec_valid{i}") for i in range(DECODE_STAGES)]
         proj = [Signal.like(self.events.payload.proj, name=f"dec_proj{i}") for i in range(DECODE_STAGES)]
-        sign = [Signal(name=f"dec_sign{i}") for i in range(DECODE_STAGES)]
+        sign = [Signal(self.sign_shape(), name=f"dec_sign{i}") for i in range(DECODE_STAGES)]
         addr = [Signal(self.addr_width, name=f"dec_addr{i}") for i in range(DECODE_STAGES)]
         with m.If(advance):
             ev = self.events.payload
-            m.d.sync += [valid[0].eq(self.events.valid), proj[0].eq(ev.proj), sign[0].eq(ev.neg),
-                         addr[0].eq(ev.addr)]
+            address, sign0 = ev.addr, ev.neg
+            if self.ladder_steps:       # split each projection's event into its address and shift
+                address = Array(ev.addr[:a] for a in self.in_addr_widths)[ev.proj]
+                shifts = Array((M - ev.addr[a:a + ladder_bits(M)])[:ladder_bits(self.ladder_steps)] if M else 0
+                               for a, M in zip(self.in_addr_widths, self.ladders))
+                sign0 = Cat(ev.neg, shifts[ev.proj])
+            m.d.sync += [valid[0].eq(self.events.valid), proj[0].eq(ev.proj), sign[0].eq(sign0),
+                         addr[0].eq(address)]
             for i in range(1, DECODE_STAGES):
                 m.d.sync += [valid[i].eq(valid[i - 1]), proj[i].eq(proj[i - 1]),
                              sign[i].eq(sign[i - 1]), addr[i].eq(addr[i - 1])]
