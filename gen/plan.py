@@ -37,8 +37,9 @@ import numpy as np
 from gen.ir.bounds import network_bounds
 from gen.engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
 from gen.engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
-from gen.engines.memory import (Memory, MemoryMapping, RamPrimitive, RAM_PRIMITIVES,  # noqa: F401 (re-exported)
-                             addr_width, mapping_json, memory_mapping)
+from gen.boards.device import Device
+from gen.engines.memory import (Memory, MemoryMapping, addr_width, mapping_json,  # noqa: F401 (re-exported)
+                             memory_mapping)
 from gen.engines.readout import readout_sum_width  # noqa: F401 (re-exported)
 from gen.errors import PlanError
 from gen.ir.golden import fanout, run
@@ -284,6 +285,7 @@ class LayerPlan:
     family: str = DEFAULT_FAMILY            # the engine family (gen.engines): event or dense
     family_source: str = "default"          # "user" (--engine), "auto" (chosen) or "default"
     family_reason: str = ""                 # why the planner chose it (the report says so)
+    mappings: tuple[MemoryMapping, ...] = ()  # how the device builds each memory (memory_mapping)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -291,8 +293,9 @@ class LayerPlan:
         d["geometries"] = [g.to_json() for g in self.geometries]
         d["inputs"] = [e.to_json() for e in self.inputs]
         d["valid_lanes"] = list(self.valid_lanes)
-        d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": mapping_json(memory_mapping(m))}
-                         for m in self.memories]
+        d["memories"] = [{**asdict(m), "bits": m.bits, "mapping": mapping_json(mapping)}
+                         for m, mapping in zip(self.memories, self.mappings)]
+        d.pop("mappings")
         return d
 
 
@@ -387,13 +390,10 @@ def layer_inputs(net: Network, layer, engine: EngineSpec, traffic, forced: int |
     return tuple(edges)
 
 
-# The top (AXI edges, register file, one event counter per layer): tern_top has no queue.
-TOP_LUTS, TOP_FFS, TOP_PER_LAYER = 400, 500, 50
-
-
-def top_estimate(layers: int) -> dict:
-    return {"luts": TOP_LUTS + TOP_PER_LAYER * layers, "ffs": TOP_FFS + TOP_PER_LAYER * layers,
-            "bram36": 0.0, "dsps": 0}
+def top_estimate(layers: int, device: Device) -> dict:
+    """The top (AXI edges, register file, one event counter per layer; tern_top has no queue)."""
+    luts, ffs, per_layer = device.top
+    return {"luts": luts + per_layer * layers, "ffs": ffs + per_layer * layers, "bram36": 0.0, "dsps": 0}
 
 
 def _widths(b) -> dict:
@@ -401,7 +401,7 @@ def _widths(b) -> dict:
             "membrane_bits": b.membrane_bits, "logit_bits": b.logit_bits}
 
 
-def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
+def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds, device: Device,
                 engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> LayerPlan:
     """Layer i of `net` at `lanes` lanes on its engine; its estimate includes its input queues."""
     layer = net.layers[i]
@@ -415,7 +415,7 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
     t = traffic[layer.name]
     depth = source_queue_depth(net, layer.name, traffic, forced_depth) if engine.sends_events else 0
     ctx = EngineContext(projections=geoms, lanes=lanes, widths=widths, timesteps=net.timesteps, wbits=net.wbits,
-                        traffic=t, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
+                        traffic=t, device=device, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
                         in_queue_depths=tuple(e.queue_depth for e in inputs),
                         in_addr_widths=tuple(e.addr_width for e in inputs))
     check = getattr(engine, "check_context", None)
@@ -426,19 +426,21 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds,
         name=layer.name, kind=layer.kind, engine=engine.name, neuron=layer.neuron,
         geometry=geom, lanes=lanes, valid_lanes=tuple(valid_lanes(geom.out_channels)),
         lanes_source=source, in_addr_width=in_aw, out_addr_width=out_aw,
-        widths=widths, memories=mems, queue_depth=depth, traffic=t,
+        widths=widths, memories=mems, mappings=tuple(memory_mapping(m, device) for m in mems),
+        queue_depth=depth, traffic=t,
         cycles=engine.cycles(ctx), estimate=engine.estimate(ctx, mems), geometries=geoms, inputs=inputs,
         family=engine.family)
 
 
-def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds,
+def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], traffic, bounds, device: Device,
                   engines: dict[str, EngineSpec] | None = None, forced_depth: int | None = None) -> list[LayerPlan]:
-    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds, engines, forced_depth)
+    return [_layer_plan(net, i, lanes[layer.name], sources[layer.name], traffic, bounds, device, engines,
+                        forced_depth)
             for i, layer in enumerate(net.layers)]
 
 
-def _total(plans) -> dict:
-    total = top_estimate(len(plans))
+def _total(plans, device: Device) -> dict:
+    total = top_estimate(len(plans), device)
     for lp in plans:
         for key in total:
             total[key] += lp.estimate[key]
@@ -456,7 +458,7 @@ def _cost(lp: LayerPlan, capacity) -> float:
 
 
 def layer_options(net: Network, fixed: dict[str, int], families: dict[str, tuple[str, ...]], traffic, bounds,
-                  forced_depth: int | None = None) -> dict[str, list[LayerPlan]]:
+                  device: Device, forced_depth: int | None = None) -> dict[str, list[LayerPlan]]:
     """Every (family, lanes) setting a layer may get: its candidate families at the user's
     lanes, or at each valid lane count up to MAX_AUTO_LANES. A family whose engine refuses the
     layer at some lanes (gen.engines' checks) simply offers fewer settings."""
@@ -470,7 +472,7 @@ def layer_options(net: Network, fixed: dict[str, int], families: dict[str, tuple
             for p in lanes:
                 try:
                     opts.append(_layer_plan(net, i, p, "user" if layer.name in fixed else "auto", traffic, bounds,
-                                            {layer.name: engine}, forced_depth))
+                                            device, {layer.name: engine}, forced_depth))
                 except PlanError as exc:
                     refusals.append(str(exc))
         if not opts:
@@ -497,7 +499,7 @@ def _fastest_fitting(options, board, floor_cycles: int):
     targets = sorted({lp.cycles for opts in options.values() for lp in opts if lp.cycles > floor} | {floor})
     for target in targets:
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
-        if _fits(_total(chosen), board.capacity, RESOURCE_BUDGET):
+        if _fits(_total(chosen, board.device), board.capacity, RESOURCE_BUDGET):
             return chosen, max([floor_cycles] + [lp.cycles for lp in chosen])
     return None, None
 
@@ -522,7 +524,8 @@ def auto_choice(net: Network, board, options: dict[str, list[LayerPlan]], target
     if target_fps is not None:
         target = clock / target_fps
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
-        if target >= floor_cycles and None not in chosen and _fits(_total(chosen), board.capacity, RESOURCE_BUDGET):
+        if target >= floor_cycles and None not in chosen and _fits(_total(chosen, board.device), board.capacity,
+                                                                   RESOURCE_BUDGET):
             return chosen
         best, cycles = _fastest_fitting(options, board, floor_cycles)
         best_text = f"{clock / cycles:,.0f} images/s ({cycles:,.0f} cycles/image)" if best else "nothing fits"
@@ -614,12 +617,13 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
         raise PlanError(f"layer {net.readout.name!r}: logits need {readout_bits} bits, which must be <= 32 "
                         f"(they travel as int32); use fewer weight bits or timesteps")
     traffic = measure_traffic(net, images) if images is not None and len(images) else worst_case_traffic(net)
-    options = layer_options(net, fixed, candidates, traffic, bounds, forced)
+    options = layer_options(net, fixed, candidates, traffic, bounds, board.device, forced)
     chosen = auto_choice(net, board, options, target_fps)
     target = max([int(np.prod(net.input_shape))] + [lp.cycles for lp in chosen])
     engines = {lp.name: engine_spec(lp.kind, lp.family) for lp in chosen}
     sources = {name: "user" if name in fixed else "auto" for name in engines}
-    plans = _build_layers(net, {lp.name: lp.lanes for lp in chosen}, sources, traffic, bounds, engines, forced)
+    plans = _build_layers(net, {lp.name: lp.lanes for lp in chosen}, sources, traffic, bounds, board.device, engines,
+                          forced)
     plans = [replace(lp, family_source="user" if lp.name in (families or {}) else
                      ("auto" if len(candidates[lp.name]) > 1 else "default"),
                      family_reason="set by --engine" if lp.name in (families or {}) else
@@ -632,5 +636,5 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     if target_fps is not None:
         notes.append(f"--target-fps {target_fps:g}: the cheapest settings that reach it")
     return Plan(network=net.name, board=board.name, clock_mhz=board.clock_mhz, timesteps=net.timesteps,
-                layers=tuple(plans), input_cycles=int(np.prod(net.input_shape)), estimate=_total(plans),
+                layers=tuple(plans), input_cycles=int(np.prod(net.input_shape)), estimate=_total(plans, board.device),
                 notes=tuple(notes))

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from gen.boards import Capacity, get_board
+from gen.boards.xc7 import XC7
 from gen.frontend import compile_checkpoint, compile_dict
 from gen.ir.golden import fanout, run
 from gen.ir import Dense
@@ -212,7 +213,7 @@ def test_a_board_too_small_for_anything_gets_one_lane_everywhere(example):
     (Memory("currents", 49, 1024, True, transparent=True), "RAM64M", 342, 0.0),          # conv3, P=64
 ])
 def test_memory_mapping_follows_yosys(mem, primitive, replicas, bram36):
-    m = memory_mapping(mem)
+    m = memory_mapping(mem, XC7)
     assert (m.primitive.split()[0] if m.replicas else m.primitive, m.replicas, m.bram36) == \
         (primitive.split()[0], replicas, bram36)
 

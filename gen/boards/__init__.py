@@ -1,14 +1,17 @@
 """The boards Tern can target: one explicit registry, no directory scans.
 
 A `Board` knows its FPGA part, its capacity (what the synthesis report is checked
-against) and the fabric clock the accelerator runs at, and writes its own vendor project
-(`write_project`). An unknown board name is an error that lists the known ones.
+against), its device description (gen.boards.device: memory primitives and the engines'
+fitted logic, what the plan prices with; gen/boards/xc7.py for Xilinx 7-series), the fabric
+clock the accelerator runs at, and writes its own vendor project (`write_project`). An unknown board name is an error that lists the known ones.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from gen.boards.device import Device
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ class Board:
     clock_mhz: float                 # the accelerator's clock (FCLK0 on Zynq)
     description: str
     write_project: Callable[..., list[Path]]
+    device: Device
 
     def to_json(self) -> dict:
         return {"name": self.name, "part": self.part, "clock_mhz": self.clock_mhz,
-                "capacity": self.capacity.to_json(), "description": self.description}
+                "capacity": self.capacity.to_json(), "description": self.description, "device": self.device.name}
 
 
 # The board modules, imported at module level but after Board and Capacity, which they import.

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from gen.boards import Board, Capacity
+from gen.boards.xc7 import XC7
 
 TEMPLATE = Path(__file__).with_suffix(".tcl")
 SCRIPT_NAME = "build_bitstream.tcl"
@@ -64,4 +65,5 @@ BOARD = Board(
     clock_mhz=100.0,
     description="TUL PYNQ-Z2: Zynq-7020, FCLK0 100 MHz, AXI DMA on S_AXI_HP0",
     write_project=write_project,
+    device=XC7,
 )

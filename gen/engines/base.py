@@ -13,6 +13,7 @@ import inspect
 import math
 from dataclasses import dataclass
 
+from gen.boards.device import Device
 from gen.errors import FactoryError, PlanError
 from gen.ops import op_spec_named
 from gen.ops.base import Geometry
@@ -30,6 +31,8 @@ class EngineContext:
     `traffic`: a gen.plan.Traffic (sops, events_out per image; `inputs`: per projection).
     `in_queue_depths`, `in_addr_widths`: the queue and event width of each projection's edge
     (`in_queue_depth`, `in_addr_width`: the main projection's).
+    `device`: the board's device description (gen.boards.device): its memory primitives and
+    the engine's fitted logic coefficients (`device.logic_of(engine.name)`).
     """
     projections: tuple[Geometry, ...]
     lanes: int
@@ -37,6 +40,7 @@ class EngineContext:
     timesteps: int
     wbits: int
     traffic: object
+    device: Device
     in_queue_depth: int = 0
     in_addr_width: int = 0
     out_addr_width: int = 0
@@ -91,9 +95,6 @@ class EngineSpec:
     # The testbench adapter: the component's stream ports (`<name>__payload/valid/ready`).
     input_stream: str = "events_in"
     output_stream: str = "events"
-    # Logic beside the memories: (fixed, per lane register bit), fitted to synthesis.
-    logic_luts: tuple[float, float] = (0, 0)
-    logic_ffs: tuple[float, float] = (0, 0)
 
     @property
     def name(self) -> str:
@@ -146,11 +147,13 @@ class EngineSpec:
 
     def estimate(self, ctx: EngineContext, memories) -> dict:
         """LUTs, FFs, BRAM36 and DSPs: the memories as yosys maps them (`memory_mapping`), the
-        logic from logic_luts/logic_ffs, and the multipliers of the ops' decoders and the datapath."""
+        logic beside them, (fixed, per lane register bit) from the device's fit of this engine
+        (`luts`, `ffs`), and the multipliers of the ops' decoders and the datapath."""
         bits = ctx.lanes * self.lane_bits(ctx)
-        maps = [memory_mapping(m) for m in memories]
-        luts = self.logic_luts[0] + self.logic_luts[1] * bits + sum(m.luts for m in maps)
-        ffs = self.logic_ffs[0] + self.logic_ffs[1] * bits + sum(m.ffs for m in maps)
+        maps = [memory_mapping(m, ctx.device) for m in memories]
+        fit = ctx.device.logic_of(self.name)
+        luts = fit["luts"][0] + fit["luts"][1] * bits + sum(m.luts for m in maps)
+        ffs = fit["ffs"][0] + fit["ffs"][1] * bits + sum(m.ffs for m in maps)
         ffs += self.extra_ffs(ctx)
         dsps = sum(op_decoder_dsps(g) for g in ctx.projections) + self.multiplier_dsps(ctx)
         return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps),

@@ -22,8 +22,6 @@ class EncodingEngine(LifSweepEngine):
     output_stream = "events"
     # Fitted to yosys synth_xilinx of the example's engines at P = 1 … 64
     # (benchmarks/plan_calibration.md) and rounded up, so that it stays above synthesis.
-    logic_luts = (850, 1.85)
-    logic_ffs = (500, 2.6)
 
     def multiplier_dsps(self, ctx: EngineContext) -> int:
         return ctx.lanes             # pixel × weight, one per lane

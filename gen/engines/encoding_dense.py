@@ -14,17 +14,14 @@ from hw.lif import NEURON_KINDS
 from gen.errors import PlanError
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
-from gen.engines.spiking_dense import CONTROL_FFS, CONTROL_LUTS, LIF_LANE_FFS, LIF_LANE_LUTS, conv_geometry, \
-    hw_projection_of, membrane_memory, period_cycles
+from gen.engines.spiking_dense import conv_geometry, hw_projection_of, membrane_memory, period_cycles
 
 # A tap is uint8 × a constant weight. yosys maps some of these products to DSP48E1s and the
 # others (weights 0, ±1, powers of two, some small ones) to shifts and adds in LUTs: at the
 # fast model's conv1 with random 4-bit weights (benchmarks/dense_engine.md) 51 DSPs for 144
 # taps, 2,049 LUTs, 1,190 FFs. Fitted to that one layer and rounded up (a trained layer's
-# weights decide the DSP count; per tap bit: lanes × C·k·k × (8 + wbits + 2)).
-PIXEL_TAP_LUTS = 0.3
-PIXEL_TAP_FFS = 0.1
-PIXEL_TAP_DSPS = 0.4             # DSP48s per tap
+# weights decide the DSP count; per tap bit: lanes × C·k·k × (8 + wbits + 2)). The coefficients
+# are the device's (gen/boards/xc7.py, "DenseEncodingLayer").
 
 
 class EncodingDenseEngine(EngineSpec):
@@ -69,10 +66,12 @@ class EncodingDenseEngine(EngineSpec):
     def estimate(self, ctx: EngineContext, memories) -> dict:
         g = conv_geometry(ctx)
         taps = ctx.lanes * ctx.geometry.fan_in * (8 + ctx.wbits + 2)
-        dsps = math.ceil(PIXEL_TAP_DSPS * ctx.lanes * ctx.geometry.fan_in)
-        maps = [memory_mapping(m) for m in memories]
-        luts = CONTROL_LUTS + PIXEL_TAP_LUTS * taps + LIF_LANE_LUTS * ctx.lanes * self.lane_bits(ctx)
-        ffs = CONTROL_FFS + PIXEL_TAP_FFS * taps + LIF_LANE_FFS * ctx.lanes * self.lane_bits(ctx)
+        fit = ctx.device.logic_of(self.name)
+        dsps = math.ceil(fit["pixel_tap_dsps"] * ctx.lanes * ctx.geometry.fan_in)
+        maps = [memory_mapping(m, ctx.device) for m in memories]
+        lif_bits = ctx.lanes * self.lane_bits(ctx)
+        luts = fit["control_luts"] + fit["pixel_tap_luts"] * taps + fit["lif_lane_luts"] * lif_bits
+        ffs = fit["control_ffs"] + fit["pixel_tap_ffs"] * taps + fit["lif_lane_ffs"] * lif_bits
         ffs += g.kernel * g.kernel * g.in_channels * 8 + 2 * g.out_channels
         return {"luts": math.ceil(luts + sum(m.luts for m in maps)), "ffs": math.ceil(ffs + sum(m.ffs for m in maps)),
                 "bram36": sum(m.bram36 for m in maps), "dsps": dsps}

@@ -1,13 +1,16 @@
 """The memory model of the engines' cost: a memory as hw/ builds it, and how yosys maps it.
 
-    Memory(name, depth, width, per_lane, rom, transparent)   memory_mapping(mem) -> MemoryMapping
+    Memory(name, depth, width, per_lane, rom, transparent)   memory_mapping(mem, device) -> MemoryMapping
 
 The engines (gen/engines/) list their memories as `Memory` objects; the plan prices each
-with `memory_mapping` (BRAM, LUT RAM or soft logic, as synth_xilinx would choose).
+with `memory_mapping` (BRAM, LUT RAM or soft logic, as synth would choose) from the primitives
+of the board's device description (gen.boards.device; Xilinx 7-series: gen/boards/xc7.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gen.boards.device import Device
 
 
 def addr_width(count: int) -> int:
@@ -45,35 +48,10 @@ class Memory:
 # `chunks` address ranges whose bits are packed side by side into `replicas` primitives;
 # the price is the primitives' cost plus half a unit per bit of the read mux and write
 # demux over the chunks, plus 2 per emulated port feature. The numbers below are the
-# libraries' costs; tests/test_build_plan.py checks the result against synthesis.
+# libraries' costs, held by the device (gen/boards/xc7.py); tests/test_build_plan.py checks the
+# result against synthesis.
 
 
-@dataclass(frozen=True)
-class RamPrimitive:
-    name: str
-    bram36: float            # per replica: RAMB18 = 0.5, RAMB36 = 1, a cascaded pair = 2
-    luts: int                # per replica, for LUT RAM
-    cost: int                # the library's cost per replica
-    widthscale: int          # the part of `cost` that scales with the bits used (LUT RAM)
-    abits: int               # address bits at the narrowest width
-    widths: tuple[int, ...]  # data widths, narrowest first; each halves the words
-    byte: int                # write-enable granularity (0: the whole word)
-    rom: bool                # may hold a ROM (memory_libmap prunes ROMs from LUT RAM)
-
-
-RAM_PRIMITIVES = (
-    RamPrimitive("RAMB18E1 TDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18), 9, True),
-    RamPrimitive("RAMB36E1 TDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36), 9, True),
-    RamPrimitive("RAMB36E1 cascade", 2.0, 0, 513, 0, 16, (1, 2, 4, 9), 9, True),
-    RamPrimitive("RAMB18E1 SDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18, 36), 9, True),
-    RamPrimitive("RAMB36E1 SDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36, 72), 9, True),
-    RamPrimitive("RAM32M", 0.0, 4, 8, 7, 5, (6,), 0, False),
-    RamPrimitive("RAM64M", 0.0, 4, 8, 7, 6, (3,), 0, False),
-)
-LOGIC_COST_ROM = 1 / 64      # gen/backend/synth.py runs memory_libmap with -logic-cost-rom 0.015625
-LOGIC_COST_RAM = 1.0         # memory_libmap's default
-MUX_COST = 0.5               # per bit of read mux / write demux over the chunks
-EMULATION_COST = 2           # per point of emulated port behaviour
 
 
 @dataclass(frozen=True)
@@ -89,10 +67,10 @@ class MemoryMapping:
     ffs: int
 
 
-def _tilings(mem: Memory):
+def _tilings(mem: Memory, device: Device):
     """Every (primitive, width) way to build `mem` as memory_libmap prices it."""
     emulation = 1 + (3 if mem.transparent else 0)    # an unshared read port; forwarding logic
-    for prim in RAM_PRIMITIVES:
+    for prim in device.ram_primitives:
         if mem.rom and not prim.rom:
             continue
         for i, unit in enumerate(prim.widths):
@@ -101,13 +79,13 @@ def _tilings(mem: Memory):
             chunks = -(-mem.depth // (1 << (prim.abits - i)))
             replicas = -(-chunks * padded // unit)
             cost = (prim.cost - prim.widthscale) * replicas + (prim.widthscale * chunks * mem.width) // unit
-            cost += MUX_COST * (chunks - 1) * mem.width
-            cost += MUX_COST * chunks if chunks > 1 and not mem.rom else 0
-            cost += EMULATION_COST * emulation
+            cost += device.mux_cost * (chunks - 1) * mem.width
+            cost += device.mux_cost * chunks if chunks > 1 and not mem.rom else 0
+            cost += device.emulation_cost * emulation
             yield prim, unit, chunks, replicas, cost
 
 
-def memory_mapping(mem: Memory) -> MemoryMapping:
+def memory_mapping(mem: Memory, device: Device) -> MemoryMapping:
     """The cheapest way to build `mem` (soft logic, LUT RAM or block RAM) and its resources.
 
     LUTs and FFs beside the primitives: the read mux over the chunks (a LUT6 is a 4:1 mux)
@@ -115,8 +93,8 @@ def memory_mapping(mem: Memory) -> MemoryMapping:
     registered read address (its read is asynchronous). (The registers that hold a
     transparent port's write data are the engine's own pipeline registers: LOGIC_FFS.)
     """
-    logic = int(mem.bits * (LOGIC_COST_ROM if mem.rom else LOGIC_COST_RAM))   # yosys compares it as an int
-    best = min(_tilings(mem), key=lambda t: t[4], default=None)
+    logic = int(mem.bits * (device.logic_cost_rom if mem.rom else device.logic_cost_ram))   # yosys compares it as an int
+    best = min(_tilings(mem, device), key=lambda t: t[4], default=None)
     if best is None or logic <= best[4]:
         # A ROM becomes LUT6 tables (64 words each) behind its read register; a RAM, registers.
         tables = -(-mem.depth // 64)

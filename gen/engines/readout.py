@@ -21,8 +21,6 @@ class ReadoutEngine(EngineSpec):
     input_stream = "events_in"
     output_stream = "result"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
-    logic_luts = (380, 1.2)
-    logic_ffs = (170, 2.05)
 
     def memories(self, ctx: EngineContext):
         g, lanes = ctx.geometry, ctx.lanes

@@ -17,9 +17,7 @@ from gen.engines.memory import Memory, memory_mapping
 from gen.engines.readout import readout_sum_width
 from gen.engines.spiking_dense import hw_projection_of
 
-TAP_LUTS = 1.6           # per tap bit (±w/0 select of a ROM weight, and its adder bit): a guess until fitted
-TAP_FFS = 0.5
-CONTROL_LUTS, CONTROL_FFS = 250, 120
+# The logic model's coefficients are the device's (gen/boards/xc7.py, "DenseReadout").
 
 
 def source_channels(ctx: EngineContext) -> int:
@@ -54,11 +52,12 @@ class ReadoutDenseEngine(EngineSpec):
         return source_channels(ctx) * (ctx.wbits + 2)
 
     def estimate(self, ctx: EngineContext, memories) -> dict:
-        maps = [memory_mapping(m) for m in memories]
+        fit = ctx.device.logic_of(self.name)
+        maps = [memory_mapping(m, ctx.device) for m in memories]
         taps = ctx.lanes * self.lane_bits(ctx)
         sums = ctx.geometry.out_channels * readout_sum_width(ctx.widths, ctx.timesteps)
-        luts = CONTROL_LUTS + TAP_LUTS * taps + sums + sum(m.luts for m in maps)
-        ffs = CONTROL_FFS + TAP_FFS * taps + sums + ctx.geometry.out_channels * ctx.widths["logit_bits"]
+        luts = fit["control_luts"] + fit["tap_luts"] * taps + sums + sum(m.luts for m in maps)
+        ffs = fit["control_ffs"] + fit["tap_ffs"] * taps + sums + ctx.geometry.out_channels * ctx.widths["logit_bits"]
         ffs += source_channels(ctx) * 2 * 2 + sum(m.ffs for m in maps)      # the beat, twice
         return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": 0}
 

@@ -48,8 +48,6 @@ class SpikingEngine(LifSweepEngine):
     input_stream = "events_in"
     output_stream = "events"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
-    logic_luts = (520, 2.35)
-    logic_ffs = (500, 3.1)
     # Per projection beyond the first: its address decode (four registered stages beside the
     # main one's), its walker table row and the join's input; per identity projection, the
     # lane mask through the pipeline. Estimated from the RTL's registers, not fitted yet.

@@ -21,22 +21,17 @@ from hw.dense_conv import DenseConvLayer, default_buffer_rows, schedule_cycles
 from hw.geometry import ConvGeometry
 from hw.lif import NEURON_KINDS
 
+from gen.boards.device import Device
+from gen.boards.xc7 import XC7
 from gen.errors import PlanError
 from gen.ops import op_spec_named
 from gen.ops.base import Geometry
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
 
-# Fitted to yosys synth_xilinx of DenseConvLayer (benchmarks/dense_engine.md: 16 -> 32 channels,
-# 28x28, stride 2, 4-bit weights, PO = 16 and 8, i.e. F = 2 and 4) and rounded up, so that the
-# estimate stays above synthesis. A tap bit is one of lanes × C·k·k taps × (wbits + 2) bits:
-# the ±w/0 select and its adder bits. Its LUTs grow with F, the groups whose constant weights
-# the tap muxes: TAP_LUTS + TAP_LUTS_PER_GROUP·F, at most TAP_LUTS_MAX (a 16:1 choice and the
-# spike fill one LUT6 per bit). F = 1 and F > 4 are extrapolated.
-TAP_LUTS, TAP_LUTS_PER_GROUP, TAP_LUTS_MAX = 0.55, 0.22, 2.2
-TAP_FFS = 0.33                   # the tree's registers every two levels
-CONTROL_LUTS, CONTROL_FFS = 600, 500
-LIF_LANE_LUTS, LIF_LANE_FFS = 3, 2  # per lane per current + membrane bit (hw/lif.py: two stages)
+# The logic model's coefficients are the device's (gen/boards/xc7.py, "DenseConvLayer"): a tap
+# bit is one of lanes × C·k·k taps × (wbits + 2) bits, the ±w/0 select and its adder bits,
+# whose LUTs grow with F, the groups whose constant weights the tap muxes.
 
 
 def conv_geometry(ctx: EngineContext) -> ConvGeometry:
@@ -108,12 +103,14 @@ class SpikingDenseEngine(EngineSpec):
 
     def estimate(self, ctx: EngineContext, memories) -> dict:
         g = conv_geometry(ctx)
-        per_tap = min(TAP_LUTS + TAP_LUTS_PER_GROUP * ctx.groups, TAP_LUTS_MAX)
-        maps = [memory_mapping(m) for m in memories]
+        fit = ctx.device.logic_of(self.name)
+        per_tap = min(fit["tap_luts"] + fit["tap_luts_per_group"] * ctx.groups, fit["tap_luts_max"])
+        maps = [memory_mapping(m, ctx.device) for m in memories]
         window = g.kernel * g.kernel * g.in_channels * 2
-        luts = CONTROL_LUTS + per_tap * tap_bits(ctx) + LIF_LANE_LUTS * ctx.lanes * self.lane_bits(ctx)
+        luts = fit["control_luts"] + per_tap * tap_bits(ctx) + fit["lif_lane_luts"] * ctx.lanes * self.lane_bits(ctx)
         luts += sum(m.luts for m in maps)
-        ffs = CONTROL_FFS + TAP_FFS * tap_bits(ctx) + window + LIF_LANE_FFS * ctx.lanes * self.lane_bits(ctx)
+        ffs = fit["control_ffs"] + fit["tap_ffs"] * tap_bits(ctx) + window + \
+            fit["lif_lane_ffs"] * ctx.lanes * self.lane_bits(ctx)
         ffs += 2 * g.out_channels + sum(m.ffs for m in maps)     # the held spikes of a position
         return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": 0}
 
@@ -129,12 +126,14 @@ class SpikingDenseEngine(EngineSpec):
 SPEC = SpikingDenseEngine()
 
 
-def dense_context(geometry: ConvGeometry, lanes: int, widths: dict, steps: int, wbits: int) -> EngineContext:
-    """The cost model's context for one hw conv geometry (benchmarks and tests: no network)."""
+def dense_context(geometry: ConvGeometry, lanes: int, widths: dict, steps: int, wbits: int,
+                  device: Device = XC7) -> EngineContext:
+    """The cost model's context for one hw conv geometry (benchmarks and tests: no network, no
+    board; the device is the one the fits were made on unless given)."""
 
     g = geometry
     plan_geometry = Geometry("conv2d", (g.in_channels, g.in_height, g.in_width),
                              (g.out_channels, g.out_height, g.out_width), fan_in=g.fan_in,
                              out_positions=g.out_positions, kernel=g.kernel, stride=g.stride, padding=g.padding)
     return EngineContext(projections=(plan_geometry,), lanes=lanes, widths=widths, timesteps=steps, wbits=wbits,
-                         traffic=None)
+                         traffic=None, device=device)

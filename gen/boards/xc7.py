@@ -1,0 +1,53 @@
+"""The Xilinx 7-series device description (Zynq-7000, Artix-7): yosys's memory primitives for
+synth_xilinx -family xc7, and each engine's logic model fitted to synth_xilinx of that engine.
+
+Memory primitives: techlibs/xilinx/brams_xc4v.txt (HAS_SIZE_36, HAS_CASCADE, HAS_MIXWIDTH_SDP)
+and lutrams_xc5v.txt, as memory_libmap prices them (gen.engines.memory). Logic fits: rounded
+up so that the estimate stays above synthesis; where each was fitted is said beside it.
+"""
+from __future__ import annotations
+
+from gen.boards.device import Device, RamPrimitive, frozen_logic
+
+RAM_PRIMITIVES = (
+    RamPrimitive("RAMB18E1 TDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18), 9, True),
+    RamPrimitive("RAMB36E1 TDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36), 9, True),
+    RamPrimitive("RAMB36E1 cascade", 2.0, 0, 513, 0, 16, (1, 2, 4, 9), 9, True),
+    RamPrimitive("RAMB18E1 SDP", 0.5, 0, 129, 0, 14, (1, 2, 4, 9, 18, 36), 9, True),
+    RamPrimitive("RAMB36E1 SDP", 1.0, 0, 257, 0, 15, (1, 2, 4, 9, 18, 36, 72), 9, True),
+    RamPrimitive("RAM32M", 0.0, 4, 8, 7, 5, (6,), 0, False),
+    RamPrimitive("RAM64M", 0.0, 4, 8, 7, 6, (3,), 0, False),
+)
+
+LOGIC = {
+    # Event engines: logic beside the memories, (fixed, per lane register bit), fitted to whole
+    # builds (benchmarks/plan_calibration.py, docs/build.md).
+    "EncodingLayer": {"luts": (850, 1.85), "ffs": (500, 2.6)},
+    "SpikingLayer": {"luts": (520, 2.35), "ffs": (500, 3.1)},
+    "ReadoutLayer": {"luts": (380, 1.2), "ffs": (170, 2.05)},
+    # Dense streaming conv (benchmarks/dense_engine.md: 16 -> 32 channels, 28x28, stride 2,
+    # 4-bit weights, PO = 16 and 8, i.e. F = 2 and 4). A tap bit is one of lanes × C·k·k taps
+    # × (wbits + 2) bits: the ±w/0 select and its adder bits. Its LUTs grow with F, the groups
+    # whose constant weights the tap muxes: tap_luts + tap_luts_per_group·F, at most
+    # tap_luts_max (a 16:1 choice and the spike fill one LUT6 per bit). F = 1 and F > 4 are
+    # extrapolated. The LIF unit: per lane per current + membrane bit (hw/lif.py, two stages).
+    "DenseConvLayer": {"tap_luts": 0.55, "tap_luts_per_group": 0.22, "tap_luts_max": 2.2, "tap_ffs": 0.33,
+                       "control_luts": 600, "control_ffs": 500, "lif_lane_luts": 3, "lif_lane_ffs": 2},
+    # Dense encoding (one row of benchmarks/dense_engine.md): per pixel tap of the window products.
+    "DenseEncodingLayer": {"pixel_tap_luts": 0.3, "pixel_tap_ffs": 0.1, "pixel_tap_dsps": 0.4,
+                           "control_luts": 600, "control_ffs": 500,
+                           "lif_lane_luts": 3, "lif_lane_ffs": 2},
+    # Dense readout: per tap bit (±w/0 select of a ROM weight, and its adder bit): a guess until fitted.
+    "DenseReadout": {"tap_luts": 1.6, "tap_ffs": 0.5, "control_luts": 250, "control_ffs": 120},
+}
+
+XC7 = Device(
+    name="xc7",
+    ram_primitives=RAM_PRIMITIVES,
+    logic_cost_rom=1 / 64,      # gen/backend/synth.py runs memory_libmap with -logic-cost-rom 0.015625
+    logic_cost_ram=1.0,         # memory_libmap's default
+    mux_cost=0.5,
+    emulation_cost=2,
+    top=(400, 500, 50),         # tern_top: AXI edges, register file, one event counter per layer
+    logic=frozen_logic(LOGIC),
+)
