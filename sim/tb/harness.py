@@ -9,7 +9,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from sim.runner import run_testbench, write_if_changed
+from sim.runner import build_lock, run_testbench, write_if_changed
 from sim.toolchain import fix_verilator_pch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,9 @@ def run_component(component, name: str, test_module: str, params: dict, config: 
         text = kick_comb_blocks_at_time_zero(text)
     else:
         fix_verilator_pch()
-    source = write_if_changed(base / f"{name}.v", text)
-    return run_testbench([source], name, test_module, base / "build", params=params,
-                         simulator=simulator, seed=seed, testcase=testcase)
+    # One build folder per (component, config): two test processes (pytest-xdist workers) that
+    # reach the same one take turns, so neither reads the other's half-built model or results.
+    with build_lock(base):
+        source = write_if_changed(base / f"{name}.v", text)
+        return run_testbench([source], name, test_module, base / "build", params=params,
+                             simulator=simulator, seed=seed, testcase=testcase)
