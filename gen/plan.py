@@ -46,6 +46,7 @@ from gen.ir.golden import fanout, run
 from gen.ir import INPUT, Network
 from gen.ops import hardware_geometry
 from gen.ops.base import Geometry
+from hw.axi import PIXELS_PER_BEAT
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class Plan:
     clock_mhz: float
     timesteps: int
     layers: tuple[LayerPlan, ...]
-    input_cycles: int                       # pixels per image: the input's own rate
+    input_cycles: int                       # the input's own rate: pixels, or 8-pixel beats (input_cycles())
     estimate: dict                          # totals, with the top's share
     queue_justification: str = QUEUE_JUSTIFICATION
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -493,14 +494,23 @@ def _pick(opts: list[LayerPlan], target: float, capacity) -> LayerPlan | None:
     return min(per_family.values(), key=lambda lp: (_cost(lp, capacity), lp.family != DEFAULT_FAMILY))
 
 
-def _fastest_fitting(options, board, floor_cycles: int):
+def input_cycles(net: Network, first: LayerPlan) -> int:
+    """Cycles per image of the pixel input into the first layer's engine: one AXI beat of 8
+    pixels per cycle where the engine reads them so (hw.axi.AxisPixelBeatsIn), else one pixel
+    per cycle (hw.axi.AxisPixelIn)."""
+    pixels = int(np.prod(net.input_shape))
+    wide = getattr(engine_spec(first.kind, first.family), "input_format", "pixels") == "pixels8"
+    return -(-pixels // PIXELS_PER_BEAT) if wide else pixels
+
+
+def _fastest_fitting(net: Network, options, board, floor_cycles: int):
     """(chosen settings, cycles per image): the fastest image rate whose estimate fits."""
     floor = max([floor_cycles] + [min(lp.cycles for lp in opts) for opts in options.values()])
     targets = sorted({lp.cycles for opts in options.values() for lp in opts if lp.cycles > floor} | {floor})
     for target in targets:
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
         if _fits(_total(chosen, board.device), board.capacity, RESOURCE_BUDGET):
-            return chosen, max([floor_cycles] + [lp.cycles for lp in chosen])
+            return chosen, max([input_cycles(net, chosen[0])] + [lp.cycles for lp in chosen])
     return None, None
 
 
@@ -514,24 +524,25 @@ def auto_choice(net: Network, board, options: dict[str, list[LayerPlan]], target
     measured firing (synaptic ops and events on held-out images), the dense family's are fixed
     by the geometry, so a layer that fires often goes dense. Without `target_fps` the targets
     tried are the cycles the settings reach, from the fastest down (never faster than the
-    slowest layer can go nor than the input itself, one pixel per cycle); the first whose plan
+    slowest layer can go nor than the input itself: input_cycles()); the first whose plan
     fits RESOURCE_BUDGET wins. With `target_fps`, the cheapest settings that reach it; PlanError
     naming the best achievable rate when no fitting plan does. If nothing fits, every layer
     gets its cheapest setting, and the build refuses the plan with the numbers.
     """
-    floor_cycles = int(np.prod(net.input_shape))
+    # The input's floor: its fastest engine's (8 pixels per cycle into a dense encoding).
+    floor_cycles = min(input_cycles(net, lp) for lp in next(iter(options.values())))
     clock = board.clock_mhz * 1e6
     if target_fps is not None:
         target = clock / target_fps
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
-        if target >= floor_cycles and None not in chosen and _fits(_total(chosen, board.device), board.capacity,
-                                                                   RESOURCE_BUDGET):
+        if None not in chosen and target >= input_cycles(net, chosen[0]) and \
+                _fits(_total(chosen, board.device), board.capacity, RESOURCE_BUDGET):
             return chosen
-        best, cycles = _fastest_fitting(options, board, floor_cycles)
+        best, cycles = _fastest_fitting(net, options, board, floor_cycles)
         best_text = f"{clock / cycles:,.0f} images/s ({cycles:,.0f} cycles/image)" if best else "nothing fits"
         raise PlanError(f"--target-fps {target_fps:g} cannot be met on the {board.part} ({board.name}) at "
                         f"{board.clock_mhz:g} MHz: the best that fits is {best_text}")
-    best, _ = _fastest_fitting(options, board, floor_cycles)
+    best, _ = _fastest_fitting(net, options, board, floor_cycles)
     if best is not None:
         return best
     return [_pick(opts, math.inf, board.capacity) for opts in options.values()]
@@ -619,7 +630,7 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     traffic = measure_traffic(net, images) if images is not None and len(images) else worst_case_traffic(net)
     options = layer_options(net, fixed, candidates, traffic, bounds, board.device, forced)
     chosen = auto_choice(net, board, options, target_fps)
-    target = max([int(np.prod(net.input_shape))] + [lp.cycles for lp in chosen])
+    target = max([input_cycles(net, chosen[0])] + [lp.cycles for lp in chosen])
     engines = {lp.name: engine_spec(lp.kind, lp.family) for lp in chosen}
     sources = {name: "user" if name in fixed else "auto" for name in engines}
     plans = _build_layers(net, {lp.name: lp.lanes for lp in chosen}, sources, traffic, bounds, board.device, engines,
@@ -636,5 +647,5 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     if target_fps is not None:
         notes.append(f"--target-fps {target_fps:g}: the cheapest settings that reach it")
     return Plan(network=net.name, board=board.name, clock_mhz=board.clock_mhz, timesteps=net.timesteps,
-                layers=tuple(plans), input_cycles=int(np.prod(net.input_shape)), estimate=_total(plans, board.device),
+                layers=tuple(plans), input_cycles=input_cycles(net, plans[0]), estimate=_total(plans, board.device),
                 notes=tuple(notes))

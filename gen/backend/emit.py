@@ -154,7 +154,7 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
         if progress is not None:
             progress(lp.name)
     logit_width = readout_logit_width(modules[-1].ports, net.num_classes)
-    top = TernTop(modules, pixels_per_image=plan.input_cycles, num_classes=net.num_classes,
+    top = TernTop(modules, pixels_per_image=int(np.prod(net.input_shape)), num_classes=net.num_classes,
                   logit_width=logit_width, registers=registers_for_hw(regmap),
                   constants=register_constants(net, regmap, model_id), addr_width=regmap.addr_width)
     top_file = rtl_dir / TOP_FILE
