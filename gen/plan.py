@@ -37,6 +37,7 @@ import numpy as np
 from gen.ir.bounds import network_bounds
 from gen.engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
 from gen.engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
+from gen.engines.base import event_ladder_steps, event_width, ladder_bits
 from gen.boards.device import Device
 from gen.engines.memory import (Memory, MemoryMapping, addr_width, mapping_json,  # noqa: F401 (re-exported)
                              memory_mapping)
@@ -169,6 +170,8 @@ def layer_geometries(net: Network, layer, engine: EngineSpec | None = None) -> t
     where = f"layer {layer.name!r}: "
     engine = engine or layer_engine(layer)
     engine.check_layer(layer, where)
+    engine.check_sources(tuple(source_ladder_steps(net, q.source) for q in layer.projections),
+                         [q.source for q in layer.projections], where)
     geometries = tuple(hardware_geometry(q.op, net.source_shape(q.source), layer.shape, where)
                        for q in layer.projections)
     engine.check_ops(geometries, where)
@@ -257,7 +260,8 @@ class Edge:
     projection: int                         # its index in the target's projections
     stream: str                             # the target engine's input stream (its port name)
     queue_depth: int
-    addr_width: int                         # event address bits (0 for the pixels)
+    addr_width: int                         # event bits beside neg/eos: the address, and m (0 for the pixels)
+    ladder_steps: int = 0                   # M of an msat source: its events carry m (docs/msat.md)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -273,8 +277,8 @@ class LayerPlan:
     lanes: int
     valid_lanes: tuple[int, ...]
     lanes_source: str                       # "user" or "auto"
-    in_addr_width: int                      # events into this layer (0 for the encoding layer)
-    out_addr_width: int                     # events out (0 for the readout)
+    in_addr_width: int                      # events into this layer (0 for the encoding layer); with m from msat
+    out_addr_width: int                     # events out (0 for the readout): address bits, and m for msat
     widths: dict                            # current/accumulator/membrane/logit bits
     memories: tuple[Memory, ...]
     queue_depth: int                        # the queue of each edge leaving this layer (0 for the readout)
@@ -378,6 +382,11 @@ def source_queue_depth(net: Network, source: str, traffic, forced: int | None = 
     return queue_depth(traffic[source], net.layer(source).size)
 
 
+def source_ladder_steps(net: Network, source: str) -> int:
+    """M of the ladder index the events of `source` carry (an msat layer), 0 otherwise."""
+    return 0 if source == INPUT else event_ladder_steps(net.layer(source))
+
+
 def layer_inputs(net: Network, layer, engine: EngineSpec, traffic, forced: int | None = None) -> tuple[Edge, ...]:
     """The edges into `layer`: one per projection, each with its queue (none for the pixels or
     for an engine that reads no events) and its event address width."""
@@ -386,8 +395,8 @@ def layer_inputs(net: Network, layer, engine: EngineSpec, traffic, forced: int |
     for i, (p, stream) in enumerate(zip(layer.projections, streams)):
         events = engine.reads_events and p.source != INPUT
         depth = source_queue_depth(net, p.source, traffic, forced) if events else 0
-        width = addr_width(net.layer(p.source).size) if events else 0
-        edges.append(Edge(p.source, layer.name, i, stream, depth, width))
+        width = event_width(net.layer(p.source)) if events else 0
+        edges.append(Edge(p.source, layer.name, i, stream, depth, width, source_ladder_steps(net, p.source)))
     return tuple(edges)
 
 
@@ -411,14 +420,16 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds, 
     geom = geoms[0]
     widths = _widths(bounds[layer.name])
     inputs = layer_inputs(net, layer, engine, traffic, forced_depth)
-    in_aw = addr_width(int(np.prod(geom.in_shape))) if engine.reads_events else 0
-    out_aw = addr_width(layer.size) if engine.sends_events else 0
+    in_aw = (addr_width(int(np.prod(geom.in_shape))) + ladder_bits(inputs[0].ladder_steps)
+             if engine.reads_events else 0)
+    out_aw = event_width(layer) if engine.sends_events else 0
     t = traffic[layer.name]
     depth = source_queue_depth(net, layer.name, traffic, forced_depth) if engine.sends_events else 0
     ctx = EngineContext(projections=geoms, lanes=lanes, widths=widths, timesteps=net.timesteps, wbits=net.wbits,
                         traffic=t, device=device, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
                         in_queue_depths=tuple(e.queue_depth for e in inputs),
-                        in_addr_widths=tuple(e.addr_width for e in inputs))
+                        in_addr_widths=tuple(e.addr_width for e in inputs), neuron=layer.neuron,
+                        tables=layer.tables)
     check = getattr(engine, "check_context", None)
     if check is not None:
         check(ctx, f"layer {layer.name!r}: ")

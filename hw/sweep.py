@@ -39,6 +39,17 @@ def signed_width(values) -> int:
     return width
 
 
+def state_bits(kind: str, membrane_width: int, steps: int, amplitude_width: int = 2) -> tuple[int, int]:
+    """(R bits, second state bits) of one neuron in the membrane memory: R alone for the LIF;
+    if_subtract: R one bit wider than max(membrane, A) (U − A need not fit the U range) and the
+    balance n in [0, T]; msat: R and the running sum S (|S| <= T·max|R|)."""
+    if kind == "if_subtract":
+        return max(membrane_width, amplitude_width) + 1, bits_for(steps + 1)
+    if kind == "msat":
+        return membrane_width, membrane_width + bits_for(steps) + 1
+    return membrane_width, 0
+
+
 def check_channel_ints(name, values, channels) -> list[int]:
     arr = np.asarray(values)
     if arr.shape != (channels,):
@@ -94,10 +105,10 @@ class LIFSweep(wiring.Component):
         self.steps = check_int("steps", steps, 1)
         self.current_width = check_int("current_width", current_width, 2)
         self.membrane_width = check_int("membrane_width", membrane_width, 2)
-        self.counter_width = bits_for(steps + 1) if self.counter else 0
-        self.stored_width = (max(membrane_width, signed_width(self.amplitude)) + 1 if self.counter
-                             else membrane_width)
-        self.sum_width = membrane_width + bits_for(steps) + 1 if self.msat else 0
+        self.stored_width, second = state_bits(kind, membrane_width, steps,
+                                               signed_width(self.amplitude) if self.counter else 2)
+        self.counter_width = second if self.counter else 0
+        self.sum_width = second if self.msat else 0
         self.m_width = ladder_bits(self.msat.ladder_steps) if self.msat else 0
         self.groups = out_channels // lanes
         self.depth = self.groups * positions

@@ -1,8 +1,9 @@
-"""Converted neurons (issue 15, docs/msat.md) in hardware: random if_subtract networks built
-from the IR by the generator's own steps (plan, emit, manifest) and simulated whole,
-bit-exact against the golden model, with and without back-pressure, shortcuts included.
-msat has no engine yet: the plan refuses it naming the layer. And the shipped IF-subtract
-example: built, 50 held-out images bit-exact on Verilator (all 2,000 and back-pressure: slow).
+"""Converted neurons (issue 15, docs/msat.md) in hardware: random if_subtract, msat and mixed
+networks built from the IR by the generator's own steps (plan, emit, manifest) and simulated
+whole, bit-exact against the golden model, with and without back-pressure, shortcuts included
+(msat events carry (address, m); the next layer adds W << (M − m)). And the shipped examples:
+IF-subtract and MSAT built and bit-exact on held-out images on Verilator (a few in CI; 50,
+2,000 and back-pressure: slow).
 
 Tiny on purpose (Icarus compiles each in about a second), like tests/test_sim_network_random.py.
 """
@@ -30,10 +31,10 @@ IMAGES = 3
 SIMULATOR = "icarus" if have_icarus() else "verilator"
 
 
-def network(seed: int, neuron: str = "if_subtract"):
-    """Every other one has its weights at the extremes."""
+def network(seed: int, neuron: str = "if_subtract", shortcuts: tuple[int, ...] = SHORTCUT_SEEDS):
+    """Every other one has its weights at the extremes; the `shortcuts` seeds draw shortcuts."""
     rng = np.random.default_rng(5000 + seed)
-    return random_network(rng, max_layers=4, extremes=seed % 2 == 0, shortcuts=seed in SHORTCUT_SEEDS,
+    return random_network(rng, max_layers=4, extremes=seed % 2 == 0, shortcuts=seed in shortcuts,
                           timesteps=int(rng.integers(2, 9)), neuron=neuron, name=f"{neuron}{seed}")
 
 
@@ -64,10 +65,67 @@ def test_the_if_subtract_networks_fire_both_signs_and_take_back():
     assert any(len(layer.projections) > 1 for layer in hidden)
 
 
-def test_msat_is_refused_naming_the_layer(tmp_path):
-    net = network(0, neuron="msat")
-    with pytest.raises(PlanError, match=f"layer '{net.layers[0].name}': neuron msat has no hardware engine yet"):
-        build_from_ir(net, "pynq-z2", tmp_path / "build", images=8, synthesise=False, lint=False)
+# msat everywhere (seeds 0-7: chains; 17 and 115: the first seeds whose msat draws put a shortcut
+# from the msat encoding layer into a hidden layer, dense and identity, beside a conv or dense
+# main projection from another msat layer), and if_subtract and msat drawn per layer
+# ("converted", chains: seeds whose draws mix both kinds in the hidden layers, either feeding the
+# other, checked below).
+MSAT_SHORTCUT_SEEDS = (17, 115)
+MSAT_SEEDS = tuple(range(8)) + MSAT_SHORTCUT_SEEDS
+MIXED_SEEDS = (0, 1, 2, 14)
+
+
+def msat_network(seed: int):
+    return network(seed, neuron="msat", shortcuts=MSAT_SHORTCUT_SEEDS)
+
+
+def mixed_network(seed: int):
+    return network(seed, neuron="converted", shortcuts=())
+
+
+def simulate_random(net, seed, tmp_path):
+    out = tmp_path / "build"
+    build_from_ir(net, "pynq-z2", out, images=8, synthesise=False, lint=False)
+    result = simulate_build(out, IMAGES, simulator=SIMULATOR, seed=seed, backpressure=seed % 2 == 1, quiet=True)
+    assert result.ok, (f"{net.name}: " + "; ".join(map(str, result.mismatches[:3]))
+                       + (f"; {result.diagnosis.summary()}" if result.diagnosis else ""))
+    assert result.report["results"] == IMAGES
+    return out
+
+
+@pytest.mark.parametrize("seed", MSAT_SEEDS)
+def test_random_msat_network_is_bit_exact(seed, tmp_path):
+    out = simulate_random(msat_network(seed), seed, tmp_path)
+    hidden = [layer for layer in load_build(out).manifest["layers"] if layer["kind"] != "readout"]
+    assert {layer["neuron"] for layer in hidden} == {"msat"}
+
+
+@pytest.mark.parametrize("seed", MIXED_SEEDS)
+def test_random_mixed_converted_network_is_bit_exact(seed, tmp_path):
+    simulate_random(mixed_network(seed), seed, tmp_path)
+
+
+def test_the_msat_networks_take_every_rung_and_both_starts():
+    """The msat networks above are worth simulating: their spikes take every ladder index of
+    their layer (m = 0 … M), half start is on in some and off in others, a layer of several
+    projections reads an msat source; the mixed ones mix both converted kinds."""
+    nets = [msat_network(seed) for seed in MSAT_SEEDS]
+    rungs_taken = 0
+    for net in nets:
+        result = golden.run(net, random_images(np.random.default_rng(0), net.input_shape, IMAGES), record=True)
+        for layer in net.layers[:-1]:
+            fired = result.spikes[layer.name] != 0
+            rungs = set(np.unique(result.ladders[layer.name][fired]).tolist())
+            rungs_taken += rungs == set(range(layer.tables.ladder_steps + 1))
+    assert rungs_taken >= 3, f"only {rungs_taken} layers sent every rung"
+    hidden = [layer for net in nets for layer in net.layers[:-1]]
+    assert {layer.tables.half_start for layer in hidden} == {True, False}
+    several = [layer for net in nets for layer in net.layers if len(layer.projections) > 1]
+    assert {type(p.op).__name__ for layer in several for p in layer.projections[1:]} == {"Dense", "Identity"}
+    mixed = [[layer.neuron for layer in mixed_network(seed).layers[:-1]] for seed in MIXED_SEEDS]
+    assert all(set(kinds) == {"if_subtract", "msat"} for kinds in mixed)
+    feeds = {pair for kinds in mixed for pair in zip(kinds, kinds[1:])}
+    assert {("msat", "if_subtract"), ("if_subtract", "msat")} <= feeds
 
 
 # ---- the shipped IF-subtract example (examples/mnist_if_subtract.pt, docs/msat.md) -------------

@@ -17,7 +17,9 @@ from gen.boards.device import Device
 from gen.errors import FactoryError, PlanError
 from gen.ops import op_spec_named
 from gen.ops.base import Geometry
-from gen.engines.memory import Memory, memory_mapping
+from gen.engines.memory import Memory, addr_width, memory_mapping
+from hw.event import ladder_bits
+from hw.sweep import signed_width, state_bits
 
 SPIKE_FIFO_DEPTH = 16        # hw/sweep.py's FIFO of fired words
 
@@ -33,6 +35,9 @@ class EngineContext:
     (`in_queue_depth`, `in_addr_width`: the main projection's).
     `device`: the board's device description (gen.boards.device): its memory primitives and
     the engine's fitted logic coefficients (`device.logic_of(engine.name)`).
+    `neuron`, `tables`: the layer's neuron and, for a converted one, its NeuronTables (what
+    its state word and its events hold, docs/msat.md). The address widths of events include
+    the ladder index m of an msat source (`event_width`).
     """
     projections: tuple[Geometry, ...]
     lanes: int
@@ -46,6 +51,8 @@ class EngineContext:
     out_addr_width: int = 0
     in_queue_depths: tuple[int, ...] = ()
     in_addr_widths: tuple[int, ...] = ()
+    neuron: str | None = None
+    tables: object = None
 
     @property
     def geometry(self) -> Geometry:
@@ -57,6 +64,19 @@ class EngineContext:
         depths = self.in_queue_depths or (self.in_queue_depth,)
         widths = self.in_addr_widths or (self.in_addr_width,)
         return tuple((d, w) for d, w in zip(depths, widths) if d)
+
+    @property
+    def ladder_steps(self) -> int:
+        """M of an msat layer (its events carry m), 0 for any other."""
+        return self.tables.ladder_steps if self.neuron == "msat" else 0
+
+    @property
+    def state_bits(self) -> int:
+        """One neuron's word in the membrane memory (hw.sweep.state_bits: R, and n or S)."""
+        amplitude = 2
+        if self.neuron == "if_subtract":
+            amplitude = signed_width([int(a) for a in self.tables.amplitude])
+        return sum(state_bits(self.neuron or "ternary", self.widths["membrane_bits"], self.timesteps, amplitude))
 
     @property
     def groups(self) -> int:
@@ -89,6 +109,9 @@ class EngineSpec:
     # The neurons its sweep implements; a layer of another neuron (docs/msat.md: if_subtract,
     # msat) is refused naming it. An engine that adds them declares them here.
     neurons: tuple[str, ...] = ("ternary", "binary")
+    # Whether it reads the (address, m) events of an msat source (docs/msat.md §3b), and from
+    # at most how many projections of those (0: none).
+    ladder_inputs: int = 0
     reads_events: bool = True       # its input is a spike event stream (addressed by the source)
     sends_events: bool = True       # its output is a spike event stream (the top queues it)
     owns_input_queue: bool = True   # the component queues its input itself (the top adds none)
@@ -112,6 +135,16 @@ class EngineSpec:
         if len(sources) > self.max_projections:
             raise PlanError(f"{where}the {self.name} engine takes at most {self.max_projections} "
                             f"projection(s) per layer, not {len(sources)} from {sources}")
+
+    def check_sources(self, ladders: tuple[int, ...], sources, where: str) -> None:
+        """PlanError where the layer reads (address, m) events (an msat source: M > 0 in
+        `ladders`, one per projection) that this engine cannot decode."""
+        msat = [s for s, m in zip(sources, ladders) if m]
+        if msat and len(ladders) > self.ladder_inputs:
+            raise PlanError(f"{where}the {self.name} engine does not read the (address, m) events of msat "
+                            f"layer(s) {', '.join(map(repr, msat))}"
+                            + (f" in a layer of {len(ladders)} projections" if self.ladder_inputs else "")
+                            + " (docs/msat.md)")
 
     def check_ops(self, geometries, where: str) -> None:
         """PlanError for a projection op this engine does not take (listing those it does)."""
@@ -201,27 +234,31 @@ class LifSweepEngine(EngineSpec):
         return lif_cycles(ctx)
 
     def lane_bits(self, ctx: EngineContext) -> int:
-        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.widths["membrane_bits"]
+        """Weight, current and state word (R, and a converted neuron's n or S), and the ladder
+        index m of an msat layer in the sweep's spike word."""
+        return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.state_bits + ladder_bits(ctx.ladder_steps)
 
 
 def lif_memories(ctx: EngineContext) -> list[Memory]:
     """The memories of an engine with a LIF sweep: weights, currents, membranes, the sweep's FIFO."""
     g = ctx.geometry
     positions = max(2, ctx.groups * g.out_positions)
+    m_bits = ladder_bits(ctx.ladder_steps)
     lanes, widths = ctx.lanes, ctx.widths
     # One weight memory; several projections each have a section of (O/P)·fan-in words in it
     # (identity: fan-in 1, word g holding lane j's w[g·P + j]).
     fan_in = sum(p.fan_in for p in ctx.projections)
     return [Memory("weights", max(2, ctx.groups * fan_in), lanes * ctx.wbits, True, rom=True),
             Memory("currents", positions, lanes * widths["accumulator_bits"], True, transparent=True),
-            Memory("membranes", positions, lanes * widths["membrane_bits"], True),
-            # The sweep's FIFO of fired words: fire and sign bits per lane and the word's base address.
-            Memory("spikes", SPIKE_FIFO_DEPTH, 2 * lanes + ctx.out_addr_width, False)]
+            Memory("membranes", positions, lanes * ctx.state_bits, True),
+            # The sweep's FIFO of fired words: fire and sign bits (and m) per lane and the word's
+            # base address (out_addr_width holds the event's m bits beside the address).
+            Memory("spikes", SPIKE_FIFO_DEPTH, (2 + m_bits) * lanes + ctx.out_addr_width - m_bits, False)]
 
 
 def input_queue_memory(ctx: EngineContext) -> list[Memory]:
     """The engine's own input queues (one per edge), where the plan gives it them."""
-    return [Memory("queue" if i == 0 else f"queue{i}", depth, width + 2, False)      # addr, neg, eos
+    return [Memory("queue" if i == 0 else f"queue{i}", depth, width + 2, False)      # addr (and m), neg, eos
             for i, (depth, width) in enumerate(ctx.queues)]
 
 
@@ -246,6 +283,16 @@ def lif_cycles(ctx: EngineContext) -> float:
     t = ctx.traffic
     join = ctx.timesteps if len(ctx.projections) > 1 else 0     # the join's registered step_done
     return accumulate_cycles(ctx) + max(ctx.timesteps * words, t.events_out) + ctx.timesteps + join
+
+
+def event_ladder_steps(layer) -> int:
+    """M of the ladder index an msat layer's events carry (docs/msat.md §3b); 0 for any other."""
+    return layer.tables.ladder_steps if layer.neuron == "msat" else 0
+
+
+def event_width(layer) -> int:
+    """The bits of a layer's event beside neg and eos: its neuron address, and m for msat."""
+    return addr_width(layer.size) + ladder_bits(event_ladder_steps(layer))
 
 
 def lif_arguments(layer, lp) -> dict:

@@ -18,6 +18,7 @@ class ReadoutEngine(EngineSpec):
     component = ReadoutLayer
     sends_events = False
     ops = ("conv2d", "dense")         # its hw component's geometries
+    ladder_inputs = 1               # it reads an msat source's (address, m) events (docs/msat.md §3b)
     input_stream = "events_in"
     output_stream = "result"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
@@ -42,7 +43,8 @@ class ReadoutEngine(EngineSpec):
     def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
         w = lp.widths
         return dict(main_projection_arguments(layer, lp, wbits, timesteps), logit_width=w["logit_bits"],
-                    current_width=w["accumulator_bits"], queue_depth=input_queue_depth)
+                    current_width=w["accumulator_bits"], queue_depth=input_queue_depth,
+                    ladder_steps=lp.inputs[0].ladder_steps if lp.inputs else 0)
 
 
 SPEC = ReadoutEngine()

@@ -8,23 +8,38 @@ its accumulator cycles (gen.ops), its decoder."""
 from __future__ import annotations
 
 from hw.layer import SpikingLayer, input_port
+from hw.msat_neuron import MSATTables
 from hw.projection import Projection
+from hw.sweep import SWEEP_KINDS
 
 from gen.engines.base import EngineContext, LifSweepEngine, hw_projection_of, lif_arguments
 
 # Tested in hw (tests/test_hw_layer.py: up to three projections summed): the join's
 # round-robin choice widens with every input.
 MAX_PROJECTIONS = 3
-# hw.lif's LIF unit implements these (docs/msat.md §3a for if_subtract; msat has no unit yet).
-LIF_NEURONS = ("ternary", "binary", "if_subtract")
+# The sweep (hw.sweep.LIFSweep) runs these: hw.lif's LIF unit (docs/msat.md §3a for
+# if_subtract) and hw.msat_neuron's MSAT unit (§3b: its events carry (address, m)).
+LIF_NEURONS = SWEEP_KINDS
 
 
 def neuron_arguments(layer) -> dict:
     """The converted neuron's parameters for the sweep (hw.sweep.LIFSweep): an if_subtract
-    layer's amplitude A per channel and whether it may send −1 (the IR's `signed`)."""
-    if layer.neuron != "if_subtract":
-        return {}
-    return dict(amplitude=[int(a) for a in layer.tables.amplitude], correction=bool(layer.tables.signed))
+    layer's amplitude A per channel and whether it may send −1 (the IR's `signed`); an msat
+    layer's ladder (its tables, and d_shift, x_shift per channel)."""
+    t = layer.tables
+    if layer.neuron == "if_subtract":
+        return dict(amplitude=[int(a) for a in t.amplitude], correction=bool(t.signed))
+    if layer.neuron == "msat":
+        return dict(msat=MSATTables(ladder_steps=t.ladder_steps, lut_half=t.lut_half, lut_d=t.lut_d.tolist(),
+                                    lut_x=t.lut_x.tolist(), ladder_z=t.ladder_z.tolist(), d_shift=t.d_shift.tolist(),
+                                    x_shift=t.x_shift.tolist(), half_start=bool(t.half_start)))
+    return {}
+
+
+def source_arguments(lp) -> dict:
+    """M of each msat source (0 for any other): the accumulator adds W << (M − m) for its events."""
+    ladders = [e.ladder_steps for e in lp.inputs] or [0]
+    return dict(ladder_steps=ladders[0] if len(ladders) == 1 else ladders)
 
 
 def port_labels(layer) -> list[str]:
@@ -45,6 +60,7 @@ class SpikingEngine(LifSweepEngine):
     component = SpikingLayer
     max_projections = MAX_PROJECTIONS
     neurons = LIF_NEURONS
+    ladder_inputs = MAX_PROJECTIONS     # every projection may read an msat source's (address, m) events
     input_stream = "events_in"
     output_stream = "events"
     # Fitted to synthesis like the encoding engine's (benchmarks/plan_calibration.md).
@@ -75,7 +91,7 @@ class SpikingEngine(LifSweepEngine):
         depths = [e.queue_depth for e in lp.inputs] or [input_queue_depth]
         return dict(geometry=None, weights=None, projections=projections, bias=layer.bias, lanes=lp.lanes,
                     weight_width=wbits, steps=timesteps, **lif_arguments(layer, lp), **neuron_arguments(layer),
-                    queue_depth=depths[0] if len(depths) == 1 else depths)
+                    **source_arguments(lp), queue_depth=depths[0] if len(depths) == 1 else depths)
 
 
 SPEC = SpikingEngine()
