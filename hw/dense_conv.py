@@ -22,7 +22,7 @@ exactly this control in Python: it is the engine's cycle count.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,6 +37,7 @@ INPUT_KINDS = ("spikes", "pixels")
 PIXEL_MAX = 255
 
 TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
+LEAF_INPUTS = 6                # a leaf of the adder tree is one LUT6 per bit (spike_leaves)
 OUTPUT_FIFO_DEPTH = 4
 MIN_NEURON_WORDS = 4           # a membrane word is read again >= this many emits after its write
 LIF_STAGES = 2
@@ -109,10 +110,117 @@ def tap_value(spike, weight):
     return Mux(spike.fire, Mux(spike.neg, -weight, weight), 0)
 
 
+def spike_leaves(taps, group, groups: int):
+    """The leaves of one lane's adder tree from its spike taps [(2-bit spike, [weight of each
+    group])]: every leaf is a LUT that adds up to `taps_per_leaf(groups)` taps at once.
+
+    A leaf's value is a function of its taps' spikes and the group index only (the weights
+    are constants), so as a table of 2^(2·taps + group bits) <= 64 entries each of its bits
+    is one LUT6, where a ±w/0 select per tap and an adder between them would cost a LUT per
+    bit for each. Taps whose weight is 0 in every group add nothing and are left out (see
+    `leaf_chunks`). Returns (leaves, bounds: |leaf| <= bound)."""
+    group_bits = (groups - 1).bit_length()
+    leaves, bounds = [], []
+    for chunk in leaf_chunks([values for _, values in taps], groups):
+        chunk = [taps[i] for i in chunk]
+        if not table_leaves(groups):
+            # More than 16 groups: a table would take several LUT6 per bit; the weight's choice
+            # (one LUT6 per bit up to 64 groups) and the ±w/0 select cost less.
+            (spike, values), = chunk
+            width = signed_width(values + [-max(abs(v) for v in values)])
+            leaves.append(tap_value(spike, Array(Const(v, signed(width)) for v in values)[group]))
+            bounds.append(max(abs(v) for v in values))
+            continue
+        table = [leaf_value(index, chunk, groups) for index in range(1 << (2 * len(chunk) + group_bits))]
+        width = signed_width(table)
+        packed = sum((v & ((1 << width) - 1)) << (i * width) for i, v in enumerate(table))
+        index = Cat(*(spike.as_value() for spike, _ in chunk), *([group[:group_bits]] if group_bits else []))
+        leaves.append(Const(packed, len(table) * width).word_select(index, width).as_signed())
+        bounds.append(max(abs(v) for v in table))
+    return leaves, bounds
+
+
+def table_leaves(groups: int) -> bool:
+    """Whether a leaf is a table of its taps' spikes and the group (one LUT6 per bit)."""
+    return 2 + (groups - 1).bit_length() <= LEAF_INPUTS
+
+
+def leaf_chunks(tap_values, groups: int) -> list[list[int]]:
+    """The taps (indices into `tap_values`, each [weight of each group]) of every leaf of a
+    lane: taps whose weight is 0 in every group are left out; the others are sorted by their
+    largest weight (a stable sort) and cut into leaves of `taps_per_leaf(groups)`, so that a
+    leaf holds taps of a similar size (its width is that of the sum)."""
+    live = sorted((i for i, values in enumerate(tap_values) if any(values)),
+                  key=lambda i: -max(abs(v) for v in tap_values[i]))
+    per_leaf = taps_per_leaf(groups) if table_leaves(groups) else 1
+    return [live[first:first + per_leaf] for first in range(0, len(live), per_leaf)]
+
+
+def lane_datapath(tap_values, groups: int, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> dict:
+    """What one spike lane's taps and tree are made of, from its constant weights (a cost
+    model reads it, gen/engines/spiking_dense.py): `leaves`, `leaf_bits` (the width of every
+    leaf added up: a LUT6 per bit, or a weight choice and a ±w/0 select per bit past 16
+    groups), `adder_bits` (the widths of the tree's adders) and `register_bits` (of its
+    registers), as `spike_leaves` and `adder_tree` build them."""
+    bounds = []
+    for chunk in leaf_chunks(tap_values, groups):
+        bounds.append(max(sum(abs(tap_values[i][g]) for i in chunk) for g in range(groups)))
+    leaf_bits = sum(signed_width([-b, b]) for b in bounds)
+    adder_bits, register_bits = tree_bits(bounds or [0], levels_per_stage)
+    return {"leaves": len(bounds), "leaf_bits": leaf_bits, "adder_bits": adder_bits, "register_bits": register_bits}
+
+
+def tree_bits(bounds, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> tuple[int, int]:
+    """(adder bits, register bits) of `adder_tree` over leaves of these bounds, replayed."""
+    nodes, level, adders, registers = list(bounds), 0, 0, 0
+    while True:
+        last = len(nodes) == 1
+        if last or (level and level % levels_per_stage == 0):
+            registers += sum(signed_width([-b, b]) for b in nodes)
+            if last:
+                return adders, registers
+        paired = [nodes[i] + nodes[i + 1] for i in range(0, len(nodes) - 1, 2)]
+        adders += sum(signed_width([-b, b]) for b in paired)
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes, level = paired, level + 1
+
+
+def taps_per_leaf(groups: int) -> int:
+    """Taps one LUT6 leaf adds: 2 spike bits each beside the group index's bits."""
+    return max(1, (LEAF_INPUTS - (groups - 1).bit_length()) // 2)
+
+
+def leaf_value(index: int, taps, groups: int) -> int:
+    """Σ spike·w[group] over `taps` for one table index: 2 bits (fire, neg) per tap from the
+    least significant end, then the group (a group past the last one never occurs: 0)."""
+    group = index >> (2 * len(taps))
+    if group >= groups:
+        return 0
+    total = 0
+    for i, (_, values) in enumerate(taps):
+        fire, neg = index >> (2 * i) & 1, index >> (2 * i + 1) & 1
+        total += (-values[group] if neg else values[group]) if fire else 0
+    return total
+
+
+def delay(m, value, stages: int, advance, name="d"):
+    """`value` through `stages` registers enabled by `advance` (a tree shorter than the
+    geometry's keeps the pipeline's depth, which the schedule counts)."""
+    for i in range(stages):
+        r = Signal.like(value, name=f"{name}{i}")
+        with m.If(advance):
+            m.d.sync += r.eq(value)
+        value = r
+    return value
+
+
 def adder_tree(m, leaves, bounds, advance, levels_per_stage=TREE_LEVELS_PER_STAGE, name="t"):
     """Sum `leaves` (signed values, |leaf i| <= bounds[i]) pairwise; a register (enabled by
     `advance`) after every `levels_per_stage` levels and after the last. Returns
-    (sum signal, its bound, register stages)."""
+    (sum signal, its bound, register stages). No leaves: a registered 0."""
+    if not leaves:
+        leaves, bounds = [Const(0, signed(1))], [0]
     nodes, level, stages = list(zip(leaves, bounds)), 0, 0
     while True:
         last = len(nodes) == 1
@@ -316,21 +424,24 @@ class DenseConvLayer(wiring.Component):
 
         # Taps and adder trees, one per lane; the weight of a tap is a constant per group.
         group2 = ctl2.tag.group
-        sums, stages = [], 0
+        stages = tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)    # fixed by the geometry (schedule_cycles)
+        sums = []
         for j in range(P):
-            leaves, bounds = [], []
-            for c in range(C):
-                for ky in range(k):
-                    for kx in range(k):
-                        values = [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)]
+            taps = [(window[kx][ky][c], [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)])
+                    for c in range(C) for ky in range(k) for kx in range(k)]
+            if self.input_kind == "spikes":
+                leaves, bounds = spike_leaves(taps, group2, F)
+            else:
+                leaves, bounds = [], []
+                for value, values in taps:
+                    if any(values):
                         width = signed_width(values + [-max(abs(v) for v in values)])
                         weight = Array(Const(v, signed(width)) for v in values)[group2] if F > 1 \
                             else Const(values[0], signed(width))
-                        value = window[kx][ky][c]
-                        leaves.append(tap_value(value, weight) if self.input_kind == "spikes" else value * weight)
+                        leaves.append(value * weight)
                         bounds.append(max(abs(v) for v in values) * self.max_input)
-            total, _, stages = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
-            sums.append(total)
+            total, _, used = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
+            sums.append(delay(m, total, stages - used, advance, name=f"lane{j}_pad"))
         # The control rides beside the tree's registers.
         ctl_pipe, valid_pipe = [ctl2], [v2_emit]
         for i in range(stages):

@@ -105,3 +105,45 @@ def test_dense_conv_rejects_bad_parameters(kwargs, message):
     geometry, weights, bias, tp, tn = (args.pop(n) for n in ("geometry", "weights", "bias", "theta_pos", "theta_neg"))
     with pytest.raises(ValueError, match=message):
         DenseConvLayer(geometry, weights, bias, tp, tn, **args)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 8, 16, 20])
+def test_spike_leaves_add_up_every_tap(groups):
+    """The table leaves (up to three taps per LUT6) and, past 16 groups, the ±w/0 selects add
+    up Σ spike·w[group] exactly over random ternary spikes, weights and groups; taps that are
+    0 in every group make no leaf, and the cost model's replay counts the same leaves."""
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.sim import Simulator
+
+    from hw.dense_conv import lane_datapath, spike_leaves, table_leaves, taps_per_leaf
+    from hw.ternary_stream import SPIKE_LAYOUT
+
+    rng = np.random.default_rng(groups)
+    values = rng.integers(-8, 8, size=(11, groups))
+    values[[1, 4, 5]] = 0                               # zero in every group
+    spikes = [Signal(SPIKE_LAYOUT, name=f"s{i}") for i in range(len(values))]
+    group = Signal(range(max(2, groups)))
+    m = Module()
+    leaves, bounds = spike_leaves(list(zip(spikes, values.tolist())), group, groups)
+    assert len(leaves) == lane_datapath(values.tolist(), groups)["leaves"]
+    live, per_leaf = int(np.any(values, axis=1).sum()), taps_per_leaf(groups) if table_leaves(groups) else 1
+    assert len(leaves) == -(-live // per_leaf) and per_leaf == (3 if groups == 1 else 2 if groups <= 4 else 1)
+    total = Signal(signed(16))
+    m.d.comb += total.eq(sum(leaves))
+    parts = [Signal(signed(16), name=f"leaf{i}") for i in range(len(leaves))]
+    m.d.comb += [p.eq(leaf) for p, leaf in zip(parts, leaves)]
+
+    async def bench(ctx):
+        for _ in range(200):
+            codes = rng.choice([0, 1, 2, 3], size=len(values))     # 2 (neg without fire) reads as 0
+            g = int(rng.integers(groups))
+            for spike, code in zip(spikes, codes):
+                ctx.set(spike.as_value(), int(code))
+            ctx.set(group, g)
+            s = [0 if c in (0, 2) else (1 if c == 1 else -1) for c in codes]
+            assert ctx.get(total) == sum(int(v) * x for v, x in zip(values[:, g], s))
+            assert all(abs(ctx.get(p)) <= b for p, b in zip(parts, bounds))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
