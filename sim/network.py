@@ -394,6 +394,7 @@ def make_report(build: BuildFolder, golden, raw: RawRun, images: np.ndarray, mis
         "cycles_per_image": None if steady is None else round(steady, 2),
         "images_per_second_at_100mhz": None if not steady else round(CLOCK_HZ / steady, 1),
         "busy_cycles": _busy_cycles(raw.registers),
+        "result_cycles": [int(c) for c in raw.out_cycles[:done, 1]],   # each result's last beat
         "sops_per_image": round(float(sum(v.mean() for v in sops.values())), 1),
         "layers": layers,
         "estimate": estimate,
