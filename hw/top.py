@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -245,12 +245,7 @@ class TernTop(wiring.Component):
                 ]
                 out = {"payload": queue.r.payload, "valid": queue.r.valid, "ready": queue.r.ready}
             self._connect_consumers(m, layer, out, dsts)
-            count = Signal(32, name=f"events_{layer.name}")
-            with m.If(clear_counters):
-                m.d.sync += count.eq(0)
-            with m.Elif(src["valid"] & src["ready"]):
-                m.d.sync += count.eq(count + _spikes_of_beat(layer, src["payload"]))
-            event_counts.append(count)
+            event_counts.append(self._event_counter(m, layer, src, clear_counters))
         # The readout's results out; it sends no events.
         last = _stream(port_signals[-1], self.layers[-1].output_stream)
         m.d.comb += [
@@ -263,6 +258,21 @@ class TernTop(wiring.Component):
             m.d.comb += getattr(regs, f"events_{i}").eq(count)
         self._status(m, pixel_in, result_out, regs, clear_counters)
         return m
+
+    def _event_counter(self, m, layer, src, clear):
+        """EVENTS_i: the spikes of every beat the layer sends, counted one cycle behind the
+        beat (its spikes are registered first), so the beat's payload (an engine's memory
+        read data) feeds only a balanced adder tree before a register, and the 32-bit
+        addition starts from registers."""
+        beat_spikes = _spikes_of_beat(layer, src["payload"])
+        sent = Signal.like(beat_spikes, name=f"spikes_{layer.name}")
+        count = Signal(32, name=f"events_{layer.name}")
+        m.d.sync += sent.eq(Mux(src["valid"] & src["ready"] & ~clear, beat_spikes, 0))
+        with m.If(clear):
+            m.d.sync += count.eq(0)
+        with m.Else():
+            m.d.sync += count.eq(count + sent)
+        return count
 
     def _converted(self, m, producer, consumer, dst, k):
         """The stream an edge's producer side drives: the consumer's port, or a converter in
@@ -368,9 +378,16 @@ def _spikes_of_beat(layer, payload):
     map beat one per channel whose code fires (EVENTS_i counts the same spikes either way)."""
     if layer.out_format == "map":
         beat = data.View(map_layout(layer.map_shape[0]), payload)
-        return sum((beat.spikes[c].fire for c in range(layer.map_shape[0])), Const(0, 1))
+        return _balanced_sum([beat.spikes[c].fire for c in range(layer.map_shape[0])])
     event = data.View(event_layout(layer.out_addr_width), payload)
     return ~event.eos
+
+
+def _balanced_sum(values: list):
+    """The sum of `values` as a tree of depth log2(n) (Python's sum() would chain n adders)."""
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+    return values[0]
 
 
 def _stream(signals: dict, name: str) -> dict:
