@@ -105,6 +105,18 @@ def test_random_mixed_converted_network_is_bit_exact(seed, tmp_path):
     simulate_random(mixed_network(seed), seed, tmp_path)
 
 
+def test_a_dense_engine_refuses_msat_events(tmp_path):
+    """The dense engines read ternary maps: an msat source's (address, m) events are refused,
+    naming the layer and its source, not converted into wrong maps."""
+    net = msat_network(0)
+    readout = net.readout
+    source = readout.projections[0].source
+    with pytest.raises(PlanError, match=rf"layer '{readout.name}': the \w+ engine does not read the \(address, m\) "
+                                        rf"events of msat layer\(s\) '{source}'"):
+        build_from_ir(net, "pynq-z2", tmp_path / "build", images=8, synthesise=False, lint=False,
+                      engines={readout.name: "dense"})
+
+
 def test_the_msat_networks_take_every_rung_and_both_starts():
     """The msat networks above are worth simulating: their spikes take every ladder index of
     their layer (m = 0 … M), half start is on in some and off in others, a layer of several

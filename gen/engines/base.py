@@ -18,7 +18,8 @@ from gen.errors import FactoryError, PlanError
 from gen.ops import op_spec_named
 from gen.ops.base import Geometry
 from gen.engines.memory import Memory, addr_width, memory_mapping
-from hw.event import ladder_bits
+from hw.event import bits_for, ladder_bits
+from hw.msat_neuron import shift_width
 from hw.sweep import signed_width, state_bits
 
 SPIKE_FIFO_DEPTH = 16        # hw/sweep.py's FIFO of fired words
@@ -233,10 +234,33 @@ class LifSweepEngine(EngineSpec):
     def cycles(self, ctx: EngineContext) -> float:
         return lif_cycles(ctx)
 
+    def estimate(self, ctx: EngineContext, memories) -> dict:
+        out = super().estimate(ctx, memories)
+        out["luts"] += ctx.lanes * msat_cell_luts(ctx)
+        return out
+
     def lane_bits(self, ctx: EngineContext) -> int:
         """Weight, current and state word (R, and a converted neuron's n or S), and the ladder
         index m of an msat layer in the sweep's spike word."""
         return ctx.wbits + ctx.widths["accumulator_bits"] + ctx.state_bits + ladder_bits(ctx.ladder_steps)
+
+
+def msat_cell_luts(ctx: EngineContext) -> int:
+    """LUTs of one MSAT lane's cell logic (hw.msat_neuron.MSATUnit.cell), which the fitted
+    per-register-bit logic does not see: 2H − 1 comparisons of N (shifted) and of I with the
+    multiples k·t·2^shift, each about w/2 LUTs for a w-bit comparison, and the multiples
+    themselves (about their width each). A structural estimate, not fitted to synthesis;
+    0 for any other neuron."""
+    if ctx.neuron != "msat":
+        return 0
+    t = ctx.tables
+    spread = 1 << (shift_width(list(t.d_shift) + list(t.x_shift)) - 1)    # the largest shift
+    r_bits, s_bits = state_bits("msat", ctx.widths["membrane_bits"], ctx.timesteps)
+    t_bits = bits_for(ctx.timesteps)
+    n_bits = r_bits + t_bits + s_bits + 2 + spread + 1
+    i_bits = ctx.widths["accumulator_bits"] + 2 + spread
+    multiple_bits = t_bits + 3 + spread
+    return (2 * t.lut_half - 1) * ((n_bits + i_bits) // 2 + multiple_bits)
 
 
 def lif_memories(ctx: EngineContext) -> list[Memory]:
