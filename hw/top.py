@@ -15,6 +15,11 @@ so the top's Verilog names each layer's module once and every file is used. All 
 run at once: layer l works on step t while layer l+1 works on step t−1, and images follow
 back to back, because every link is a stream with back-pressure.
 
+Timing: no ready passes combinationally from one engine to the next through the top. Every
+boundary has a registered FIFO (an event queue, a consumer's own input queue, a dense
+engine's output FIFO, a fork's buffer) or a skid buffer (`hw.skid`: behind the 8-pixel AXI
+input, behind an EventsToMap), and a counter takes a beat's spikes through a register.
+
 The register names the top drives are fixed here (`DRIVEN_REGISTERS`, `EVENTS_<i>`); their
 offsets come from the caller (gen.backend.regmap), so the offsets have one source.
 """
@@ -32,6 +37,7 @@ from hw.dense_convert import EventsToMap, MapToEvents
 from hw.event import event_layout
 from hw.event_queue import EventQueue
 from hw.fork import StreamFork, output_name
+from hw.skid import SkidBuffer
 from hw.ternary_stream import map_layout
 
 CONSTANT_REGISTERS = ("MAGIC", "REGMAP_VERSION", "MODEL_ID", "TIMESTEPS", "NUM_CLASSES",
@@ -289,6 +295,14 @@ class TernTop(wiring.Component):
                              f"({producer.out_format}) cannot feed")
         m.submodules[f"convert_{producer.name}_{consumer.name}_{k}"] = conv
         conv_in, conv_out = getattr(conv, port_in), getattr(conv, port_out)
+        if isinstance(conv, EventsToMap):
+            # Its read-out issues from the consumer's ready and sends its map memory's read data:
+            # a skid buffer keeps both out of the consumer's cycle (a MapToEvents sends into the
+            # consumer's own input queue, a registered FIFO).
+            skid = SkidBuffer(conv.out_layout)
+            m.submodules[f"skid_{producer.name}_{consumer.name}_{k}"] = skid
+            wiring.connect(m, conv_out, skid.w)
+            conv_out = skid.r
         if len(conv_out.payload.as_value()) != len(dst["payload"]):
             raise ValueError(f"layer {consumer.name!r}: its input is {len(dst['payload'])} bits wide, the converter "
                              f"from {producer.name!r} sends {len(conv_out.payload.as_value())}")
