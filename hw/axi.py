@@ -319,7 +319,7 @@ class AxisPixelBeatsIn(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.beats_per_image
-        m.submodules.skid = skid = SkidBuffer(self.beat_layout)
+        m.submodules.out_buffer = skid = SkidBuffer(self.beat_layout)
         wiring.connect(m, skid.r, wiring.flipped(self.pixels))
         count = Signal(range(max(2, n)))   # beat index within the image
         padding = Signal()                 # short image: sending zero beats up to the image's end

@@ -27,8 +27,10 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.w.payload, name="skid")
-        skid_valid = Signal()
+        # Named apart from the module (a Verilog instance named like a signal inside it is a
+        # VARHIDDEN lint warning).
+        skid = Signal.like(self.w.payload, name="spare")
+        skid_valid = Signal(name="spare_valid")
         # The producer may send while the skid entry is empty: at most one beat can arrive
         # in a cycle the output stalls, and it lands there.
         m.d.comb += self.w.ready.eq(~skid_valid)
