@@ -51,7 +51,7 @@ MAX_TAU_SHIFT = 16  # tau = 2^-16 is already no leak worth modelling; bounds reg
 # Size limits (docs/checkpoint.md), checked before anything is allocated: a file must not be
 # able to make a reader reserve gigabytes. Each admits far more than any model Tern ships or
 # tests (MNIST nets, CIFAR/ImageNet-sized ResNets) and refuses the absurd.
-MAX_TIMESTEPS = 64            # as gen.ir.MAX_TIMESTEPS: the hardware's step counter
+MAX_TIMESTEPS = 128           # as gen.ir.MAX_TIMESTEPS (a convention: the engines size their step counters from T)
 MAX_SIDE = 2048               # input height/width, conv stride and padding (ImageNet is 224)
 MAX_CHANNELS = 4096           # input and conv channels (ResNets use <= 2048)
 MAX_KERNEL = 64               # conv kernel_size

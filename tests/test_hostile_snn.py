@@ -84,7 +84,7 @@ BAD_CHECKPOINTS = {
     "nan": (lambda c: c["state_dict"]["conv1.weight"].view(-1).__setitem__(5, float("nan")),
             "holds NaN or infinite values (layer 'conv1', parameter 'weight': element 5 is nan)"),
     "timesteps_1e6": (lambda c: c["arch"].update(timesteps=10 ** 6),
-                      "timesteps must be an int between 1 and 64, not 1000000"),
+                      "timesteps must be an int between 1 and 128, not 1000000"),
     "input_70000": (lambda c: c["arch"].update(input_shape=[1, 70000, 70000]),
                     "input_shape [1, 70000, 70000] is too large: at most 4096 channels and 2048x2048 pixels"),
     "channels_1e5": (lambda c: c["arch"]["layers"][0].update(out_channels=10 ** 5),
@@ -184,11 +184,11 @@ def _train_args(out, *extra):
             "--width", "2", "--train-limit", "64", "--heldout-limit", "20", "--quiet", *extra)
 
 
-@pytest.mark.parametrize("timesteps", ["0", "65", "1000000", "two"])  # argparse: no torch import, fast
+@pytest.mark.parametrize("timesteps", ["0", "129", "1000000", "two"])  # argparse: no torch import, fast
 def test_train_refuses_timesteps_outside_the_hardware_limit(tmp_path, timesteps):
     out = tmp_path / "m.pt"
     result = run("snn", "train", "--timesteps", timesteps, "--neuron", "ternary", "--out", relative(out))
-    assert_one_line_error(result, 2, "argument --timesteps: must be an int between 1 and 64", repr(timesteps))
+    assert_one_line_error(result, 2, "argument --timesteps: must be an int between 1 and 128", repr(timesteps))
     assert not out.exists()
 
 

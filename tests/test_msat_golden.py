@@ -41,6 +41,24 @@ def test_golden_equals_float64_reference_for_converted_neurons(seed, timesteps, 
             assert lo <= int(u[:, t].min()) and int(u[:, t].max()) <= hi, (name, t)
 
 
+@pytest.mark.parametrize("neuron,seed", [("msat", 1), ("if_subtract", 2), ("converted", 3)])
+def test_the_protocol_horizon_t128_is_allowed_and_exact(neuron, seed):
+    """T = 128 (the MSAT protocol's longest run, docs/msat.md §5) is within the IR's cap, a
+    convention the hardware does not need; golden and float64 reference agree over all 128 steps
+    and every membrane stays in its bounds."""
+    from gen.ir import MAX_TIMESTEPS
+    from snn.arch import MAX_TIMESTEPS as SNN_MAX_TIMESTEPS
+    assert MAX_TIMESTEPS == SNN_MAX_TIMESTEPS == 128
+    net = random_network(seed, neuron=neuron, timesteps=128, max_layers=3)
+    g = _check_equal(net, random_images(seed, net.input_shape, 3))
+    bounds = network_bounds(net)
+    for name, u in g.membranes.items():
+        lo, hi = min(b[0] for b in bounds[name].membrane), max(b[1] for b in bounds[name].membrane)
+        assert lo <= int(u.min()) and int(u.max()) <= hi, name
+    with pytest.raises(ValueError, match="timesteps"):
+        random_network(seed, neuron=neuron, timesteps=MAX_TIMESTEPS + 1)
+
+
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2 ** 32 - 1))
 def test_converted_networks_round_trip_through_ir_files_as_version_2(seed, tmp_path_factory):

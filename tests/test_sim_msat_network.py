@@ -83,13 +83,13 @@ def mixed_network(seed: int):
     return network(seed, neuron="converted", shortcuts=())
 
 
-def simulate_random(net, seed, tmp_path):
+def simulate_random(net, seed, tmp_path, images=IMAGES):
     out = tmp_path / "build"
     build_from_ir(net, "pynq-z2", out, images=8, synthesise=False, lint=False)
-    result = simulate_build(out, IMAGES, simulator=SIMULATOR, seed=seed, backpressure=seed % 2 == 1, quiet=True)
+    result = simulate_build(out, images, simulator=SIMULATOR, seed=seed, backpressure=seed % 2 == 1, quiet=True)
     assert result.ok, (f"{net.name}: " + "; ".join(map(str, result.mismatches[:3]))
                        + (f"; {result.diagnosis.summary()}" if result.diagnosis else ""))
-    assert result.report["results"] == IMAGES
+    assert result.report["results"] == images
     return out
 
 
@@ -103,6 +103,13 @@ def test_random_msat_network_is_bit_exact(seed, tmp_path):
 @pytest.mark.parametrize("seed", MIXED_SEEDS)
 def test_random_mixed_converted_network_is_bit_exact(seed, tmp_path):
     simulate_random(mixed_network(seed), seed, tmp_path)
+
+
+def test_an_msat_network_at_t128_is_bit_exact(tmp_path):
+    """T = 128, the IR's cap (docs/msat.md §2): the step counters and the ladder's t are sized from T."""
+    net = random_network(np.random.default_rng(5004), max_layers=3, timesteps=128, neuron="msat", name="msat_t128")
+    assert net.timesteps == 128
+    simulate_random(net, 1, tmp_path, images=1)
 
 
 def test_a_dense_engine_refuses_msat_events(tmp_path):

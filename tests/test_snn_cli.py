@@ -62,7 +62,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         main(["train", "--timesteps", "0", "--neuron", "ternary", "--out", "x.pt"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert err == "python -m snn train: error: argument --timesteps: must be an int between 1 and 64, not '0' (see --help)\n"
+    assert err == "python -m snn train: error: argument --timesteps: must be an int between 1 and 128, not '0' (see --help)\n"
 
 
 def test_cli_timestep_limit_is_the_hardware_limit():

@@ -53,8 +53,8 @@ def test_unknown_layer_type_is_refused_listing_the_supported_ones():
      "the last layer must be the readout, a 'linear' (+ optional 'batchnorm1d') with no 'lif' after it, "
      "not 'lif' ('lif9')"),
     (lambda a: a["layers"].pop(2), "layers must contain at least one 'lif' (a network without spikes is not an SNN)"),
-    (lambda a: a.update(timesteps=0), "timesteps must be an int between 1 and 64, not 0"),
-    (lambda a: a.update(timesteps=10 ** 6), "timesteps must be an int between 1 and 64, not 1000000"),
+    (lambda a: a.update(timesteps=0), "timesteps must be an int between 1 and 128, not 0"),
+    (lambda a: a.update(timesteps=10 ** 6), "timesteps must be an int between 1 and 128, not 1000000"),
     (lambda a: a.update(input_shape=[1, 70000, 70000]),
      "input_shape [1, 70000, 70000] is too large: at most 4096 channels and 2048x2048 pixels"),
     (lambda a: a.update(input_shape=[4096, 2048, 2048]),

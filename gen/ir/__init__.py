@@ -39,7 +39,9 @@ MAX_TABLE_SHIFT = 62
 INPUT = "input"  # the source name of the raw uint8 pixels
 MAX_WBITS = 16  # weights wider than this have no place on the target; also keeps bounds in int64
 MAX_LEAK_SHIFT = 16  # as snn.arch.MAX_TAU_SHIFT; int64 overflow is checked by gen.ir.bounds
-MAX_TIMESTEPS = 64
+# A convention, not a hardware limit: the engines size their step counters from T. 128 covers
+# the MSAT protocol (docs/msat.md §5); larger T costs only simulation time.
+MAX_TIMESTEPS = 128
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
