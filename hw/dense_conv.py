@@ -425,6 +425,7 @@ class DenseConvLayer(wiring.Component):
         # Taps and adder trees, one per lane; the weight of a tap is a constant per group.
         group2 = ctl2.tag.group
         stages = tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)    # fixed by the geometry (schedule_cycles)
+        stages += product_stages(self.input_kind)
         sums = []
         for j in range(P):
             taps = [(window[kx][ky][c], [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)])
@@ -433,15 +434,26 @@ class DenseConvLayer(wiring.Component):
                 leaves, bounds = spike_leaves(taps, group2, F)
             else:
                 leaves, bounds = [], []
-                for value, values in taps:
+                for i, (value, values) in enumerate(taps):
                     if any(values):
                         width = signed_width(values + [-max(abs(v) for v in values)])
-                        weight = Array(Const(v, signed(width)) for v in values)[group2] if F > 1 \
-                            else Const(values[0], signed(width))
-                        leaves.append(value * weight)
-                        bounds.append(max(abs(v) for v in values) * self.max_input)
+                        weight = Const(values[0], signed(width))
+                        if F > 1:
+                            # The group's weight is registered beside ctl2 (from ctl1's group, so
+                            # equal to Array[group2]): the multiplier's input is a register.
+                            weight = Signal(signed(width), name=f"lane{j}_w{i}")
+                            with m.If(advance):
+                                m.d.sync += weight.eq(Array(Const(v, signed(width)) for v in values)[ctl1.tag.group])
+                        bound = max(abs(v) for v in values) * self.max_input
+                        # The product is registered before the tree (a DSP's routing and
+                        # multiply fill a cycle): product_stages.
+                        product = Signal(signed(signed_width([-bound, bound])), name=f"lane{j}_p{i}")
+                        with m.If(advance):
+                            m.d.sync += product.eq(value * weight)
+                        leaves.append(product)
+                        bounds.append(bound)
             total, _, used = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
-            sums.append(delay(m, total, stages - used, advance, name=f"lane{j}_pad"))
+            sums.append(delay(m, total, stages - product_stages(self.input_kind) - used, advance, name=f"lane{j}_pad"))
         # The control rides beside the tree's registers.
         ctl_pipe, valid_pipe = [ctl2], [v2_emit]
         for i in range(stages):
@@ -507,7 +519,7 @@ class DenseConvLayer(wiring.Component):
 
 
 def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None = None, steps: int = 1,
-                    images: int = 1) -> int:
+                    images: int = 1, input_kind: str = "spikes") -> int:
     """Cycles from the first input beat to the last output beat leaving the engine, for
     `images` images of `steps` steps fed back to back at one beat per cycle and drained
     without back-pressure: the RTL's issue and writer counters replayed cycle by cycle."""
@@ -551,10 +563,17 @@ def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None 
         cycle += 1
     # The last issue's word passes the read, window, tree and LIF registers, then the output
     # FIFO (a push and its read register: 2 cycles).
-    return cycle + pipeline_latency(g)
+    return cycle + pipeline_latency(g, input_kind)
 
 
-def pipeline_latency(geometry: ConvGeometry) -> int:
+def pipeline_latency(geometry: ConvGeometry, input_kind: str = "spikes") -> int:
     """Cycles from an issue to its beat leaving the output FIFO: line-buffer read, window,
-    the adder tree's registers, the LIF unit's two stages, the FIFO's two."""
-    return 2 + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+    the products' register (pixels), the adder tree's registers, the LIF unit's two stages,
+    the FIFO's two."""
+    return 2 + product_stages(input_kind) + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+
+
+def product_stages(input_kind: str) -> int:
+    """Registers between a tap and its tree: 1 for a pixel × weight product (a multiplier),
+    0 for a spike's ±w (a LUT leaf)."""
+    return int(input_kind == "pixels")
