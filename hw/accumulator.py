@@ -301,18 +301,18 @@ class Accumulator(wiring.Component):
                      clear1.eq(self.sweep_en & self.sweep_clear),
                      valid2.eq(valid1), c2.eq(c1), sign2.eq(sign1), weight2.eq(w_rd.data),
                      valid3.eq(valid2), c3.eq(c2), current3.eq(c_rd.data)]
+        shape = signed(self.contribution_width())
         if self.mode == "spike" and self.op_mask is not None:
             mask1, mask2 = Signal.like(self.op_mask), Signal.like(self.op_mask)
             m.d.sync += [mask1.eq(self.op_mask), mask2.eq(mask1)]
-            contribution = [Signal(signed(self.contribution_width()), name=f"contribution{j}") for j in range(self.lanes)]
+            contribution = [Signal(shape, name=f"contribution{j}") for j in range(self.lanes)]
             m.d.sync += [contribution[j].eq(Mux(mask2[j], self.spike_contribution(weight2[j], sign2), 0))
                          for j in range(self.lanes)]
         elif self.mode == "spike":
-            contribution = [Signal(signed(self.contribution_width()), name=f"contribution{j}") for j in range(self.lanes)]
+            contribution = [Signal(shape, name=f"contribution{j}") for j in range(self.lanes)]
             m.d.sync += [contribution[j].eq(self.spike_contribution(weight2[j], sign2)) for j in range(self.lanes)]
         else:
-            contribution = [Signal(signed(self.weight_width + PIXEL_BITS + 1), name=f"product{j}")
-                            for j in range(self.lanes)]
+            contribution = [Signal(shape, name=f"product{j}") for j in range(self.lanes)]
             m.d.sync += [contribution[j].eq(weight2[j] * sign2) for j in range(self.lanes)]
         m.d.comb += [c_rd.addr.eq(Mux(self.sweep_en, self.sweep_addr, c1)), c_rd.en.eq(1)]
         busy = op_valid | valid1 | valid2 | valid3
