@@ -1,5 +1,6 @@
 """The spiking engine (hw.layer.SpikingLayer): events in through its own queues (one per
-projection), ±weights into the currents, T LIF sweeps, spike events out.
+projection), ±weights into the currents (W << (M − m) for an msat source's (address, m) events),
+T sweeps of its neurons (LIF, if_subtract or msat: hw.sweep), spike events out.
 
 A layer with several projections (a residual block's main conv plus its shortcut) gets one
 input stream and queue per projection and an end-of-step join (docs/hardware.md, "Graph-shaped
