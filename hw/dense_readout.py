@@ -86,16 +86,20 @@ class DenseReadout(wiring.Component):
                          last_beat_of_image.eq(beats == T * HW - 1), blocked.eq(beats == T * HW - 1),
                          beats.eq(Mux(beats == T * HW - 1, 0, beats + 1))]
 
-        # -- stage 1: the ROM word beside the beat; taps and trees -------------------------------
+        # -- stage 1: the ROM read beside the beat; stage 2: its word registered (no logic on a
+        # block RAM's output in the cycle it arrives), taps and trees ----------------------------
         v1, g1, spikes1, end1 = Signal(), Signal.like(g), Signal.like(spikes), Signal()
         m.d.sync += [v1.eq(held), g1.eq(g), spikes1.eq(spikes), end1.eq(held & last_group & last_beat_of_image)]
+        v2, g2, spikes2, end2 = Signal(), Signal.like(g), Signal.like(spikes), Signal()
+        rom2 = Signal.like(rp.data)
+        m.d.sync += [v2.eq(v1), g2.eq(g1), spikes2.eq(spikes1), end2.eq(end1), rom2.eq(rp.data)]
         bound = (1 << (self.weight_width - 1))
         sums, stages = [], 0
         for j in range(P):
-            leaves = [tap_value(spikes1[c], rp.data[j][c]) for c in range(C)]
+            leaves = [tap_value(spikes2[c], rom2[j][c]) for c in range(C)]
             total, _, stages = adder_tree(m, leaves, [bound] * C, Const(1), name=f"lane{j}")
             sums.append(total)
-        valid, group, end = [v1], [g1], [end1]
+        valid, group, end = [v2], [g2], [end2]
         for i in range(stages):
             vn, gn, en = Signal(name=f"v_t{i}"), Signal.like(g, name=f"g_t{i}"), Signal(name=f"end_t{i}")
             m.d.sync += [vn.eq(valid[-1]), gn.eq(group[-1]), en.eq(end[-1])]
@@ -148,9 +152,10 @@ class DenseReadout(wiring.Component):
 
 def readout_cycles(channels: int, positions: int, classes: int, lanes: int, steps: int) -> int:
     """Cycles per image back to back (input at full rate, result taken at once): T·H·W beats of
-    F cycles, the drain (the beat register, the ROM read, the tree stages), then FINISH, FIRST, K − 1 argmax cycles, EMIT."""
+    F cycles, the drain (the beat register, the ROM read, its register, the tree stages), then FINISH, FIRST,
+    K − 1 argmax cycles, EMIT."""
     F = classes // lanes
-    drain = 2 + tree_stages(channels, 2)
+    drain = 3 + tree_stages(channels, 2)
     return steps * positions * F + drain + 1 + 1 + max(0, classes - 1) + 1
 
 
