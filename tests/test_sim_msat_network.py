@@ -192,3 +192,59 @@ def test_all_heldout_images_of_the_example_are_bit_exact(if_subtract_build):
     result = simulate_build(if_subtract_build, 2000, seed=0, quiet=True)
     assert result.ok, [str(m) for m in result.mismatches[:10]]
     assert result.report["results"] == 2000
+
+
+# ---- the shipped MSAT example (examples/mnist_msat.pt, docs/msat.md) -------------------------
+
+MSAT_EXAMPLE = REPO / "examples" / "mnist_msat.pt"
+# The automatic plan puts every layer at one lane (the membranes, R and S of 55 bits per neuron,
+# fill the board's block RAM at any lane count; more MSAT lanes do not fit its LUTs): about
+# 44 M cycles per image, beyond a cocotb simulation's reach. The same hardware at more lanes
+# (the neuron and accumulator logic per lane is the same; only the lane count differs) takes
+# ~2.7 M cycles per image, so the simulations run on that build.
+MSAT_SIM_LANES = {"conv1": 4, "conv2": 16, "conv3": 16}
+MSAT_CI_IMAGES = 1
+
+
+@pytest.fixture(scope="module")
+def msat_build(tmp_path_factory):
+    assert MSAT_EXAMPLE.is_file(), f"{MSAT_EXAMPLE} is missing (examples/README.md: snn convert)"
+    out = tmp_path_factory.mktemp("msat") / "build"
+    build(MSAT_EXAMPLE, out=out, images=32, lanes=MSAT_SIM_LANES, synthesise=False)
+    return out
+
+
+def test_the_msat_example_builds_with_msat_engines(msat_build):
+    manifest = load_build(msat_build).manifest
+    hidden = [layer for layer in manifest["layers"] if layer["kind"] != "readout"]
+    assert hidden and {layer["neuron"] for layer in hidden} == {"msat"}
+
+
+def run_msat_example(msat_build, images: int, seed: int = 1):
+    res = subprocess.run([sys.executable, "-m", "sim", "run", str(msat_build), "--images", str(images),
+                          "--seed", str(seed)], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
+    assert f"{images}/{images} images on verilator: bit-exact" in res.stdout
+    report = json.loads((msat_build / "sim_report.json").read_text())
+    assert report["results"] == images and report["mismatches"] == 0 and report["bit_exact"]
+    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + images - 1}"
+    return report
+
+
+def test_the_msat_example_is_bit_exact_on_held_out_images(msat_build):
+    """One image in CI (T = 64: ~2.8 M cycles, about 3 CPU minutes of cocotb after a ~6 minute
+    Verilator compile); 50 and 2,000 in the slow tier."""
+    run_msat_example(msat_build, MSAT_CI_IMAGES)
+
+
+@pytest.mark.slow
+def test_fifty_held_out_images_of_the_msat_example_are_bit_exact(msat_build):
+    report = run_msat_example(msat_build, CI_IMAGES)
+    assert report["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_all_heldout_images_of_the_msat_example_are_bit_exact(msat_build):
+    result = simulate_build(msat_build, 2000, seed=0, quiet=True)
+    assert result.ok, [str(m) for m in result.mismatches[:10]]
+    assert result.report["results"] == 2000
