@@ -429,7 +429,7 @@ def _layer_plan(net: Network, i: int, lanes: int, source: str, traffic, bounds, 
                         traffic=t, device=device, in_queue_depth=inputs[0].queue_depth, in_addr_width=in_aw, out_addr_width=out_aw,
                         in_queue_depths=tuple(e.queue_depth for e in inputs),
                         in_addr_widths=tuple(e.addr_width for e in inputs), neuron=layer.neuron,
-                        tables=layer.tables)
+                        tables=layer.tables, weights=tuple(q.weight for q in layer.projections))
     check = getattr(engine, "check_context", None)
     if check is not None:
         check(ctx, f"layer {layer.name!r}: ")

@@ -370,7 +370,7 @@ def test_the_planner_puts_a_layer_that_fires_often_on_the_dense_engine(example):
     net, images = example
     default = make_plan(net, BOARD, None, images)
     assert {(lp.family, lp.family_source) for lp in default.layers} == {("event", "default")}
-    plan = make_plan(net, BOARD, None, images, target_fps=5000)
+    plan = make_plan(net, BOARD, None, images, target_fps=3500)     # its best fit: 3,920 (weight-aware dense model)
     events_only = make_plan(net, BOARD, None, images, families=event(net))
     conv2 = plan.layer("conv2")
     assert (conv2.family, conv2.family_source) == ("dense", "auto")
@@ -388,16 +388,16 @@ def test_the_planner_puts_a_layer_that_fires_often_on_the_dense_engine(example):
 
 def test_target_fps_takes_the_cheapest_plan_that_reaches_it_or_names_the_best_rate(example):
     net, images = example
-    fast = make_plan(net, BOARD, None, images, target_fps=5000)
+    fast = make_plan(net, BOARD, None, images, target_fps=3500)
     slow = make_plan(net, BOARD, None, images, target_fps=1000)
-    assert slow.images_per_second >= 1000 and fast.images_per_second >= 5000
+    assert slow.images_per_second >= 1000 and fast.images_per_second >= 3500
     assert slow.estimate["luts"] < fast.estimate["luts"]
     assert "--target-fps 1000" in " ".join(slow.notes)
     with pytest.raises(PlanError, match=f"--target-fps 1e\\+06 cannot be met on the {BOARD.part} .*the best that "
                                         r"fits is ([\d,]+) images/s") as refused:
         make_plan(net, BOARD, None, images, target_fps=1e6)
     best = int(re.search(r"the best that fits is ([\d,]+) images/s", str(refused.value)).group(1).replace(",", ""))
-    assert best >= fast.images_per_second
+    assert best >= round(fast.images_per_second)      # the message rounds to whole images/s
     with pytest.raises(PlanError, match="--target-fps must be a positive number"):
         make_plan(net, BOARD, None, images, target_fps=0)
 

@@ -36,6 +36,7 @@ def run_dense_conv(geometry, lanes, kind="ternary", steps=2, testcase="dense_con
 @pytest.mark.parametrize("geometry,lanes,kind,binary_input,idle,backpressure", [
     (conv(3, 6, 5, 4, 1), 2, "ternary", False, 0.3, 0.4),
     (conv(2, 7, 6, 4, 2), 4, "binary", True, 0.5, 0.2),
+    (conv(2, 5, 5, 18, 1), 1, "ternary", False, 0.3, 0.3),      # 18 groups: ±w/0 selects, not tables
     pytest.param(conv(2, 6, 6, 6, 2, padding=0), 1, "ternary", False, 0.2, 0.5, marks=pytest.mark.slow),
 ])
 def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, backpressure):
@@ -44,7 +45,7 @@ def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, ba
     assert result.passed == ("dense_conv_matches_reference",)
 
 
-@pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2),
+@pytest.mark.parametrize("geometry,lanes", [(conv(3, 6, 5, 4, 1), 2), (conv(2, 5, 5, 18, 1), 1),
                                             pytest.param(conv(2, 8, 8, 6, 2), 3, marks=pytest.mark.slow)])
 def test_dense_conv_cycles_match_schedule(geometry, lanes, tmp_path):
     result = run_dense_conv(geometry, lanes, testcase="dense_conv_cycles", tmp_path=tmp_path)
@@ -107,7 +108,7 @@ def test_dense_conv_rejects_bad_parameters(kwargs, message):
         DenseConvLayer(geometry, weights, bias, tp, tn, **args)
 
 
-@pytest.mark.parametrize("groups", [1, 2, 3, 4, 8, 16, 20])
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 8, 16, 20, 64])
 def test_spike_leaves_add_up_every_tap(groups):
     """The table leaves (up to three taps per LUT6) and, past 16 groups, the ±w/0 selects add
     up Σ spike·w[group] exactly over random ternary spikes, weights and groups; taps that are
@@ -126,7 +127,8 @@ def test_spike_leaves_add_up_every_tap(groups):
     m = Module()
     leaves, bounds = spike_leaves(list(zip(spikes, values.tolist())), group, groups)
     assert len(leaves) == lane_datapath(values.tolist(), groups)["leaves"]
-    live, per_leaf = int(np.any(values, axis=1).sum()), taps_per_leaf(groups) if table_leaves(groups) else 1
+    live = int(np.any(values, axis=1).sum())
+    per_leaf = taps_per_leaf(groups) if table_leaves(groups) else 1     # past 16 groups: a ±w/0 select
     assert len(leaves) == -(-live // per_leaf) and per_leaf == (3 if groups == 1 else 2 if groups <= 4 else 1)
     total = Signal(signed(16))
     m.d.comb += total.eq(sum(leaves))

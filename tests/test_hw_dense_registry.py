@@ -111,7 +111,7 @@ def test_the_dense_conv_estimate_stays_above_synthesis_and_near_it(tmp_path):
     il.write_text(rtlil.convert(layer, name="dense_conv_small", emit_src=False))
     cells, _ = synthesise_module("dense_conv_small", [il], [], tmp_path / "synth", tmp_path)
     synth = count_cells(cells)
-    ctx = dense_context(g, 4, {"accumulator_bits": cw, "membrane_bits": mw}, 2, 4)
+    ctx = dense_context(g, 4, {"accumulator_bits": cw, "membrane_bits": mw}, 2, 4, weights=weights)
     estimate = SPEC.estimate(ctx, SPEC.memories(ctx))
     for key in ("luts", "ffs"):
         assert synth[key] <= estimate[key] <= 2 * synth[key], (key, synth, estimate)

@@ -25,13 +25,14 @@ LOGIC = {
     "EncodingLayer": {"luts": (850, 1.85), "ffs": (500, 2.6)},
     "SpikingLayer": {"luts": (520, 2.35), "ffs": (500, 3.1)},
     "ReadoutLayer": {"luts": (380, 1.2), "ffs": (170, 2.05)},
-    # Dense streaming conv (benchmarks/dense_engine.md: 16 -> 32 channels, 28x28, stride 2,
-    # 4-bit weights, PO = 16 and 8, i.e. F = 2 and 4). A tap bit is one of lanes × C·k·k taps
-    # × (wbits + 2) bits: the ±w/0 select and its adder bits. Its LUTs grow with F, the groups
-    # whose constant weights the tap muxes: tap_luts + tap_luts_per_group·F, at most
-    # tap_luts_max (a 16:1 choice and the spike fill one LUT6 per bit). F = 1 and F > 4 are
-    # extrapolated. The LIF unit: per lane per current + membrane bit (hw/lif.py, two stages).
-    "DenseConvLayer": {"tap_luts": 0.55, "tap_luts_per_group": 0.22, "tap_luts_max": 2.2, "tap_ffs": 0.33,
+    # Dense streaming conv: priced from its constant weights (gen/engines/spiking_dense.py,
+    # hw.dense_conv.lane_datapath): per leaf bit (a LUT6 adding up to three taps; past 16
+    # groups a weight choice and a ±w/0 select per tap, `wide_leaf_luts`), per adder bit of
+    # the trees, per register bit; the LIF unit per lane per current + membrane bit (hw/lif.py,
+    # two stages). Fitted to yosys of random and trained weights (benchmarks/dense_engine.md:
+    # 0.85-1.0 LUT per leaf + adder bit up to 16 groups, 2.1 per wide leaf bit at 64) and
+    # rounded up, so that the estimate stays above synthesis.
+    "DenseConvLayer": {"leaf_luts": 1.05, "wide_leaf_luts": 2.2, "adder_luts": 1.05, "register_ffs": 1.0,
                        "control_luts": 600, "control_ffs": 500, "lif_lane_luts": 3, "lif_lane_ffs": 2},
     # Dense encoding (one row of benchmarks/dense_engine.md): per pixel tap of the window products.
     "DenseEncodingLayer": {"pixel_tap_luts": 0.3, "pixel_tap_ffs": 0.1, "pixel_tap_dsps": 0.4,

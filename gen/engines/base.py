@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gen.boards.device import Device
 from gen.errors import FactoryError, PlanError
@@ -39,6 +39,8 @@ class EngineContext:
     `neuron`, `tables`: the layer's neuron and, for a converted one, its NeuronTables (what
     its state word and its events hold, docs/msat.md). The address widths of events include
     the ladder index m of an msat source (`event_width`).
+    `weights`: each projection's IR weights (a cost model that reads the constants: the dense
+    engines'); empty where there is no network (benchmarks), and the model assumes the worst.
     """
     projections: tuple[Geometry, ...]
     lanes: int
@@ -54,6 +56,7 @@ class EngineContext:
     in_addr_widths: tuple[int, ...] = ()
     neuron: str | None = None
     tables: object = None
+    weights: tuple = field(default=(), compare=False, repr=False)   # IR weights per projection
 
     @property
     def geometry(self) -> Geometry:

@@ -4,8 +4,9 @@ k×k window, PO lanes of constant-weight ±w/0 taps and adder trees, the LIF uni
 map stream out (docs/hardware.md, "Dense streaming engines").
 
 Its cost does not depend on the spikes: cycles per image come from the engine's own
-schedule (`hw.dense_conv.schedule_cycles`, equal to simulation cycle for cycle), LUTs and
-FFs grow with the taps (lanes × C·k·k) and their weight width. The plan keeps picking the
+schedule (`hw.dense_conv.schedule_cycles`, equal to simulation cycle for cycle); LUTs and
+FFs depend on the constant weights themselves (zero taps cost nothing, small weights make
+narrow leaves and adders: `hw.dense_conv.lane_datapath`). The plan keeps picking the
 event family unless a layer's family is set to "dense" (gen.plan's `families`).
 
 Stream topology: neither events nor pixels. `reads_events` and `sends_events` are False and
@@ -17,7 +18,9 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from hw.dense_conv import DenseConvLayer, default_buffer_rows, schedule_cycles
+import numpy as np
+
+from hw.dense_conv import DenseConvLayer, default_buffer_rows, lane_datapath, schedule_cycles, table_leaves
 from hw.geometry import ConvGeometry
 from hw.lif import NEURON_KINDS
 
@@ -29,9 +32,10 @@ from gen.ops.base import Geometry
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
 
-# The logic model's coefficients are the device's (gen/boards/xc7.py, "DenseConvLayer"): a tap
-# bit is one of lanes × C·k·k taps × (wbits + 2) bits, the ±w/0 select and its adder bits,
-# whose LUTs grow with F, the groups whose constant weights the tap muxes.
+# The logic model reads the constant weights: hw.dense_conv.lane_datapath replays how the
+# engine builds each lane's leaves (a LUT6 per bit adding up to three taps, zero taps left
+# out) and adder tree, and the device's coefficients (gen/boards/xc7.py, "DenseConvLayer")
+# price its leaf, adder and register bits.
 
 
 def conv_geometry(ctx: EngineContext) -> ConvGeometry:
@@ -63,8 +67,32 @@ def membrane_memory(ctx: EngineContext) -> tuple[Memory, ...]:
                    ctx.lanes * ctx.widths["membrane_bits"], True),)
 
 
-def tap_bits(ctx: EngineContext) -> int:
-    return ctx.lanes * ctx.geometry.fan_in * (ctx.wbits + 2)
+def lane_weights(ctx: EngineContext) -> np.ndarray:
+    """The main projection's hw weights as [O, C·k·k] (the constants of the taps); where the
+    context has none (no network), the worst case: every weight at the most negative value
+    of its width, so no tap is left out and every leaf is as wide as it can be."""
+    if ctx.weights:
+        w = op_spec_named(ctx.geometry.op).hw_weights(ctx.weights[0])
+        return np.asarray(w, dtype=np.int64).reshape(ctx.geometry.out_channels, -1)
+    return np.full((ctx.geometry.out_channels, ctx.geometry.fan_in), -(1 << (ctx.wbits - 1)), dtype=np.int64)
+
+
+def datapath_bits(weights: np.ndarray, lanes: int) -> dict:
+    """hw.dense_conv.lane_datapath added up over the lanes: leaves, leaf bits, adder bits and
+    register bits of the taps and trees that these constant weights [O, taps] make."""
+    return dict(_datapath_bits(weights.tobytes(), weights.shape, lanes))
+
+
+@lru_cache(maxsize=512)
+def _datapath_bits(raw: bytes, shape: tuple[int, int], lanes: int) -> tuple:
+    w = np.frombuffer(raw, dtype=np.int64).reshape(shape)
+    groups = shape[0] // lanes
+    total = {}
+    for j in range(lanes):
+        lane = w[j::lanes].T.tolist()           # [tap][group]: output channel g·lanes + j
+        for key, value in lane_datapath(lane, groups).items():
+            total[key] = total.get(key, 0) + value
+    return tuple(sorted(total.items()))
 
 
 class SpikingDenseEngine(EngineSpec):
@@ -104,13 +132,17 @@ class SpikingDenseEngine(EngineSpec):
     def estimate(self, ctx: EngineContext, memories) -> dict:
         g = conv_geometry(ctx)
         fit = ctx.device.logic_of(self.name)
-        per_tap = min(fit["tap_luts"] + fit["tap_luts_per_group"] * ctx.groups, fit["tap_luts_max"])
+        d = datapath_bits(lane_weights(ctx), ctx.lanes)
+        leaf_luts = fit["leaf_luts"] if table_leaves(ctx.groups) else fit["wide_leaf_luts"]
         maps = [memory_mapping(m, ctx.device) for m in memories]
         window = g.kernel * g.kernel * g.in_channels * 2
-        luts = fit["control_luts"] + per_tap * tap_bits(ctx) + fit["lif_lane_luts"] * ctx.lanes * self.lane_bits(ctx)
-        luts += sum(m.luts for m in maps)
-        ffs = fit["control_ffs"] + fit["tap_ffs"] * tap_bits(ctx) + window + \
-            fit["lif_lane_ffs"] * ctx.lanes * self.lane_bits(ctx)
+        lif_bits = ctx.lanes * self.lane_bits(ctx)
+        luts = fit["control_luts"] + leaf_luts * d["leaf_bits"] + fit["adder_luts"] * d["adder_bits"]
+        luts += fit["lif_lane_luts"] * lif_bits + sum(m.luts for m in maps)
+        # The line buffer's read register: LUT RAM reads asynchronously, the sync port is FFs.
+        line_read = default_buffer_rows(g.kernel, g.stride) * g.in_channels * 2
+        ffs = fit["control_ffs"] + fit["register_ffs"] * d["register_bits"] + window + line_read
+        ffs += fit["lif_lane_ffs"] * lif_bits
         ffs += 2 * g.out_channels + sum(m.ffs for m in maps)     # the held spikes of a position
         return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": 0}
 
@@ -127,13 +159,14 @@ SPEC = SpikingDenseEngine()
 
 
 def dense_context(geometry: ConvGeometry, lanes: int, widths: dict, steps: int, wbits: int,
-                  device: Device = XC7) -> EngineContext:
+                  device: Device = XC7, weights=None) -> EngineContext:
     """The cost model's context for one hw conv geometry (benchmarks and tests: no network, no
-    board; the device is the one the fits were made on unless given)."""
+    board; the device is the one the fits were made on unless given). Without `weights`
+    ([O, C, k, k]) the model prices the worst case."""
 
     g = geometry
     plan_geometry = Geometry("conv2d", (g.in_channels, g.in_height, g.in_width),
                              (g.out_channels, g.out_height, g.out_width), fan_in=g.fan_in,
                              out_positions=g.out_positions, kernel=g.kernel, stride=g.stride, padding=g.padding)
     return EngineContext(projections=(plan_geometry,), lanes=lanes, widths=widths, timesteps=steps, wbits=wbits,
-                         traffic=None, device=device)
+                         traffic=None, device=device, weights=() if weights is None else (weights,))
