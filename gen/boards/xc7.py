@@ -34,8 +34,9 @@ LOGIC = {
     # rounded up, so that the estimate stays above synthesis.
     "DenseConvLayer": {"leaf_luts": 1.05, "wide_leaf_luts": 2.2, "adder_luts": 1.05, "register_ffs": 1.0,
                        "control_luts": 600, "control_ffs": 500, "lif_lane_luts": 3, "lif_lane_ffs": 2},
-    # Dense encoding (one row of benchmarks/dense_engine.md): per pixel tap of the window products.
-    "DenseEncodingLayer": {"pixel_tap_luts": 0.3, "pixel_tap_ffs": 0.1, "pixel_tap_dsps": 0.4,
+    # Dense encoding (benchmarks/dense_engine.md): per pixel tap bit of the window products (its
+    # DSPs are counted from the weights, gen/engines/encoding_dense.py).
+    "DenseEncodingLayer": {"pixel_tap_luts": 0.3, "pixel_tap_ffs": 0.1,
                            "control_luts": 600, "control_ffs": 500,
                            "lif_lane_luts": 3, "lif_lane_ffs": 2},
     # Dense readout: per tap bit (±w/0 select of a ROM weight, and its adder bit): a guess until fitted.

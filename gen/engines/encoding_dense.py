@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from hw.dense_encoding import DenseEncodingLayer
 from hw.lif import NEURON_KINDS
 
 from gen.errors import PlanError
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
-from gen.engines.spiking_dense import conv_geometry, hw_projection_of, membrane_memory, period_cycles
+from gen.engines.spiking_dense import conv_geometry, hw_projection_of, lane_weights, membrane_memory, \
+    period_cycles
 
-# A tap is uint8 × a constant weight. yosys maps some of these products to DSP48E1s and the
-# others (weights 0, ±1, powers of two, some small ones) to shifts and adds in LUTs: at the
-# fast model's conv1 with random 4-bit weights (benchmarks/dense_engine.md) 51 DSPs for 144
-# taps, 2,049 LUTs, 1,190 FFs. Fitted to that one layer and rounded up (a trained layer's
-# weights decide the DSP count; per tap bit: lanes × C·k·k × (8 + wbits + 2)). The coefficients
-# are the device's (gen/boards/xc7.py, "DenseEncodingLayer").
+# A tap is uint8 × a weight. With one group (F = 1) the weight is a constant: yosys makes the
+# products by 0 and ± powers of two shifts and some others shifts and adds in LUTs, the rest
+# DSP48E1s (the fast model's conv1: 56 DSPs for 216 taps); with several groups the weight is a
+# register and every product a DSP48E1 (the shipped example's conv1 at F = 4: 72 of 72).
+# `multiplier_taps` counts both cases from the weights, an upper bound on yosys's DSPs
+# (benchmarks/dense_engine.md). LUTs and FFs per tap bit (lanes × C·k·k × (8 + wbits + 2)):
+# the device's coefficients (gen/boards/xc7.py, "DenseEncodingLayer").
+
+
+def multiplier_taps(weights, lanes: int) -> int:
+    """Taps whose product may take a DSP48: with one group, those whose constant weight is
+    not 0 or ± a power of two; with several, those with a nonzero weight in some group."""
+    groups = weights.shape[0] // lanes
+    if groups > 1:
+        per_tap = np.abs(weights).reshape(groups, lanes, -1).max(axis=0)
+        return int(np.count_nonzero(per_tap))
+    magnitude = np.abs(weights)
+    return int(np.count_nonzero((magnitude != 0) & (magnitude & (magnitude - 1) != 0)))
 
 
 class EncodingDenseEngine(EngineSpec):
@@ -67,7 +82,7 @@ class EncodingDenseEngine(EngineSpec):
         g = conv_geometry(ctx)
         taps = ctx.lanes * ctx.geometry.fan_in * (8 + ctx.wbits + 2)
         fit = ctx.device.logic_of(self.name)
-        dsps = math.ceil(fit["pixel_tap_dsps"] * ctx.lanes * ctx.geometry.fan_in)
+        dsps = multiplier_taps(lane_weights(ctx), ctx.lanes)
         maps = [memory_mapping(m, ctx.device) for m in memories]
         lif_bits = ctx.lanes * self.lane_bits(ctx)
         luts = fit["control_luts"] + fit["pixel_tap_luts"] * taps + fit["lif_lane_luts"] * lif_bits
