@@ -39,8 +39,9 @@ LOGIC = {
     "DenseEncodingLayer": {"pixel_tap_luts": 0.3, "pixel_tap_ffs": 0.1,
                            "control_luts": 600, "control_ffs": 500,
                            "lif_lane_luts": 3, "lif_lane_ffs": 2},
-    # Dense readout: per tap bit (±w/0 select of a ROM weight, and its adder bit): a guess until fitted.
-    "DenseReadout": {"tap_luts": 1.6, "tap_ffs": 0.5, "control_luts": 250, "control_ffs": 120},
+    # Dense readout: per tap bit (±w/0 select of a ROM weight, and its adder bit); checked against
+    # the fast model's fc in its whole build (benchmarks/fast_build.md: 840 LUTs, 957 FFs).
+    "DenseReadout": {"tap_luts": 1.6, "tap_ffs": 0.65, "control_luts": 250, "control_ffs": 120},
 }
 
 XC7 = Device(

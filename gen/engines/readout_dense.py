@@ -59,6 +59,7 @@ class ReadoutDenseEngine(EngineSpec):
         luts = fit["control_luts"] + fit["tap_luts"] * taps + sums + sum(m.luts for m in maps)
         ffs = fit["control_ffs"] + fit["tap_ffs"] * taps + sums + ctx.geometry.out_channels * ctx.widths["logit_bits"]
         ffs += source_channels(ctx) * 2 * 2 + sum(m.ffs for m in maps)      # the beat, twice
+        ffs += ctx.lanes * source_channels(ctx) * ctx.wbits                  # the ROM word, registered
         return {"luts": math.ceil(luts), "ffs": math.ceil(ffs), "bram36": sum(m.bram36 for m in maps), "dsps": 0}
 
     def arguments(self, layer, lp, wbits: int, timesteps: int, input_queue_depth: int) -> dict:
