@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from hw.dense_conv import DenseConvLayer, pixel_map_layout, schedule_cycles
 from hw.geometry import ConvGeometry
 from hw.lif import check_int
+from hw.skid import SkidBuffer
 
 PIXELS_PER_BEAT = 8
 
@@ -132,8 +133,12 @@ class DenseEncodingLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.replay, m.submodules.conv = self.replay, self.conv
+        # A skid buffer between them: the conv's ready (its line buffer's free-row arithmetic)
+        # would otherwise decide the replay's read and the line buffer's write in one cycle.
+        m.submodules.link = link = SkidBuffer(self.replay.out_layout)
         wiring.connect(m, wiring.flipped(self.pixels), self.replay.pixels)
-        wiring.connect(m, self.replay.maps, self.conv.maps_in)
+        wiring.connect(m, self.replay.maps, link.w)
+        wiring.connect(m, link.r, self.conv.maps_in)
         wiring.connect(m, self.conv.maps, wiring.flipped(self.maps))
         return m
 
