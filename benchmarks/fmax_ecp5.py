@@ -113,6 +113,9 @@ HISTORY = [
     ("mnist_fast_t1 (--target-fps 50000), tern_conv1 alone, before aa7dc1a: the group's weight muxed from "
      "ctl2 into the multiplier, the product straight into two adders", 71.9,
      "ctl2.tag.group → weight LUT → MULT18X18D → two adders → tree register (4.76 ns logic + 9.15 ns routing)"),
+    ("mnist_fast_t1 (--target-fps 50000), tern_conv1 alone after aa7dc1a (LUTs by abc -lut 4:7), before "
+     "a14dcf5: the replay feeding the conv directly", 98.9,
+     "conv.oy → row bounds → free → replay issue → conv.lines write enable (3.87 ns logic + 6.24 ns routing)"),
     ("accumulator adding straight from the weight BRAM (before 269e781), plan conv1=1, conv2=16, conv3=8, fc=1",
      57.9, "fc weight BRAM → ±w → add → current memory"),
     ("±w registered (269e781), same plan", 65.0, "conv1 current BRAMs (15 cascaded) → mux → add → current BRAM"),
@@ -135,8 +138,11 @@ FINDINGS = [
     "tern_fc: 85.7 MHz before db7693e, limited by the weight ROM's block RAM output (DP16KD DOA, 4.1 ns "
     "clock-to-out) feeding −w and an adder in the same cycle; with the ROM word registered: 153.4 MHz.",
     "tern_conv1: 71.9 MHz before aa7dc1a, limited by ctl2's group index → the weight mux → MULT18X18D → two "
-    "adders (9.2 ns of the 13.9 ns routing, to and from the multiplier column); with the weight registered "
-    "beside ctl2 and the product registered before the tree: see the table.",
+    "adders (9.2 ns of the 13.9 ns routing, to and from the multiplier column). With the weight registered "
+    "beside ctl2 and the product registered before the tree (aa7dc1a; abc9 then asserts on this engine, so its "
+    "LUTs are mapped by abc -lut 4:7): 98.9 MHz, limited by the conv's free-row arithmetic (oy → row bounds → "
+    "written − lowest < S) → the pixel replay's issue → the line buffer's write enable. With a skid buffer "
+    "between the replay and the conv (a14dcf5): see the table.",
     "tern_conv2: 85.0 MHz, limited by the issue control: the column counter ci → the line buffer's address "
     "arithmetic → issue → ci's enable, 1.8 ns logic and 10.0 ns routing (the control sits far from the "
     "192-bit-wide LUT-RAM line buffer it addresses). Not fixed here: the line buffer's read address would be "
