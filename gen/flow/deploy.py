@@ -33,7 +33,7 @@ from gen.cli import report_failure
 from gen.ir.golden import run as run_golden
 from gen.ir.irfile import load
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]   # gen/flow/deploy.py -> the checkout
 HOST_DIR = REPO / "host"
 # The board's packages: the driver, and the numpy-only readers it imports (nothing else of Tern).
 BOARD_PACKAGES = ("host", "formats")
