@@ -142,7 +142,10 @@ FINDINGS = [
     "beside ctl2 and the product registered before the tree (aa7dc1a; abc9 then asserts on this engine, so its "
     "LUTs are mapped by abc -lut 4:7): 98.9 MHz, limited by the conv's free-row arithmetic (oy → row bounds → "
     "written − lowest < S) → the pixel replay's issue → the line buffer's write enable. With a skid buffer "
-    "between the replay and the conv (a14dcf5): see the table.",
+    "between the replay and the conv (a14dcf5): 99.8 MHz, now limited by the LIF unit's second stage (hw/lif.py: "
+    "u = R + (I + b) → u ≥ θ⁺ / u ≤ θ⁻ → reset mux, two carry chains in one cycle).",
+    "tern_conv3 (16,785 LUT4, as large as conv2) was still routing at the end of the session (placement estimate "
+    "61.0 MHz, conv2's was 61.3 MHz before it routed at 85.0 MHz): not measured yet.",
     "tern_conv2: 85.0 MHz, limited by the issue control: the column counter ci → the line buffer's address "
     "arithmetic → issue → ci's enable, 1.8 ns logic and 10.0 ns routing (the control sits far from the "
     "192-bit-wide LUT-RAM line buffer it addresses). Not fixed here: the line buffer's read address would be "
