@@ -164,10 +164,10 @@ def markdown(rows: list[dict], lin: dict | None, command: str) -> str:
                      f"mismatches) | {r['accuracy']:.2f} % | {r['images_per_second']:,.0f} | "
                      f"{r['latency_us']:,.1f} µs | {engines} | {fmt(res.get('luts'), ',')} | {fmt(res.get('ffs'), ',')} "
                      f"| {fmt(res.get('bram36'))} | {fmt(res.get('dsps'))} | {fmt(r['fits'])} | "
-                     f"{fmt(r['fmax_mhz'], '.1f')} MHz |")
+                     f"{fmt(r['fmax_mhz'], '.1f')}{' MHz' if r['fmax_mhz'] else ''} |")
     for a in ANCHORS:
         lines.append(f"| {a['name']}, {a['board']} | – | {a['accuracy']:.2f} % | {a['images_per_second']:,.0f} | "
-                     f"{fmt(a.get('latency_us'), ',.0f')} µs | – | – | – | – | – | – | – |")
+                     f"{fmt(a.get('latency_us'), ',.0f')}{' µs' if a.get('latency_us') else ''} | – | – | – | – | – | – | – |")
     lines += ["", "Anchors: " + "; ".join(f"{a['name']}: {a['source']}" for a in ANCHORS) + "."]
     if lin:
         lines += ["", "## Event-driven engines: cycles grow with events", "",
