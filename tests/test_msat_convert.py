@@ -1,6 +1,7 @@
 """ANN -> SNN conversion (docs/msat.md): the float neurons, `python -m snn convert` from the
 repository root, what it refuses, and what gen does with its checkpoints."""
 import math
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -135,14 +136,14 @@ def test_convert_refuses_what_it_cannot_convert_in_one_line(tmp_path):
 
 
 @pytest.mark.skipif(not (ROOT / ANN).exists(), reason="the shipped ANN is missing")
-def test_gen_refuses_a_converted_model_for_hardware_naming_the_layer(tmp_path):
-    # if_subtract has an engine (hw.lif, tests/test_sim_msat_network.py); msat not yet.
+def test_gen_builds_a_converted_msat_model_on_msat_engines(tmp_path):
+    # msat runs on the event engines now (tests/test_sim_msat_network.py proves them exact).
     out = _snn("convert", ANN, "--method", "msat", "--timesteps", "2", "--calibration-images", "32",
                "--heldout-limit", "10", "--quiet", "--threads", "1", "--out", str(tmp_path / "msat.pt"))
     assert out.returncode == 0, out.stderr
     build = subprocess.run([sys.executable, "-m", "gen", "build", str(tmp_path / "msat.pt"), "--board", "pynq-z2",
-                            "--out", str(tmp_path / "build")], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert build.returncode == 2
-    assert build.stderr.strip().splitlines()[-1] == (
-        "python -m gen build: error: layer 'conv1': neuron msat has no hardware engine yet: the "
-        "EncodingLayer engine takes ternary, binary, if_subtract (docs/msat.md)")
+                            "--no-synth", "--out", str(tmp_path / "build")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=900)
+    assert build.returncode == 0, build.stderr
+    plan = json.loads((tmp_path / "build" / "steps" / "04_plan" / "plan.json").read_text())
+    assert [layer["neuron"] for layer in plan["layers"][:-1]] == ["msat"] * (len(plan["layers"]) - 1)
