@@ -51,7 +51,7 @@ def build(model: Path, out: Path, synthesise: bool, reuse: bool) -> float:
     return time.monotonic() - start
 
 
-def fmt(value, spec):
+def fmt(value, spec=""):
     return "–" if value is None else format(value, spec)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.mnist_sim import merge  # noqa: E402 (after the path: runs as a script from a checkout)
+from benchmarks.mnist_sim import fmt, merge  # noqa: E402 (after the path: runs as a script from a checkout)
 from gen.flow.build import build as gen_build  # noqa: E402
 from gen.ir.golden import run as golden_run  # noqa: E402
 from sim.network import load_build, load_images, simulate_build  # noqa: E402
@@ -141,10 +141,6 @@ def row(name: str, report: dict, build_report: dict, fmax: dict | None) -> dict:
         "fmax_mhz": fmax.get("fmax_mhz") if fmax else None,
         "critical_path": fmax.get("critical_path") if fmax else None,
     }
-
-
-def fmt(value, spec="") -> str:
-    return "–" if value is None else format(value, spec)
 
 
 def markdown(rows: list[dict], lin: dict | None, command: str) -> str:
