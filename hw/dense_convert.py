@@ -96,6 +96,20 @@ class EventsToMap(wiring.Component):
         return m
 
 
+def lowest_set_bit(bits):
+    """(any bit set, index of the lowest set bit) as a balanced tree of muxes, depth log2(n).
+
+    Not a Switch with one wildcard case per bit: yosys's proc_rmdead compares every pair of
+    such cases and runs out of memory at 32 channels (amaranth's Verilog conversion fails)."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], Const(0, 1)
+    half = 1 << ((n - 1).bit_length() - 1)
+    low_any, low_index = lowest_set_bit(bits[:half])
+    high_any, high_index = lowest_set_bit(bits[half:])
+    return low_any | high_any, Mux(low_any, low_index, high_index + half)
+
+
 class MapToEvents(wiring.Component):
     """`maps_in` (one beat per position) to `events` (Event): one event per non-zero channel
     of a beat, lowest channel first, addr c·H·W + position; after a beat with `eos`, the eos
@@ -116,10 +130,7 @@ class MapToEvents(wiring.Component):
         pos = Signal(range(max(2, HW)))          # the held beat's position
         next_pos = Signal(range(max(2, HW)))     # the next beat's: beats are counted, H·W per step
         lowest = Signal(range(max(2, C)))
-        with m.Switch(mask):                     # lowest set bit: a priority encoder
-            for c in reversed(range(C)):
-                with m.Case("-" * (C - 1 - c) + "1" + "0" * c):
-                    m.d.comb += lowest.eq(c)
+        m.d.comb += lowest.eq(lowest_set_bit(mask)[1])
         rest = mask & (mask - 1)[:C]             # the mask without its lowest bit
         bases = Array(Const(c * HW, self.addr_width) for c in range(C))
         out = self.events.payload
