@@ -38,8 +38,10 @@ def test_the_logic_fit_comes_from_the_device(net):
         if "luts" in fit:
             fit["luts"] = (2 * fit["luts"][0], fit["luts"][1])
     doubled = dataclasses.replace(XC7, logic=frozen_logic(logic))
-    base = make_plan(net, get_board("pynq-z2"), lanes={l.name: 1 for l in net.layers})
-    other = make_plan(net, board_with(doubled), lanes={l.name: 1 for l in net.layers})
+    events = {l.name: "event" for l in net.layers}      # the planner would pick dense for some by default
+    base = make_plan(net, get_board("pynq-z2"), lanes={l.name: 1 for l in net.layers}, families=events)
+    other = make_plan(net, board_with(doubled), lanes={l.name: 1 for l in net.layers}, families=events)
+    assert {a.family for a in base.layers} == {"event"}
     for a, b in zip(base.layers, other.layers):
         assert b.estimate["luts"] - a.estimate["luts"] == XC7.logic_of(a.engine)["luts"][0]
 
@@ -57,4 +59,9 @@ def test_a_device_without_an_engines_fit_is_one_clear_error(net):
     logic = {name: fit for name, fit in XC7.logic.items() if name != "SpikingLayer"}
     partial = dataclasses.replace(XC7, name="newfamily", logic=frozen_logic(logic))
     with pytest.raises(PlanError, match=r"the newfamily device has no logic model for the SpikingLayer engine"):
-        make_plan(net, board_with(partial))
+        make_plan(net, board_with(partial), families={"conv2": "event"})
+    # Left to choose, the planner prices only the engines the device has a model for.
+    chosen = make_plan(net, board_with(partial)).layers
+    assert "SpikingLayer" not in {lp.engine for lp in chosen}
+    assert "SpikingLayer" in {lp.engine for lp in make_plan(net, get_board("pynq-z2"),
+                                                            families={"conv2": "event"}).layers}
