@@ -112,6 +112,35 @@ def test_an_msat_network_at_t128_is_bit_exact(tmp_path):
     simulate_random(net, 1, tmp_path, images=1)
 
 
+def test_the_diagnosis_reads_the_ladder_index_of_msat_events(tmp_path):
+    """The probes of an msat network see (address, m): with no fault every layer's spikes and
+    rungs equal the golden model's; one event's m planted wrong is named at its layer, step and
+    neuron, with both rungs."""
+    from sim.diagnose import diagnose
+    from sim.network import load_images, run_simulator
+
+    out = tmp_path / "build"
+    build_from_ir(msat_network(2), "pynq-z2", out, images=8, synthesise=False, lint=False)
+    build_ = load_build(out)
+    images, _, _ = load_images(build_.net, 1)
+    raw = run_simulator(build_, images, probe=True, simulator=SIMULATOR, seed=3, quiet=True)
+    gold = golden.run(build_.net, images, record=True)
+    clean = diagnose(build_, gold, raw, image=0)
+    assert clean.first is None and clean.logits is None, clean.summary()
+    assert all(c["differing"] == 0 and c["events"] == c["golden_events"] for c in clean.layers.values())
+    layer = build_.net.layers[0]
+    neuron_bits = (int(np.prod(layer.shape)) - 1).bit_length()
+    events = raw.probes[layer.name]
+    assert len(events) and layer.tables.ladder_steps >= 1
+    step, word, _ = (int(v) for v in events[0])
+    neuron, rung = word & ((1 << neuron_bits) - 1), word >> neuron_bits
+    wrong = 1 if rung == 0 else 0
+    events[0, 1] = neuron | wrong << neuron_bits       # the same spike at another rung
+    found = diagnose(build_, gold, raw, image=0).first
+    assert (found.layer, found.step, found.neuron) == (layer.name, step, neuron)
+    assert (found.hardware, found.golden) == (f"spike at rung {wrong}", f"spike at rung {rung}")
+
+
 def test_a_dense_engine_refuses_msat_events(tmp_path):
     """The dense engines read ternary maps: an msat source's (address, m) events are refused,
     naming the layer and its source, not converted into wrong maps."""
