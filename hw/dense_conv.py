@@ -375,8 +375,12 @@ class DenseConvLayer(wiring.Component):
                                         "eos": 1, "eoi": 1})
         ctl_layout = data.StructLayout({"t": unsigned(max(1, (T - 1).bit_length())), "tag": tag_layout})
         ctl1 = Signal(ctl_layout)
-        cx = ci - p
-        m.d.comb += [lr.addr.eq(cx[:max(1, (W - 1).bit_length())]), lr.en.eq(advance)]
+        # The line buffer's read address is ci − p, kept in its own register (updated with ci, a
+        # cycle ahead): the wide LUT-RAM's address pins load it, not the column counter ci whose
+        # compares decide the issue (ECP5 conv2's critical path was ci → address → issue → ci).
+        addr_bits = max(1, (W - 1).bit_length())
+        read_col = Signal(addr_bits, init=(-p) % (1 << addr_bits))
+        m.d.comb += [lr.addr.eq(read_col), lr.en.eq(advance)]
         with m.If(advance):
             m.d.sync += [
                 v1_shift.eq(issue & ~dwell),
@@ -396,13 +400,13 @@ class DenseConvLayer(wiring.Component):
                 with m.Else():
                     m.d.sync += [dwell.eq(0), gi.eq(0)]
                     with m.If(row_end):
-                        m.d.sync += ci.eq(0)
+                        m.d.sync += [ci.eq(0), read_col.eq(-p)]
                         with m.If(oy == Ho - 1):
                             m.d.sync += [oy.eq(0), step_base.eq(step_base + H), t.eq(Mux(t == T - 1, 0, t + 1))]
                         with m.Else():
                             m.d.sync += oy.eq(oy + 1)
                     with m.Else():
-                        m.d.sync += ci.eq(ci + 1)
+                        m.d.sync += [ci.eq(ci + 1), read_col.eq(ci + 1 - p)]
 
         # Window: k columns of k rows of C spikes; column 0 is the leftmost (kernel x = 0).
         spike_shape = self.in_layout["spikes"].shape.elem_shape
