@@ -143,9 +143,30 @@ def row(name: str, report: dict, build_report: dict, fmax: dict | None) -> dict:
     }
 
 
-def markdown(rows: list[dict], lin: dict | None, command: str) -> str:
+def keep_earlier(rows: list[dict], lin: dict | None, names: list[str]) -> tuple[list[dict], dict | None]:
+    """This run's rows beside the recorded rows of the configurations it did not run (each row
+    keeps the command and commit that measured it), in CONFIGS order; likewise the event line."""
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    for old in earlier.get("rows", []):
+        if old["config"] in CONFIGS and old["config"] not in names:
+            rows.append(dict(old, command=old.get("command", earlier.get("command", "?"))))
+    if lin is None and "event" not in names:
+        lin = earlier.get("event_linearity")
+    order = list(CONFIGS)
+    return sorted(rows, key=lambda r: order.index(r["config"])), lin
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Never leaves a half-written table: write beside it, then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def markdown(rows: list[dict], lin: dict | None) -> str:
+    made = dict.fromkeys(f"`{r.get('command', '?')}` (git {r.get('git', '?')}, {r['config']})" for r in rows)
     lines = ["# Throughput: Tern's examples beside published MNIST accelerators", "",
-             f"Produced by `{command}` (git {rows[0].get('git', '?') if rows else '?'}). Tern's rates are "
+             f"Produced by {'; '.join(made) or '?'}. Tern's rates are "
              "cycle-accurate Verilator simulation of the generated Verilog, images back to back, at the "
              "PYNQ-Z2 build's 100 MHz clock, every result bit-exact against the golden model; resources are "
              "yosys `synth_xilinx` of the whole build (Vivado's figures will differ); Fmax is nextpnr-ecp5 "
@@ -196,13 +217,14 @@ def main(argv=None) -> int:
         build_report = build_config(name, out, args.synth, args.reuse)
         report, cycles = simulate(out, args.images, args.chunk, args.seed)
         lanes = {l["name"]: l["lanes"] for l in report["layers"]}
-        rows.append(dict(row(name, report, build_report, fmax_for(report["model"], lanes)), git=git))
+        rows.append(dict(row(name, report, build_report, fmax_for(report["model"], lanes)), git=git, command=command))
         if name == "event":
             lin = linearity(out, build_report, cycles)
+    rows, lin = keep_earlier(rows, lin, names)
     results = {"command": command, "git": git, "seconds": round(time.monotonic() - start, 1), "rows": rows,
                "event_linearity": lin, "anchors": ANCHORS}
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    TABLE.write_text(markdown(rows, lin, command))
+    write_atomically(RESULTS, json.dumps(results, indent=2) + "\n")
+    write_atomically(TABLE, markdown(rows, lin))
     print(TABLE.read_text())
     return 0
 
