@@ -6,10 +6,13 @@ one neuron per lane per cycle; hw.sweep.LIFSweep runs it for an msat layer (kind
         (step 2^x_shift), z = LUT_d[i_d] + LUT_x[i_x], m = #{j : z < Z_j}
     s = U >= Θ >> m;  R' = U − s·(Θ >> m);  S' = S + R'
 
-The cells need no divider: ⌊N / (t·2^e)⌋ + H clamped to [0, 2H − 1] is the number of cell
-boundaries k·t·2^e (k = −H+1 … H−1) that N reaches, so each lane compares N (shifted left
-for a negative shift) with 2H − 1 multiples of t (shifted left for a positive one).
-Two stages as hw.lif.LIFUnit (in: `neurons`, out: `updates`, stalling as a whole).
+The cells need no divider. ⌊N / (t·2^s)⌋ = ⌊⌊N / 2^s⌋ / t⌋ (floors nest for positive
+divisors), so each lane shifts N by its channel's s (right, or left for a negative s), clamps
+it to ±H·(T−1) (which changes no cell: past ±H·t every boundary is reached or none is) and
+counts the boundaries k·t (k = −H+1 … H−1) it reaches: ⌊q / t⌋ + H clamped to [0, 2H − 1]. The
+multiples k·t are the same for every lane (t is the beat's step), made once in stage 1; each
+lane's comparisons are as narrow as H·T. The current's cell (step 1) is its shift plus H,
+clamped. Two stages as hw.lif.LIFUnit (in: `neurons`, out: `updates`, stalling as a whole).
 """
 from __future__ import annotations
 
@@ -133,17 +136,33 @@ class MSATUnit(wiring.Component):
             "updates": Out(stream.Signature(self.out_layout)),
         })
 
-    def cell(self, m, value, step, shift, name):
-        """⌊value / (step·2^shift)⌋ + H clamped to [0, 2H − 1], as a count of boundaries reached."""
-        h = self.lut_half
+    def shifted(self, m, value, shift, name):
+        """⌊value / 2^shift⌋ for a signed per-lane shift (a left shift where it is negative)."""
         left, right = Signal(self.shift_width, name=f"{name}_left"), Signal(self.shift_width, name=f"{name}_right")
         m.d.comb += [left.eq(Mux(shift < 0, -shift, 0)), right.eq(Mux(shift > 0, shift, 0))]
-        lhs = Signal(signed(len(value) + (1 << (self.shift_width - 1)) + 1), name=f"{name}_lhs")
-        unit = Signal(signed(len(step) + (1 << (self.shift_width - 1)) + 2), name=f"{name}_unit")
-        m.d.comb += [lhs.eq(value << left), unit.eq(step << right)]
-        reached = [lhs >= k * unit for k in range(-h + 1, h)]
+        out = Signal(signed(len(value) + (1 << (self.shift_width - 1)) + 1), name=f"{name}_shifted")
+        m.d.comb += out.eq(Mux(shift < 0, value << left, value >> right))
+        return out
+
+    def clamped(self, m, value, limit, name):
+        """`value` clamped to [−limit, limit], in as few bits as that takes."""
+        out = Signal(signed(bits_for(limit + 1) + 1), name=f"{name}_clamped")
+        m.d.comb += out.eq(Mux(value > limit, limit, Mux(value < -limit, -limit, value)))
+        return out
+
+    def d_cell(self, m, q, multiples, name):
+        """⌊q / t⌋ + H clamped to [0, 2H − 1]: the boundaries k·t (k = −H+1 … H−1) q reaches."""
+        h = self.lut_half
+        reached = [q >= -multiples[-k] if k < 0 else q >= multiples[k] for k in range(-h + 1, h)]
         index = Signal(range(2 * h), name=f"{name}_index")
-        m.d.comb += index.eq(sum(reached))
+        m.d.comb += index.eq(sum(r.as_unsigned() for r in reached))
+        return index
+
+    def x_cell(self, m, q, name):
+        """q + H clamped to [0, 2H − 1] (the current's cell: its step is 1 after the shift)."""
+        h = self.lut_half
+        index = Signal(range(2 * h), name=f"{name}_index")
+        m.d.comb += index.eq(Mux(q >= h - 1, 2 * h - 1, Mux(q <= -h, 0, q + h)))
         return index
 
     def elaborate(self, platform):
@@ -172,8 +191,14 @@ class MSATUnit(wiring.Component):
                 theta=Signal(signed(self.theta_width), name=f"theta{j}"),
                 d_shift=Signal(signed(self.shift_width), name=f"d_shift{j}"),
                 x_shift=Signal(signed(self.shift_width), name=f"x_shift{j}")))
+        # The cell boundaries k·t of the beat's step (k = 0 … H−1; the negative ones are −k·t).
+        limit = self.lut_half * max(1, self.steps - 1)
+        multiples = [Signal(signed(bits_for(limit + 1) + 1), name=f"multiple{k}") for k in range(self.lut_half)]
         with m.If(advance):
             m.d.sync += [valid1.eq(self.neurons.valid), t1.eq(inp.t), tag1.eq(inp.tag)]
+            # Shifts and adds, not a product: synthesis would spend a DSP on each k.
+            m.d.sync += [multiples[k].eq(sum((inp.t << b for b in range(k.bit_length()) if k >> b & 1), Const(0, 1)))
+                         for k in range(self.lut_half)]
             for j, r in enumerate(lanes1):
                 lane = inp.lanes[j]
                 first = inp.t == 0
@@ -191,8 +216,10 @@ class MSATUnit(wiring.Component):
         for j, r in enumerate(lanes1):
             n = Signal(signed(self.membrane_width + self.t_width + self.sum_width + 2), name=f"n{j}")
             m.d.comb += n.eq(t_signed * r["prev"] - r["sum"])
-            i_d = self.cell(m, n, t_signed, r["d_shift"], f"d{j}")
-            i_x = self.cell(m, r["drive"], Const(1, signed(2)), r["x_shift"], f"x{j}")
+            q_d = self.clamped(m, self.shifted(m, n, r["d_shift"], f"d{j}"), limit, f"d{j}")
+            i_d = self.d_cell(m, q_d, multiples, f"d{j}")
+            q_x = self.clamped(m, self.shifted(m, r["drive"], r["x_shift"], f"x{j}"), self.lut_half, f"x{j}")
+            i_x = self.x_cell(m, q_x, f"x{j}")
             z = Signal(signed(z_width), name=f"z{j}")
             m.d.comb += z.eq(lut_d[i_d] + lut_x[i_x])
             rung = Signal(self.m_width, name=f"m{j}")

@@ -42,6 +42,12 @@ LOGIC = {
     # Dense readout: per tap bit (±w/0 select of a ROM weight, and its adder bit); checked against
     # the fast model's fc in its whole build (benchmarks/fast_build.md: 840 LUTs, 957 FFs).
     "DenseReadout": {"tap_luts": 1.6, "tap_ffs": 0.65, "control_luts": 250, "control_ffs": 120},
+    # One MSAT lane's ladder logic (hw.msat_neuron.MSATUnit: the shifts of N and I, their clamps,
+    # 2H − 1 narrow boundary comparisons and the LUT_d/LUT_x lookups), which the per register
+    # bit fit above does not see: per H, per (N + I bits) × shift-width bit, and fixed. Fitted to
+    # synth_xilinx of the unit alone at one lane (H 4-32, T 8-128, the shipped example's widths
+    # and narrower, shift widths 3-6: 493-1,756 LUTs, the estimate 3-23 % above) (docs/msat.md §3b).
+    "MSATUnit": {"half_luts": 36, "shifted_bit_luts": 1.6, "fixed_luts": 120},
 }
 
 XC7 = Device(

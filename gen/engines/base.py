@@ -249,21 +249,20 @@ class LifSweepEngine(EngineSpec):
 
 
 def msat_cell_luts(ctx: EngineContext) -> int:
-    """LUTs of one MSAT lane's cell logic (hw.msat_neuron.MSATUnit.cell), which the fitted
-    per-register-bit logic does not see: 2H − 1 comparisons of N (shifted) and of I with the
-    multiples k·t·2^shift, each about w/2 LUTs for a w-bit comparison, and the multiples
-    themselves (about their width each). A structural estimate, not fitted to synthesis;
+    """LUTs of one MSAT lane's ladder logic (hw.msat_neuron.MSATUnit: N and I shifted by the
+    channel's shift, clamped, 2H − 1 boundary comparisons, the table lookups), which the fitted
+    per-register-bit logic does not see; the device's fit (gen/boards/xc7.py "MSATUnit").
     0 for any other neuron."""
     if ctx.neuron != "msat":
         return 0
     t = ctx.tables
-    spread = 1 << (shift_width(list(t.d_shift) + list(t.x_shift)) - 1)    # the largest shift
+    fit = ctx.device.logic_of("MSATUnit")
+    shift_bits = shift_width(list(t.d_shift) + list(t.x_shift))
     r_bits, s_bits = state_bits("msat", ctx.widths["membrane_bits"], ctx.timesteps)
-    t_bits = bits_for(ctx.timesteps)
-    n_bits = r_bits + t_bits + s_bits + 2 + spread + 1
-    i_bits = ctx.widths["accumulator_bits"] + 2 + spread
-    multiple_bits = t_bits + 3 + spread
-    return (2 * t.lut_half - 1) * ((n_bits + i_bits) // 2 + multiple_bits)
+    n_bits = r_bits + bits_for(ctx.timesteps) + s_bits + 2
+    i_bits = ctx.widths["accumulator_bits"] + 2
+    return math.ceil(fit["half_luts"] * t.lut_half + fit["shifted_bit_luts"] * (n_bits + i_bits) * shift_bits
+                     + fit["fixed_luts"])
 
 
 def lif_memories(ctx: EngineContext) -> list[Memory]:
