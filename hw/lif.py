@@ -9,11 +9,15 @@
              per-neuron counter, 0 <= n <= T, taken as 0 at t = 0 like R)
 
 A two-stage stream pipeline (in: `neurons`, out: `updates`) that stalls as a whole on
-back-pressure. The shift by k·t is a mux over the T possible amounts, not a barrel shifter.
+back-pressure. The shift by k·t is a mux over the T possible amounts, not a barrel shifter;
+it is taken in stage 1 (drive and thresholds registered shifted), so that stage 2 is the
+add, the comparisons and the reset only (the ECP5 critical path of a dense engine was t →
+the shift mux → U → U ≥ θ⁺ → reset in one cycle). With no shift (k = 0 or T = 1) there is
+no mux, and at T = 1 no R: U is I + b.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -107,12 +111,18 @@ class LIFUnit(wiring.Component):
         return neuron_out_layout(self.membrane_width)
 
     def shifted(self, m, value, t, width):
-        """value << k·t as a mux over t (t < T)."""
+        """value << k·t as a mux over t (t < T: the last step's case is the default, so no
+        value of t outside the schedule adds a term); `value` itself when nothing shifts."""
         out = Signal(signed(width))
+        if self.leak_shift == 0 or self.steps == 1:
+            m.d.comb += out.eq(value)
+            return out
         with m.Switch(t):
-            for step in range(self.steps):
+            for step in range(self.steps - 1):
                 with m.Case(step):
                     m.d.comb += out.eq(value << (self.leak_shift * step))
+            with m.Default():
+                m.d.comb += out.eq(value << (self.leak_shift * (self.steps - 1)))
         return out
 
     def elaborate(self, platform):
@@ -124,24 +134,28 @@ class LIFUnit(wiring.Component):
         advance = ~self.updates.valid | self.updates.ready
         m.d.comb += self.neurons.ready.eq(advance)
 
-        # Stage 1: I + b, and R forced to 0 at t = 0.
+        # Stage 1: (I + b) << k·t, θ± << k·t, and R forced to 0 at t = 0 (a constant 0 at T = 1).
         valid1 = Signal()
-        t1 = Signal.like(self.neurons.payload.t)
         tag1 = Signal.like(self.neurons.payload.tag)
-        drive = [Signal(signed(drive_width), name=f"drive{j}") for j in range(self.lanes)]
-        prev = [Signal(signed(self.membrane_width), name=f"prev{j}") for j in range(self.lanes)]
-        th_pos = [Signal(signed(self.theta_width), name=f"th_pos{j}") for j in range(self.lanes)]
-        th_neg = [Signal(signed(self.theta_width), name=f"th_neg{j}") for j in range(self.lanes)]
+        drive = [Signal(signed(drive_width + k_max), name=f"drive{j}") for j in range(self.lanes)]
+        prev = [Signal(signed(self.membrane_width), name=f"prev{j}") if self.steps > 1 else Const(0, signed(1))
+                for j in range(self.lanes)]
+        th_pos = [Signal(signed(self.theta_width + k_max), name=f"th_pos{j}") for j in range(self.lanes)]
+        th_neg = [Signal(signed(self.theta_width + k_max), name=f"th_neg{j}") for j in range(self.lanes)]
+        inp = self.neurons.payload
         with m.If(advance):
-            inp = self.neurons.payload
-            m.d.sync += [valid1.eq(self.neurons.valid), t1.eq(inp.t), tag1.eq(inp.tag)]
-            for j in range(self.lanes):
-                lane = inp.lanes[j]
-                m.d.sync += [
-                    drive[j].eq(lane.current + lane.bias),
-                    prev[j].eq(Mux(inp.t == 0, 0, lane.membrane)),
-                    th_pos[j].eq(lane.theta_pos), th_neg[j].eq(lane.theta_neg),
-                ]
+            m.d.sync += [valid1.eq(self.neurons.valid), tag1.eq(inp.tag)]
+        for j in range(self.lanes):
+            lane = inp.lanes[j]
+            sum_ = Signal(signed(drive_width), name=f"sum{j}")
+            m.d.comb += sum_.eq(lane.current + lane.bias)
+            shifted = [self.shifted(m, sum_, inp.t, drive_width + k_max),
+                       self.shifted(m, lane.theta_pos, inp.t, self.theta_width + k_max),
+                       self.shifted(m, lane.theta_neg, inp.t, self.theta_width + k_max)]
+            with m.If(advance):
+                m.d.sync += [drive[j].eq(shifted[0]), th_pos[j].eq(shifted[1]), th_neg[j].eq(shifted[2])]
+                if self.steps > 1:
+                    m.d.sync += prev[j].eq(Mux(inp.t == 0, 0, lane.membrane))
         if self.counter:
             return self.elaborate_if_subtract(m, advance, valid1, tag1, drive, prev, th_pos, th_neg, u_width)
 
@@ -151,10 +165,10 @@ class LIFUnit(wiring.Component):
             m.d.sync += [self.updates.valid.eq(valid1), out.tag.eq(tag1)]
         for j in range(self.lanes):
             u = Signal(signed(u_width), name=f"u{j}")
-            m.d.comb += u.eq(prev[j] + self.shifted(m, drive[j], t1, u_width))
-            pos = u >= self.shifted(m, th_pos[j], t1, u_width)
+            m.d.comb += u.eq(prev[j] + drive[j])
+            pos = u >= th_pos[j]
             if self.kind == "ternary":
-                neg = u <= self.shifted(m, th_neg[j], t1, u_width)
+                neg = u <= th_neg[j]
             else:
                 neg = 0
             fire = pos | neg
