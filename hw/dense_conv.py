@@ -323,7 +323,10 @@ class DenseConvLayer(wiring.Component):
         # Writer: rows are counted globally (across steps and images), modulo 2^row_bits.
         written = Signal(row_bits)      # input rows completely written
         wx = Signal(range(max(2, W)))
-        lowest = Signal(row_bits)       # the first row the issue still reads
+        # The first row the issue still reads: step_base + first_row[oy], a register loaded with
+        # the next row's value when the issue moves on (ECP5 conv2's critical path was oy → the
+        # row table → this sum → free → the line buffer's write enables).
+        lowest = Signal(row_bits, init=self.row_needs(0)[0])
         free = Signal()
         # Signed differences: the issue may have moved past rows not yet written (rows no output reads).
         m.d.comb += free.eq((written - lowest)[:row_bits].as_signed() < S)
@@ -349,13 +352,19 @@ class DenseConvLayer(wiring.Component):
         gi = Signal(range(max(2, F)))
         dwell = Signal()
         word = Signal(range(max(2, self.neuron_words)))   # neuron word = position·F + group
-        first_row = Array(Const(self.row_needs(y)[0], row_bits) for y in range(Ho))
-        need_rows = Array(Const(self.row_needs(y)[1], row_bits) for y in range(Ho))
+        # Per output row oy, the next row's (first row read, rows needed) from step_base: the
+        # row after the last one is row 0 of the next step (H rows on).
+        next_first = Array(Const(self.row_needs((y + 1) % Ho)[0] + (H if y == Ho - 1 else 0), row_bits)
+                           for y in range(Ho))
+        next_need = Array(Const(self.row_needs((y + 1) % Ho)[1] + (H if y == Ho - 1 else 0), row_bits)
+                          for y in range(Ho))
         top_row = Array(Const((y * s - p) % (1 << row_bits), row_bits) for y in range(Ho))
         row_mask = Array(Const(sum(1 << i for i in range(k) if 0 <= y * s - p + i < H), k) for y in range(Ho))
         completes = Array(Const(int(c >= k - 1 and (c - k + 1) % s == 0), 1) for c in range(ncols))
-        m.d.comb += lowest.eq(step_base + first_row[oy])
-        row_ready = (written - step_base)[:row_bits].as_signed() >= need_rows[oy]
+        # The row oy may start once `written` reaches step_base + need_rows[oy]: that sum is a
+        # register too, loaded a row ahead like `lowest`.
+        ready_at = Signal(row_bits, init=self.row_needs(0)[1])
+        row_ready = (written - ready_at)[:row_bits].as_signed() >= 0
         # Mid-row issues never wait: the rows of a started row stay until it ends.
         mid_row = dwell | (ci != 0)
         issue = Signal()
@@ -400,7 +409,8 @@ class DenseConvLayer(wiring.Component):
                 with m.Else():
                     m.d.sync += [dwell.eq(0), gi.eq(0)]
                     with m.If(row_end):
-                        m.d.sync += [ci.eq(0), read_col.eq(-p)]
+                        m.d.sync += [ci.eq(0), read_col.eq(-p),
+                                     lowest.eq(step_base + next_first[oy]), ready_at.eq(step_base + next_need[oy])]
                         with m.If(oy == Ho - 1):
                             m.d.sync += [oy.eq(0), step_base.eq(step_base + H), t.eq(Mux(t == T - 1, 0, t + 1))]
                         with m.Else():
