@@ -128,28 +128,42 @@ HISTORY = [
 
 # What the runs above say, written when they were made (issue 14, "Timing").
 FINDINGS = [
-    "The fast model's dense build (`gen build examples/mnist_fast_t1.pt --target-fps 50000 --no-synth`; "
-    "--target-fps 100000 does not plan yet) is measured engine by engine: YoWASP yosys 0.70's abc9 asserts in "
-    "`abc_ops -reintegrate` on the whole dense design (after 30 min of synthesis on the shared 2 cores), and the "
-    "`--noabc9` mapping (abc -lut 4:7) of the whole design did not fit this session's time. An engine placed alone "
-    "has its ports as pins; the figure is its register-to-register Fmax. Between engines the top adds no "
-    "combinational path: every boundary is a registered FIFO or a skid buffer (hw/top.py), EVENTS_i registers a "
-    "beat's spikes before adding them.",
+    "The fast model's build as the README ships it (`gen build examples/mnist_fast_t1.pt --target-fps 100000 "
+    "--no-synth`: all dense, lanes conv1 24, conv2 12, conv3 3, fc 1, 994 cycles/image) is measured engine by "
+    "engine, as the --target-fps 50000 build (lanes 12, 6, 2, 1) was before it. An engine placed alone has its "
+    "ports as pins; the figure is its register-to-register Fmax. Between engines the top adds no combinational "
+    "path: every boundary is a registered FIFO or a skid buffer (hw/top.py), EVENTS_i registers a beat's spikes "
+    "before adding them. The whole design was not placed: YoWASP yosys 0.70's abc9 asserts in `abc_ops "
+    "-reintegrate` on the whole dense design (after 30 min of synthesis on the shared 2 cores), and its `--noabc9` "
+    "mapping (abc -lut 4:7) did not fit a session's time; the top without its engines is not a module the script "
+    "can place.",
     "tern_fc: 85.7 MHz before db7693e, limited by the weight ROM's block RAM output (DP16KD DOA, 4.1 ns "
-    "clock-to-out) feeding −w and an adder in the same cycle; with the ROM word registered: 153.4 MHz.",
+    "clock-to-out) feeding −w and an adder in the same cycle; with the ROM word registered: 153.4 MHz. The "
+    "--target-fps 100000 build's tern_fc.il is byte-identical to the 50000 one's (fc has 1 lane in both), so "
+    "that figure is the shipped build's.",
     "tern_conv1: 71.9 MHz before aa7dc1a, limited by ctl2's group index → the weight mux → MULT18X18D → two "
     "adders (9.2 ns of the 13.9 ns routing, to and from the multiplier column). With the weight registered "
     "beside ctl2 and the product registered before the tree (aa7dc1a; abc9 then asserts on this engine, so its "
     "LUTs are mapped by abc -lut 4:7): 98.9 MHz, limited by the conv's free-row arithmetic (oy → row bounds → "
     "written − lowest < S) → the pixel replay's issue → the line buffer's write enable. With a skid buffer "
-    "between the replay and the conv (a14dcf5): 99.8 MHz, now limited by the LIF unit's second stage (hw/lif.py: "
-    "u = R + (I + b) → u ≥ θ⁺ / u ≤ θ⁻ → reset mux, two carry chains in one cycle).",
-    "tern_conv3 (16,785 LUT4, as large as conv2) was still routing at the end of the session (placement estimate "
-    "61.0 MHz, conv2's was 61.3 MHz before it routed at 85.0 MHz): not measured yet.",
-    "tern_conv2: 85.0 MHz, limited by the issue control: the column counter ci → the line buffer's address "
-    "arithmetic → issue → ci's enable, 1.8 ns logic and 10.0 ns routing (the control sits far from the "
-    "192-bit-wide LUT-RAM line buffer it addresses). Not fixed here: the line buffer's read address would be "
-    "computed a cycle ahead (hw/dense_conv.py's issue logic).",
+    "between the replay and the conv (a14dcf5): 99.8 MHz, limited by the LIF unit's second stage (hw/lif.py: "
+    "t → the shift mux → u = R + (I + b) → u ≥ θ⁺ → reset mux). With the shift taken in stage 1 (892dcf8), at 24 "
+    "lanes: 100.3 MHz, limited again by the free-row arithmetic inside the conv: oy → the row table → "
+    "step_base + first_row → written − lowest < S → accept → the line buffer's write enables (3.83 ns logic, "
+    "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead; "
+    "not measured yet.",
+    "tern_conv3 (16,785 LUT4 at 2 lanes, as large as conv2) was still routing at the end of a session "
+    "(placement estimate 61.0 MHz): not measured, at either lane count. Its control is conv2's (hw/dense_conv.py), "
+    "so conv2's fixes apply to it.",
+    "tern_conv2: 85.0 MHz at 6 lanes, limited by the issue control: the column counter ci → the line buffer's "
+    "address arithmetic (a carry chain placed by the LUT-RAM line buffer, 4.6 ns away) → issue → ci's enable, "
+    "1.8 ns logic and 10.0 ns routing. With the read address its own register loaded a cycle ahead (5f8191c), at "
+    "12 lanes: 81.6 MHz, limited by the free-row arithmetic: oy → the row table → step_base + first_row → "
+    "written − lowest < S → maps_in.ready → accept → the 192-bit line buffer's write enables (2.98 ns logic, "
+    "9.28 ns routing, the enables spread over the LUT-RAM columns). 854c9f3 registers `lowest` a row ahead (free "
+    "is then one subtract and compare from registers); not measured yet: conv2 takes 40 min to place and route "
+    "on the shared cores. If it stays below 100 MHz, the next step is `free` itself registered (computed from "
+    "the next values of written and lowest) and the write enables duplicated per LUT-RAM column group.",
 ]
 
 
