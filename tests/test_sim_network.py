@@ -36,6 +36,19 @@ def example_build(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def event_build(tmp_path_factory):
+    """The example on the event-driven engines only: --debug probes event streams between
+    layers, and the default build (all dense on this model) sends spike maps instead."""
+    from gen.flow.build import build
+    from gen.frontend import compile_checkpoint
+
+    out = tmp_path_factory.mktemp("mnist_event") / "build"
+    layers = compile_checkpoint(EXAMPLE).network.layers
+    build(EXAMPLE, out=out, images=32, synthesise=False, engines={layer.name: "event" for layer in layers})
+    return out
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -119,27 +132,28 @@ def test_icarus_agrees_on_mnist(example_build, tmp_path):
 # --------------------------------------------------------------------------- diagnosis
 
 
-def test_probes_see_every_spike_of_every_layer(example_build, tmp_path):
+def test_probes_see_every_spike_of_every_layer(event_build, tmp_path):
     """--debug probes the event streams inside the top: on a correct design every layer's
     spike map equals the golden model's, so the diagnosis finds nothing to blame."""
-    result = simulate_build(example_build, 1, start=7, debug=True, seed=4, report=tmp_path / "d.json", quiet=True)
+    assert {layer["engine_family"] for layer in load_build(event_build).manifest["layers"]} == {"event"}
+    result = simulate_build(event_build, 1, start=7, debug=True, seed=4, report=tmp_path / "d.json", quiet=True)
     diagnosis = result.diagnosis
     assert result.ok and diagnosis is not None
     assert diagnosis.first is None and diagnosis.logits is None, diagnosis.summary()
-    build = load_build(example_build)
+    build = load_build(event_build)
     assert set(diagnosis.layers) == {layer.name for layer in build.net.layers[:-1]}
     for name, counts in diagnosis.layers.items():
         assert counts["differing"] == 0 and counts["events"] == counts["golden_events"] > 0, (name, counts)
 
 
-def test_diagnosis_names_the_first_wrong_spike(example_build):
+def test_diagnosis_names_the_first_wrong_spike(event_build):
     """A fault planted in the probed events of the second layer is found there, at its step
     and neuron, with both values; the first layer stays clean."""
     from gen.ir.golden import run
     from sim.diagnose import diagnose
     from sim.network import load_images, run_simulator
 
-    build = load_build(example_build)
+    build = load_build(event_build)
     images, _, _ = load_images(build.net, 1, start=7)
     raw = run_simulator(build, images, probe=True, seed=5, quiet=True)
     golden = run(build.net, images, record=True)
