@@ -52,10 +52,12 @@ from hw.axi import PIXELS_PER_BEAT
 log = logging.getLogger(__name__)
 
 # The share of each board resource the automatic choice may plan for (see auto_choice).
-# LUTs: every engine's logic estimate lies above yosys synth_xilinx on every fitted row
-# (benchmarks/dense_engine.md, docs/measured.md), so the budget needs no margin for the
-# model; the 15 % left is room for Vivado's placement and routing, which yosys does not do
-# (the shipped example's default build: 43,551 LUT estimated, 42,649 by yosys).
+# LUTs: the engines' logic estimates lie close to yosys synth_xilinx: the dense engines above
+# it on every fitted row (benchmarks/dense_engine.md; the shipped example's default build:
+# 43,551 LUT estimated, 42,649 by yosys), the whole residual build 3.7 % below (its event
+# engines, its top's dense/event converters; docs/measured.md). The 15 % left covers that and
+# Vivado's placement and routing, which yosys does not do; the build's synthesis step refuses
+# a plan that does not fit whatever the estimate said.
 RESOURCE_BUDGET = {"luts": 0.85, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
 # Keeps synthesis time and routing sane; a user may ask for more. The example's event-driven
 # build with conv2 and conv3 at 32 took about 105 s on 2 idle cores; at 64 lanes their
