@@ -248,7 +248,7 @@ def test_estimate_is_above_the_recorded_synthesis_and_close(example):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layer, lanes", [("conv2", 8), ("fc", 5)])
+@pytest.mark.parametrize("layer, lanes", [("conv1", 4), ("conv2", 8), ("fc", 5)])
 def test_estimate_is_above_synthesis_of_the_engines_as_they_are_now(example, tmp_path, layer, lanes):
     """The recorded calibration can go stale when hw/ changes: this synthesises today's RTLIL
     (gen.backend.synth's cache is keyed on it, so a changed engine is synthesised again)."""
