@@ -80,9 +80,15 @@ def measured_row(report: dict, build_report: dict) -> dict:
     return row
 
 
+def utilisation(layer: dict) -> str:
+    """An event engine's lane utilisation; a dense engine's is not defined (sim.network)."""
+    share = layer.get("lane_utilisation")
+    return "–" if share is None else f"{100 * share:.1f} %"
+
+
 def markdown(command: str, report: dict, build_report: dict, rows, seconds: float) -> str:
     layers = "\n".join(f"| {l['name']} | {l['kind']} | {l['lanes']} | {l['sops_per_image']:,.0f} | "
-                       f"{fmt(l['events_per_image'], ',.0f')} | {100 * l['lane_utilisation']:.1f} % |"
+                       f"{fmt(l['events_per_image'], ',.0f')} | {utilisation(l)} |"
                        for l in report["layers"])
     est = report.get("estimate") or {}
     partial = "" if report["images"] == 2000 else \

@@ -372,9 +372,15 @@ def make_report(build: BuildFolder, golden, raw: RawRun, images: np.ndarray, mis
         # 1..n-1: utilisation uses their SOPs (with few images, image 0's would skew it).
         window = float(sops[name][1:done].mean()) if done >= 2 else per_image
         events = float(golden.events[name].sum(axis=1).mean()) if name in golden.events else None
-        layers.append({"name": name, "kind": entry["kind"], "lanes": lanes, "sops_per_image": round(per_image, 1),
+        family = entry.get("engine_family", "event")
+        # An event lane does one synaptic op per cycle, so SOPs / (lanes · cycles) is its busy
+        # share. A dense lane adds a whole window of taps per cycle, zeros included: the ratio
+        # says nothing there (docs/hardware.md), so it is not given.
+        utilisation = round(window / lanes / steady, 4) if steady and family == "event" else None
+        layers.append({"name": name, "kind": entry["kind"], "engine_family": family, "lanes": lanes,
+                       "sops_per_image": round(per_image, 1),
                        "events_per_image": None if events is None else round(events, 1),
-                       "lane_utilisation": round(window / lanes / steady, 4) if steady else None})
+                       "lane_utilisation": utilisation})
     estimate = None
     if build.report:
         estimate = {k: build.report.get(k) for k in ("cycles_per_image", "latency_cycles", "images_per_second")}
