@@ -22,6 +22,7 @@ test_gen_golden.py, ...):
 A test's own @settings (max_examples, ...) apply under either profile.
 """
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
 
@@ -31,3 +32,10 @@ settings.register_profile("random", derandomize=False, deadline=None, print_blob
                           suppress_health_check=[HealthCheck.too_slow])
 # --hypothesis-profile (hypothesis's pytest plugin) is applied after this and wins.
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The Ctrl-C tests (tests/test_hostile_*.py) send SIGINT to the CLIs they start and expect the
+# one-line "interrupted" exit 130. A pytest started in the background by a non-interactive
+# shell (`bash -c "... &"`, nohup) inherits SIGINT ignored, and so would every CLI it starts:
+# they would never see the Ctrl-C. A user's terminal delivers it; so does this, for the children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
