@@ -6,14 +6,13 @@ images/s at the board's 100 MHz). Resources (yosys, whole build): benchmarks/fas
 all 2,000 held-out images: benchmarks/throughput.py.
 """
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gen.flow.build import build
 from sim.network import simulate_build
+from sim_cli import run_heldout_bit_exact
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "mnist_fast_t1.pt"
@@ -40,12 +39,7 @@ def test_the_rate_target_puts_every_layer_on_a_dense_engine(fast_build):
 
 
 def test_fifty_held_out_images_are_bit_exact_at_100k_images_per_second(fast_build):
-    res = subprocess.run([sys.executable, "-m", "sim", "run", str(fast_build), "--images", str(CI_IMAGES),
-                          "--seed", "1"], capture_output=True, text=True, cwd=REPO)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert f"{CI_IMAGES}/{CI_IMAGES} images on verilator: bit-exact" in res.stdout
-    report = json.loads((fast_build / "sim_report.json").read_text())
-    assert report["mismatches"] == 0 and report["results"] == CI_IMAGES
+    report = run_heldout_bit_exact(fast_build, CI_IMAGES, seed=1)
     assert report["cycles_per_image"] <= MAX_CYCLES, report["cycles_per_image"]   # measured, back to back
     assert report["accuracy"] >= 0.95
 

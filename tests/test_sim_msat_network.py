@@ -7,9 +7,6 @@ IF-subtract and MSAT built and bit-exact on held-out images on Verilator (a few 
 
 Tiny on purpose (Icarus compiles each in about a second), like tests/test_sim_network_random.py.
 """
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from gen.flow.build import build, build_from_ir
 from gen.errors import PlanError
 from gen.ir.random_net import random_images, random_network
 from sim.network import load_build, simulate_build
+from sim_cli import run_heldout_bit_exact
 from sim.toolchain import have_icarus
 
 # Seeds 0-7 plain chains; 9 and 25 draw a dense shortcut into a hidden layer (two projections
@@ -199,13 +197,7 @@ def test_the_example_builds_with_if_subtract_engines(if_subtract_build):
 
 @pytest.mark.slow   # ~4 min of Verilator at T = 32; the random if_subtract networks above run in CI
 def test_the_example_is_bit_exact_on_held_out_images(if_subtract_build):
-    res = subprocess.run([sys.executable, "-m", "sim", "run", str(if_subtract_build), "--images", str(CI_IMAGES),
-                          "--seed", "1"], capture_output=True, text=True, cwd=REPO)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert f"{CI_IMAGES}/{CI_IMAGES} images on verilator: bit-exact" in res.stdout
-    report = json.loads((if_subtract_build / "sim_report.json").read_text())
-    assert report["results"] == CI_IMAGES and report["mismatches"] == 0 and report["bit_exact"]
-    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + CI_IMAGES - 1}"
+    report = run_heldout_bit_exact(if_subtract_build, CI_IMAGES, seed=1)
     assert report["accuracy"] > 0.9
 
 
@@ -250,14 +242,7 @@ def test_the_msat_example_builds_with_msat_engines(msat_build):
 
 
 def run_msat_example(msat_build, images: int, seed: int = 1):
-    res = subprocess.run([sys.executable, "-m", "sim", "run", str(msat_build), "--images", str(images),
-                          "--seed", str(seed)], capture_output=True, text=True, cwd=REPO)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert f"{images}/{images} images on verilator: bit-exact" in res.stdout
-    report = json.loads((msat_build / "sim_report.json").read_text())
-    assert report["results"] == images and report["mismatches"] == 0 and report["bit_exact"]
-    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + images - 1}"
-    return report
+    return run_heldout_bit_exact(msat_build, images, seed)
 
 
 @pytest.mark.slow   # T = 64: ~2.8 M cycles per image after a ~6 minute Verilator compile

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sim.network import BuildFolderError, load_build, simulate_build
+from sim_cli import run_heldout_bit_exact
 from sim.toolchain import have_icarus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,12 +106,8 @@ def check_report(report, images, backpressure):
 
 
 def test_ci_subset_is_bit_exact_on_verilator_back_to_back(example_build):
-    res = sim_cli("run", example_build, "--images", CI_IMAGES, "--seed", 1)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert f"{CI_IMAGES}/{CI_IMAGES} images on verilator: bit-exact" in res.stdout
-    report = json.loads((example_build / "sim_report.json").read_text())
+    report = run_heldout_bit_exact(example_build, CI_IMAGES, seed=1)
     check_report(report, CI_IMAGES, backpressure=False)
-    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + CI_IMAGES - 1}"
 
 
 def test_ci_subset_is_bit_exact_with_backpressure(example_build, tmp_path):

@@ -7,14 +7,12 @@ As tests/test_sim_network.py does for the chain: one module-scoped build without
 the Verilator model compiled once into the build folder and reused, the golden model on the
 build's IR, nothing mocked.
 """
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sim.network import load_build, simulate_build
+from sim_cli import run_heldout_bit_exact
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "mnist_resnet_t2.pt"
@@ -57,13 +55,8 @@ def test_the_build_is_a_graph_with_forks_and_joins(resnet_build):
 
 
 def test_ci_subset_is_bit_exact_on_verilator_back_to_back(resnet_build):
-    res = subprocess.run([sys.executable, "-m", "sim", "run", str(resnet_build), "--images", str(CI_IMAGES),
-                          "--seed", "1"], capture_output=True, text=True, cwd=REPO)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert f"{CI_IMAGES}/{CI_IMAGES} images on verilator: bit-exact" in res.stdout
-    report = json.loads((resnet_build / "sim_report.json").read_text())
+    report = run_heldout_bit_exact(resnet_build, CI_IMAGES, seed=1)
     check_report(report, CI_IMAGES, backpressure=False)
-    assert report["images_source"] == f"held-out MNIST images 8000..{8000 + CI_IMAGES - 1}"
 
 
 def test_ci_subset_is_bit_exact_with_backpressure(resnet_build, tmp_path):
