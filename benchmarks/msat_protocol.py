@@ -1,19 +1,23 @@
 """The MSAT paper's protocol on MNIST (docs/msat.md §5): accuracy per step of every conversion
 variant, float and integer, and events per image, from one ReLU ANN.
 
-    .venv/bin/python benchmarks/msat_protocol.py examples/mnist_relu_ann.pt --images 500 \
-        --int-images 200 --out benchmarks/msat_protocol.json
+    .venv/bin/python -m benchmarks.msat_protocol examples/mnist_relu_small.pt --images 2000 \
+        --int-images 2000 --timesteps 128 --out benchmarks/msat_protocol.json
+
+writes the JSON (every step's accuracy) and, beside it, the markdown table of docs/msat.md §5.
 
 Float variants run snn's models (snn/msat.py); the integer variants run gen's golden model on
 the compiled IR (the float64 reference equals it on every spike: tests/test_msat_golden.py).
-Every curve comes from one run at T = 64: the accuracy at step t is the argmax of the readout
+Every curve comes from one run at the largest T: the accuracy at step t is the argmax of the readout
 summed over steps 0..t, as the authors' evaluation does.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +31,7 @@ from snn.evaluate import accuracy
 from snn.model import build_model
 from snn.msat import ConvertedNeuron
 
-REPORT_STEPS = (1, 4, 8, 16, 32, 64)
+REPORT_STEPS = (1, 4, 8, 16, 32, 64, 128)
 VARIANTS = {  # name: (method, msat fields)
     "if-subtract": ("if-subtract", None),
     "constant λ": ("msat", {"rule": "constant", "ladder_steps": 0}),
@@ -75,6 +79,38 @@ def integer_curve(ckpt, images, labels):
     return correct, float(sum(v.sum() for v in g.events.values()) / len(labels))
 
 
+def first_step_reaching(curve: list[float], target: float) -> str:
+    """The first T (1-based) whose accumulated readout reaches `target`, or "> T"."""
+    return next((str(t + 1) for t, a in enumerate(curve) if a >= target), f"> {len(curve)}")
+
+
+def table(result: dict) -> str:
+    """docs/msat.md §5's table: accuracy (%) at the reported steps, the first T that reaches the
+    ANN on the same images, events per image at the largest T; float and integer rows."""
+    T = result["timesteps"]
+    steps = [t for t in REPORT_STEPS if t <= T]
+    head = (["variant"] + [f"T={t}" for t in steps] + ["first T ≥ ANN", f"events/image (T={T})"])
+    rows = []
+    for name, entry in result["variants"].items():
+        for kind, images, ann in (("float", result["images"], result["ann_accuracy"]),
+                                  ("integer", result["int_images"], result.get("ann_int_accuracy"))):
+            if kind not in entry:
+                continue
+            curve = entry[kind]
+            label = f"{name} ({kind}" + (f", first {images})" if images != result["images"] else ")")
+            rows.append([label] + [f"{100 * curve[t - 1]:.2f}" for t in steps]
+                        + [first_step_reaching(curve, ann), f"{entry[f'{kind}_events']:,.0f}"])
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ann")
@@ -90,6 +126,7 @@ def main():
     x, y = load_mnist(None, split="heldout", limit=args.images)
     result = {"ann": args.ann, "images": len(y), "int_images": args.int_images, "timesteps": args.timesteps,
               "ann_accuracy": accuracy(ann, x, y), "variants": {}}
+    result["ann_int_accuracy"] = accuracy(ann, x[:args.int_images], y[:args.int_images])
     for name in args.variants.split(","):
         method, fields = VARIANTS[name]
         start = time.process_time()
@@ -107,8 +144,9 @@ def main():
         print(name, {t: round(curve[t - 1], 4) for t in REPORT_STEPS if t <= len(curve)},
               {t: round(entry["integer"][t - 1], 4) for t in REPORT_STEPS if "integer" in entry and t <= len(curve)},
               f"events {events:.0f}", f"{entry['cpu_seconds']:.0f} s", flush=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_atomic(Path(args.out), json.dumps(result, indent=1))
+    write_atomic(Path(args.out).with_suffix(".md"), table(result))
+    print(table(result))
 
 
 if __name__ == "__main__":
