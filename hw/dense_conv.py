@@ -18,6 +18,13 @@ n_cols + W_out·(F − 1) issue cycles. A row is started once every input row it
 the line buffer; the writer takes one input beat per cycle while the buffer has a free row
 (S rows: the k of the window plus s for the next output row). `schedule_cycles` replays
 exactly this control in Python: it is the engine's cycle count.
+
+Back-pressure stops the issue, never the pipeline behind it: the issue holds a credit for every
+window it emits until its beat leaves the output FIFO (or, for a group other than the last, its
+spikes are held), and it waits while the credits in flight would not fit the FIFO
+(`output_fifo_depth`: deep enough that credits never throttle an unstalled stream). A stall
+wired from the FIFO to every pipeline register was ECP5 conv2's critical path (out FIFO →
+LIF ready → the enables of the window and tree registers: 10 ns of routing).
 """
 from __future__ import annotations
 
@@ -38,7 +45,6 @@ PIXEL_MAX = 255
 
 TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
 LEAF_INPUTS = 6                # a leaf of the adder tree is one LUT6 per bit (spike_leaves)
-OUTPUT_FIFO_DEPTH = 4
 MIN_NEURON_WORDS = 4           # a membrane word is read again >= this many emits after its write
 LIF_STAGES = 2
 
@@ -368,7 +374,8 @@ class DenseConvLayer(wiring.Component):
         # Mid-row issues never wait: the rows of a started row stay until it ends.
         mid_row = dwell | (ci != 0)
         issue = Signal()
-        m.d.comb += issue.eq(mid_row | row_ready)
+        room = Signal(init=1)           # the output FIFO has room for one more emitted window
+        m.d.comb += issue.eq((mid_row | row_ready) & room)
         emit = Signal()
         m.d.comb += emit.eq(dwell | completes[ci])
         last_group = Mux(dwell, gi == F - 1, F == 1)
@@ -487,7 +494,8 @@ class DenseConvLayer(wiring.Component):
         m.submodules.membranes = mem = Memory(shape=data.ArrayLayout(signed(self.membrane_width), P),
                                               depth=max(2, self.neuron_words), init=[])
         mr, mw = mem.read_port(), mem.write_port()
-        m.d.comb += [mr.addr.eq(ctl_pipe[-2].tag.word), mr.en.eq(advance), advance.eq(lif.neurons.ready)]
+        # The pipeline never stalls (the credits below keep the output FIFO from filling).
+        m.d.comb += [mr.addr.eq(ctl_pipe[-2].tag.word), mr.en.eq(advance), advance.eq(1)]
         last = ctl_pipe[-1]
         group_last = last.tag.group
 
@@ -504,13 +512,22 @@ class DenseConvLayer(wiring.Component):
                          lane.theta_neg.eq(table(self.theta_neg, j, theta_width))]
 
         # -- write back, assemble the O channels of a position, queue the beat ------------------
-        m.submodules.out = out = StreamFIFO(self.out_layout, OUTPUT_FIFO_DEPTH)
+        depth = output_fifo_depth(g, self.input_kind)
+        m.submodules.out = out = StreamFIFO(self.out_layout, depth)
         wiring.connect(m, out.r, wiring.flipped(self.maps))
         upd = lif.updates.payload
         utag = data.View(tag_layout, upd.tag)
-        done = lif.updates.valid & out.w.ready
-        m.d.comb += [lif.updates.ready.eq(out.w.ready),
-                     mw.addr.eq(utag.word), mw.en.eq(done)]
+        done = lif.updates.valid
+        m.d.comb += [lif.updates.ready.eq(1), mw.addr.eq(utag.word), mw.en.eq(done)]
+        # Credits: windows emitted and not yet out of the engine (their beat read from the FIFO,
+        # or their group's spikes held). At most `depth`, so a beat always finds the FIFO ready
+        # (it holds `depth` beside its output register).
+        credits = Signal(range(depth + 1))
+        taken = advance & issue & emit
+        held_back = done & (utag.group != F - 1)
+        popped = out.r.valid & out.r.ready          # may return a credit in the same cycle as held_back
+        credits_next = credits + taken - held_back - popped
+        m.d.sync += [credits.eq(credits_next), room.eq(credits_next < depth)]
         m.d.comb += [mw.data[j].eq(upd.lanes[j].membrane) for j in range(P)]
         held = Signal(self.out_layout["spikes"].shape)
         with m.If(done):
@@ -585,6 +602,13 @@ def pipeline_latency(geometry: ConvGeometry, input_kind: str = "spikes") -> int:
     the products' register (pixels), the adder tree's registers, the LIF unit's two stages,
     the FIFO's two."""
     return 2 + product_stages(input_kind) + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+
+
+def output_fifo_depth(geometry: ConvGeometry, input_kind: str = "spikes") -> int:
+    """Beats the output FIFO holds: every window emitted within one round trip (issue to the
+    beat's read, then the credit's register) without back-pressure, so the credits never
+    hold up the issue and `schedule_cycles` stays the engine's cycle count."""
+    return pipeline_latency(geometry, input_kind) + 3
 
 
 def product_stages(input_kind: str) -> int:
