@@ -323,7 +323,10 @@ class DenseConvLayer(wiring.Component):
         col_layout = data.ArrayLayout(self.in_layout["spikes"].shape, S)
         m.submodules.lines = lines = Memory(shape=col_layout, depth=max(2, W), init=[])
         lw = lines.write_port(granularity=1)        # one row slot per write enable
-        lr = lines.read_port()
+        # A beat is written a cycle after it is accepted (below). The issue's first read of a
+        # row that has just become complete is its column 0, not the column still being
+        # written, unless the row is one column wide: then the read sees the write.
+        lr = lines.read_port(transparent_for=(lw,) if W == 1 else ())
 
         advance = Signal()
         # Writer: rows are counted globally (across steps and images), modulo 2^row_bits.
@@ -337,13 +340,19 @@ class DenseConvLayer(wiring.Component):
         # Signed differences: the issue may have moved past rows not yet written (rows no output reads).
         m.d.comb += free.eq((written - lowest)[:row_bits].as_signed() < S)
         accept = self.maps_in.valid & free
-        m.d.comb += [
-            self.maps_in.ready.eq(free),
-            lw.addr.eq(wx),
-        ]
+        m.d.comb += self.maps_in.ready.eq(free)
+        # The write is registered: the line buffer's write enables (one per row slot, each
+        # spread over the LUT-RAM's columns) are driven by registers, not by the free-row
+        # arithmetic (ECP5 conv2's critical path: lowest → free → accept → the enables, 10 ns of
+        # routing). Rows never wait for it: a row is read from column 0 on, after it is complete.
+        write_col = Signal.like(wx)
+        write_spikes = Signal.like(self.maps_in.payload.spikes)
+        write_slot = Signal(S)
+        m.d.sync += [write_col.eq(wx), write_spikes.eq(self.maps_in.payload.spikes)]
+        m.d.comb += lw.addr.eq(write_col)
         for slot in range(S):
-            m.d.comb += lw.data[slot].eq(self.maps_in.payload.spikes)
-            m.d.comb += lw.en[slot].eq(accept & (written[:slot_bits] == slot if slot_bits else 1))
+            m.d.sync += write_slot[slot].eq(accept & (written[:slot_bits] == slot if slot_bits else 1))
+            m.d.comb += [lw.data[slot].eq(write_spikes), lw.en[slot].eq(write_slot[slot])]
         with m.If(accept):
             with m.If(wx == W - 1):
                 m.d.sync += [wx.eq(0), written.eq(written + 1)]

@@ -37,6 +37,7 @@ def run_dense_conv(geometry, lanes, kind="ternary", steps=2, testcase="dense_con
     (conv(3, 6, 5, 4, 1), 2, "ternary", False, 0.3, 0.4),
     (conv(2, 7, 6, 4, 2), 4, "binary", True, 0.5, 0.2),
     (conv(2, 5, 5, 18, 1), 1, "ternary", False, 0.3, 0.3),      # 18 groups: ±w/0 selects, not tables
+    (conv(2, 5, 1, 4, 1, kernel=1, padding=0), 2, "ternary", False, 0.6, 0.0),  # one column: read as written
     pytest.param(conv(2, 6, 6, 6, 2, padding=0), 1, "ternary", False, 0.2, 0.5, marks=pytest.mark.slow),
 ])
 def test_dense_conv_matches_golden(geometry, lanes, kind, binary_input, idle, backpressure):
