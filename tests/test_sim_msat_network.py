@@ -1,23 +1,19 @@
 """Converted neurons (issue 15, docs/msat.md) in hardware: random if_subtract, msat and mixed
 networks built from the IR by the generator's own steps (plan, emit, manifest) and simulated
 whole, bit-exact against the golden model, with and without back-pressure, shortcuts included
-(msat events carry (address, m); the next layer adds W << (M − m)). And the shipped examples:
-IF-subtract and MSAT built and bit-exact on held-out images on Verilator (a few in CI; 50,
-2,000 and back-pressure: slow).
+(msat events carry (address, m); the next layer adds W << (M − m)). The shipped IF-subtract and
+MSAT examples are tests/test_sim_converted_examples.py.
 
 Tiny on purpose (Icarus compiles each in about a second), like tests/test_sim_network_random.py.
 """
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gen.ir import golden
-from gen.flow.build import build, build_from_ir
+from gen.flow.build import build_from_ir
 from gen.errors import PlanError
 from gen.ir.random_net import random_images, random_network
 from sim.network import load_build, simulate_build
-from sim_cli import run_heldout_bit_exact
 from sim.toolchain import have_icarus
 
 # Seeds 0-7 plain chains; 9 and 25 draw a dense shortcut into a hidden layer (two projections
@@ -172,94 +168,3 @@ def test_the_msat_networks_take_every_rung_and_both_starts():
     assert all(set(kinds) == {"if_subtract", "msat"} for kinds in mixed)
     feeds = {pair for kinds in mixed for pair in zip(kinds, kinds[1:])}
     assert {("msat", "if_subtract"), ("if_subtract", "msat")} <= feeds
-
-
-# ---- the shipped IF-subtract example (examples/mnist_if_subtract.pt, docs/msat.md) -------------
-
-REPO = Path(__file__).resolve().parents[1]
-IF_SUBTRACT_EXAMPLE = REPO / "examples" / "mnist_if_subtract.pt"
-CI_IMAGES = 50
-
-
-@pytest.fixture(scope="module")
-def if_subtract_build(tmp_path_factory):
-    assert IF_SUBTRACT_EXAMPLE.is_file(), f"{IF_SUBTRACT_EXAMPLE} is missing (examples/README.md: snn convert)"
-    out = tmp_path_factory.mktemp("if_subtract") / "build"
-    build(IF_SUBTRACT_EXAMPLE, out=out, images=32, synthesise=False)
-    return out
-
-
-def test_the_example_builds_with_if_subtract_engines(if_subtract_build):
-    manifest = load_build(if_subtract_build).manifest
-    hidden = [layer for layer in manifest["layers"] if layer["kind"] != "readout"]
-    assert hidden and {layer["neuron"] for layer in hidden} == {"if_subtract"}
-
-
-@pytest.mark.slow   # ~4 min of Verilator at T = 32; the random if_subtract networks above run in CI
-def test_the_example_is_bit_exact_on_held_out_images(if_subtract_build):
-    report = run_heldout_bit_exact(if_subtract_build, CI_IMAGES, seed=1)
-    assert report["accuracy"] > 0.9
-
-
-@pytest.mark.slow
-def test_the_example_is_bit_exact_with_backpressure(if_subtract_build, tmp_path):
-    result = simulate_build(if_subtract_build, CI_IMAGES, backpressure=True, seed=2, report=tmp_path / "bp.json",
-                            quiet=True)
-    assert result.ok, [str(m) for m in result.mismatches[:3]]
-
-
-@pytest.mark.slow
-def test_all_heldout_images_of_the_example_are_bit_exact(if_subtract_build):
-    result = simulate_build(if_subtract_build, 2000, seed=0, quiet=True)
-    assert result.ok, [str(m) for m in result.mismatches[:10]]
-    assert result.report["results"] == 2000
-
-
-# ---- the shipped MSAT example (examples/mnist_msat.pt, docs/msat.md) -------------------------
-
-MSAT_EXAMPLE = REPO / "examples" / "mnist_msat.pt"
-# The automatic plan puts every layer at one lane (the membranes, R and S of 55 bits per neuron,
-# fill the board's block RAM at any lane count; more MSAT lanes do not fit its LUTs): about
-# 44 M cycles per image, beyond a cocotb simulation's reach. The same hardware at more lanes
-# (the neuron and accumulator logic per lane is the same; only the lane count differs) takes
-# ~2.7 M cycles per image, so the simulations run on that build.
-MSAT_SIM_LANES = {"conv1": 4, "conv2": 16, "conv3": 16}
-MSAT_CI_IMAGES = 1
-
-
-@pytest.fixture(scope="module")
-def msat_build(tmp_path_factory):
-    assert MSAT_EXAMPLE.is_file(), f"{MSAT_EXAMPLE} is missing (examples/README.md: snn convert)"
-    out = tmp_path_factory.mktemp("msat") / "build"
-    build(MSAT_EXAMPLE, out=out, images=32, lanes=MSAT_SIM_LANES, synthesise=False)
-    return out
-
-
-def test_the_msat_example_builds_with_msat_engines(msat_build):
-    manifest = load_build(msat_build).manifest
-    hidden = [layer for layer in manifest["layers"] if layer["kind"] != "readout"]
-    assert hidden and {layer["neuron"] for layer in hidden} == {"msat"}
-
-
-def run_msat_example(msat_build, images: int, seed: int = 1):
-    return run_heldout_bit_exact(msat_build, images, seed)
-
-
-@pytest.mark.slow   # T = 64: ~2.8 M cycles per image after a ~6 minute Verilator compile
-def test_the_msat_example_is_bit_exact_on_held_out_images(msat_build):
-    """One image (about 3 CPU minutes of cocotb); 50 and 2,000 below. CI runs the random msat
-    networks above, the same engines at small sizes."""
-    run_msat_example(msat_build, MSAT_CI_IMAGES)
-
-
-@pytest.mark.slow
-def test_fifty_held_out_images_of_the_msat_example_are_bit_exact(msat_build):
-    report = run_msat_example(msat_build, CI_IMAGES)
-    assert report["accuracy"] > 0.9
-
-
-@pytest.mark.slow
-def test_all_heldout_images_of_the_msat_example_are_bit_exact(msat_build):
-    result = simulate_build(msat_build, 2000, seed=0, quiet=True)
-    assert result.ok, [str(m) for m in result.mismatches[:10]]
-    assert result.report["results"] == 2000
