@@ -123,6 +123,14 @@ HISTORY = [
      "conv3 queue BRAM → decode's reciprocal multiply"),
     ("event registered before the decode (7a4dfe0), same plan", 70.5,
      "conv2 queue BRAM → end-of-step test → the queue's read enable"),
+    ("mnist_fast_t1 (--target-fps 100000), tern_conv2 alone at 12 lanes, 854c9f3 (`lowest` registered a row "
+     "ahead): the output FIFO's stall enabling every pipeline register", 87.1,
+     "out.stored → LIF ready → advance → win_x2_y2[20].fire (1.48 ns logic + 10.0 ns routing)"),
+    ("same, a5e2de7 (credits: back-pressure stops the issue, not the pipeline): the free-row test into the "
+     "line buffer's write enables", 77.2,
+     "lowest → written − lowest < S → accept → lines.0.37 WRE (2.86 ns logic + 10.1 ns routing)"),
+    ("same, fd282fc (the line buffer's write registered): the credit test gating the issue and waiting for it",
+     86.3, "room → issue → taken → credits → room (2.98 ns logic + 8.6 ns routing)"),
 ]
 
 
