@@ -131,6 +131,8 @@ HISTORY = [
      "lowest → written − lowest < S → accept → lines.0.37 WRE (2.86 ns logic + 10.1 ns routing)"),
     ("same, fd282fc (the line buffer's write registered): the credit test gating the issue and waiting for it",
      86.3, "room → issue → taken → credits → room (2.98 ns logic + 8.6 ns routing)"),
+    ("same, 703f591 (room counts this cycle's issue as taken): the group index's fanout to every leaf table "
+     "of the 12 lanes", 96.5, "ctl2.tag (group) → lane7_s0_11 (2.14 ns logic + 8.23 ns routing)"),
 ]
 
 

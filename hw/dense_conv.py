@@ -453,7 +453,16 @@ class DenseConvLayer(wiring.Component):
                     m.d.sync += window[k - 1][y].eq(Mux(v1_col & mask1[y], row, 0))
 
         # Taps and adder trees, one per lane; the weight of a tap is a constant per group.
-        group2 = ctl2.tag.group
+        # Every leaf table of every lane reads the group index: ECP5 conv2's critical path was
+        # that one register's fanout (ctl2's group → the leaves, 8.2 ns of routing). So the
+        # lanes read F copies of it, each loaded with the group when the window emits and with
+        # its own constant otherwise (the leaves' sums are discarded then), which keeps
+        # synthesis from merging the copies back into one.
+        group_copies = []
+        for c in range(F if self.input_kind == "spikes" else 0):
+            copy = Signal.like(ctl2.tag.group, name=f"group_copy{c}")
+            m.d.sync += copy.eq(Mux(v1_emit, ctl1.tag.group, c))
+            group_copies.append(copy)
         stages = tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)    # fixed by the geometry (schedule_cycles)
         stages += product_stages(self.input_kind)
         sums = []
@@ -461,7 +470,7 @@ class DenseConvLayer(wiring.Component):
             taps = [(window[kx][ky][c], [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)])
                     for c in range(C) for ky in range(k) for kx in range(k)]
             if self.input_kind == "spikes":
-                leaves, bounds = spike_leaves(taps, group2, F)
+                leaves, bounds = spike_leaves(taps, group_copies[j % F], F)
             else:
                 leaves, bounds = [], []
                 for i, (value, values) in enumerate(taps):
@@ -470,7 +479,7 @@ class DenseConvLayer(wiring.Component):
                         weight = Const(values[0], signed(width))
                         if F > 1:
                             # The group's weight is registered beside ctl2 (from ctl1's group, so
-                            # equal to Array[group2]): the multiplier's input is a register.
+                            # equal to Array[ctl2's group]): the multiplier's input is a register.
                             weight = Signal(signed(width), name=f"lane{j}_w{i}")
                             with m.If(advance):
                                 m.d.sync += weight.eq(Array(Const(v, signed(width)) for v in values)[ctl1.tag.group])
