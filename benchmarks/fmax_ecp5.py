@@ -161,7 +161,7 @@ FINDINGS = [
     "lanes: 100.3 MHz, limited again by the free-row arithmetic inside the conv: oy → the row table → "
     "step_base + first_row → written − lowest < S → accept → the line buffer's write enables (3.83 ns logic, "
     "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead; "
-    "not measured yet.",
+    "conv1 was not placed again after it nor after conv2's later fixes (hw/dense_conv.py is its conv too).",
     "tern_conv3 (16,785 LUT4 at 2 lanes, as large as conv2) was still routing at the end of a session "
     "(placement estimate 61.0 MHz): not measured, at either lane count. Its control is conv2's (hw/dense_conv.py), "
     "so conv2's fixes apply to it.",
@@ -171,9 +171,17 @@ FINDINGS = [
     "12 lanes: 81.6 MHz, limited by the free-row arithmetic: oy → the row table → step_base + first_row → "
     "written − lowest < S → maps_in.ready → accept → the 192-bit line buffer's write enables (2.98 ns logic, "
     "9.28 ns routing, the enables spread over the LUT-RAM columns). 854c9f3 registers `lowest` a row ahead (free "
-    "is then one subtract and compare from registers); not measured yet: conv2 takes 40 min to place and route "
-    "on the shared cores. If it stays below 100 MHz, the next step is `free` itself registered (computed from "
-    "the next values of written and lowest) and the write enables duplicated per LUT-RAM column group.",
+    "is then one subtract and compare from registers): 87.1 MHz, limited by the output FIFO's stall, which "
+    "enabled every pipeline register (out.stored → LIF ready → the window registers, 10.0 ns routing). Then, "
+    "each placed again (history table): back-pressure stops the issue by credits, not the pipeline (a5e2de7, "
+    "77.2 MHz: free → the line buffer's write enables); the write registered (fd282fc, 86.3 MHz: room → issue "
+    "→ credit → room); room counting the cycle's issue as taken (703f591, 96.5 MHz: the group index's fanout "
+    "to every leaf of the 12 lanes, 8.2 ns routing); F copies of the group index (871f89b): 94.4 MHz, within "
+    "the run-to-run spread of the last, limited by a window register's fanout to its leaves in the 12 lanes "
+    "(2.0 ns logic, 8.6 ns routing). What is left is routing across a 25 k-LUT4 engine: the window's "
+    "spikes reach C·k·k leaf tables in each lane. Next: a register stage between the window and the leaves "
+    "per group of lanes (a cycle of latency, which the schedule would count), or fewer lanes at a "
+    "higher clock.",
 ]
 
 
