@@ -15,7 +15,7 @@ from snn.evaluate import accuracy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # The converted examples come from the small ANN (8/16/16 channels: an MSAT network that size fits
-# the board's block RAM); the width-32 one is the protocol's (docs/msat.md §5).
+# the board's block RAM); the width-32 one is the conversion tests' (tests/test_msat_convert.py).
 ANN = EXAMPLES / "mnist_relu_small.pt"
 ANNS = {EXAMPLES / "mnist_relu_ann.pt": 0.99, ANN: 0.985}
 CONVERTED = {"if_subtract": EXAMPLES / "mnist_if_subtract.pt", "msat": EXAMPLES / "mnist_msat.pt"}
