@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.atomic import write_atomically
 from gen.flow.build import build_name
 from gen.backend.emit import TOP_MODULE
 from gen.backend.synth import design_units, synthesise
@@ -201,11 +202,6 @@ def earlier_runs(models: list[Path]) -> list[dict]:
     again = {relative(m.resolve()) for m in models}
     return [r for r in data.get("runs", []) if r.get("model") not in again]
 
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.atomic import write_atomically
 from gen.flow.build import build as gen_build
 
 HERE = Path(__file__).resolve().parent
@@ -279,11 +280,6 @@ def command_line(args) -> str:
              f"--module {args.module}" if args.module != TOP else "", "--noabc9" if args.noabc9 else ""]
     return " ".join(w for w in words if w)
 
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.atomic import write_atomically
 from gen.ir import golden
 from gen.frontend import compile_dict
 from snn.checkpoint import checkpoint_dict, load_checkpoint
@@ -105,11 +105,6 @@ def table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -144,9 +139,10 @@ def main():
         print(name, {t: round(curve[t - 1], 4) for t in REPORT_STEPS if t <= len(curve)},
               {t: round(entry["integer"][t - 1], 4) for t in REPORT_STEPS if "integer" in entry and t <= len(curve)},
               f"events {events:.0f}", f"{entry['cpu_seconds']:.0f} s", flush=True)
-        write_atomic(Path(args.out), json.dumps(result, indent=1))
-    write_atomic(Path(args.out).with_suffix(".md"), table(result))
-    print(table(result))
+        write_atomically(Path(args.out), json.dumps(result, indent=1))
+    markdown = table(result)
+    write_atomically(Path(args.out).with_suffix(".md"), markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":

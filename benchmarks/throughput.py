@@ -33,7 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.mnist_sim import fmt, merge  # noqa: E402 (after the path: runs as a script from a checkout)
+from benchmarks.atomic import write_atomically  # noqa: E402 (after the path: runs as a script from a checkout)
+from benchmarks.mnist_sim import fmt, merge  # noqa: E402
 from gen.flow.build import build as gen_build  # noqa: E402
 from gen.ir.golden import run as golden_run  # noqa: E402
 from sim.network import load_build, load_images, simulate_build  # noqa: E402
@@ -163,12 +164,6 @@ def keep_earlier(rows: list[dict], lin: dict | None, names: list[str]) -> tuple[
     order = list(CONFIGS)
     return sorted(rows, key=lambda r: order.index(r["config"])), lin
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """Never leaves a half-written table: write beside it, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def slowest_engine(r: dict) -> str:
