@@ -47,6 +47,7 @@ TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
 LEAF_INPUTS = 6                # a leaf of the adder tree is one LUT6 per bit (spike_leaves)
 MIN_NEURON_WORDS = 4           # a membrane word is read again >= this many emits after its write
 LIF_STAGES = 2
+LEAF_STAGES = 1                # every leaf (a spike table or a pixel × w product) is registered
 
 
 def check_conv_geometry(geometry) -> ConvGeometry:
@@ -166,14 +167,15 @@ def lane_datapath(tap_values, groups: int, levels_per_stage: int = TREE_LEVELS_P
     """What one spike lane's taps and tree are made of, from its constant weights (a cost
     model reads it, gen/engines/spiking_dense.py): `leaves`, `leaf_bits` (the width of every
     leaf added up: a LUT6 per bit, or a weight choice and a ±w/0 select per bit past 16
-    groups), `adder_bits` (the widths of the tree's adders) and `register_bits` (of its
-    registers), as `spike_leaves` and `adder_tree` build them."""
+    groups), `adder_bits` (the widths of the tree's adders) and `register_bits` (of the
+    leaves' and the tree's registers), as `spike_leaves` and `adder_tree` build them."""
     bounds = []
     for chunk in leaf_chunks(tap_values, groups):
         bounds.append(max(sum(abs(tap_values[i][g]) for i in chunk) for g in range(groups)))
     leaf_bits = sum(signed_width([-b, b]) for b in bounds)
-    adder_bits, register_bits = tree_bits(bounds or [0], levels_per_stage)
-    return {"leaves": len(bounds), "leaf_bits": leaf_bits, "adder_bits": adder_bits, "register_bits": register_bits}
+    adder_bits, tree_register_bits = tree_bits(bounds or [0], levels_per_stage)
+    return {"leaves": len(bounds), "leaf_bits": leaf_bits, "adder_bits": adder_bits,
+            "register_bits": leaf_bits + tree_register_bits}      # every leaf is registered (LEAF_STAGES)
 
 
 def tree_bits(bounds, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> tuple[int, int]:
@@ -210,20 +212,26 @@ def leaf_value(index: int, taps, groups: int) -> int:
     return total
 
 
-def delay(m, value, stages: int, advance, name="d"):
-    """`value` through `stages` registers enabled by `advance` (a tree shorter than the
-    geometry's keeps the pipeline's depth, which the schedule counts)."""
+def registered(m, value, bound: int, name: str) -> Signal:
+    """`value` (|value| <= bound) through one register."""
+    r = Signal(signed(signed_width([-bound, bound])), name=name)
+    m.d.sync += r.eq(value)
+    return r
+
+
+def delay(m, value, stages: int, name="d"):
+    """`value` through `stages` registers (a tree shorter than the geometry's keeps the
+    pipeline's depth, which the schedule counts)."""
     for i in range(stages):
         r = Signal.like(value, name=f"{name}{i}")
-        with m.If(advance):
-            m.d.sync += r.eq(value)
+        m.d.sync += r.eq(value)
         value = r
     return value
 
 
-def adder_tree(m, leaves, bounds, advance, levels_per_stage=TREE_LEVELS_PER_STAGE, name="t"):
-    """Sum `leaves` (signed values, |leaf i| <= bounds[i]) pairwise; a register (enabled by
-    `advance`) after every `levels_per_stage` levels and after the last. Returns
+def adder_tree(m, leaves, bounds, levels_per_stage=TREE_LEVELS_PER_STAGE, name="t"):
+    """Sum `leaves` (signed values, |leaf i| <= bounds[i]) pairwise; a register after every
+    `levels_per_stage` levels and after the last. Returns
     (sum signal, its bound, register stages). No leaves: a registered 0."""
     if not leaves:
         leaves, bounds = [Const(0, signed(1))], [0]
@@ -234,8 +242,7 @@ def adder_tree(m, leaves, bounds, advance, levels_per_stage=TREE_LEVELS_PER_STAG
             registered = []
             for i, (v, b) in enumerate(nodes):
                 r = Signal(signed(signed_width([-b, b])), name=f"{name}_s{stages}_{i}")
-                with m.If(advance):
-                    m.d.sync += r.eq(v)
+                m.d.sync += r.eq(v)
                 registered.append((r, b))
             nodes, stages = registered, stages + 1
             if last:
@@ -328,7 +335,6 @@ class DenseConvLayer(wiring.Component):
         # written, unless the row is one column wide: then the read sees the write.
         lr = lines.read_port(transparent_for=(lw,) if W == 1 else ())
 
-        advance = Signal()
         # Writer: rows are counted globally (across steps and images), modulo 2^row_bits.
         written = Signal(row_bits)      # input rows completely written
         wx = Signal(range(max(2, W)))
@@ -405,34 +411,33 @@ class DenseConvLayer(wiring.Component):
         # compares decide the issue (ECP5 conv2's critical path was ci → address → issue → ci).
         addr_bits = max(1, (W - 1).bit_length())
         read_col = Signal(addr_bits, init=(-p) % (1 << addr_bits))
-        m.d.comb += [lr.addr.eq(read_col), lr.en.eq(advance)]
-        with m.If(advance):
-            m.d.sync += [
-                v1_shift.eq(issue & ~dwell),
-                v1_col.eq((ci >= p) & (ci < p + W)),
-                v1_emit.eq(issue & emit),
-                slot1.eq((step_base + top_row[oy])[:slot_bits] if slot_bits else 0),
-                mask1.eq(row_mask[oy]),
-                ctl1.t.eq(t),
-                ctl1.tag.word.eq(word), ctl1.tag.group.eq(Mux(dwell, gi, 0)),
-                ctl1.tag.eos.eq(last_word), ctl1.tag.eoi.eq(last_word & (t == T - 1)),
-            ]
-            with m.If(issue):
-                with m.If(emit):
-                    m.d.sync += word.eq(Mux(last_word, 0, word + 1))
-                with m.If(emit & ~last_group):
-                    m.d.sync += [dwell.eq(1), gi.eq(Mux(dwell, gi + 1, 1))]
-                with m.Else():
-                    m.d.sync += [dwell.eq(0), gi.eq(0)]
-                    with m.If(row_end):
-                        m.d.sync += [ci.eq(0), read_col.eq(-p),
-                                     lowest.eq(step_base + next_first[oy]), ready_at.eq(step_base + next_need[oy])]
-                        with m.If(oy == Ho - 1):
-                            m.d.sync += [oy.eq(0), step_base.eq(step_base + H), t.eq(Mux(t == T - 1, 0, t + 1))]
-                        with m.Else():
-                            m.d.sync += oy.eq(oy + 1)
+        m.d.comb += lr.addr.eq(read_col)
+        m.d.sync += [
+            v1_shift.eq(issue & ~dwell),
+            v1_col.eq((ci >= p) & (ci < p + W)),
+            v1_emit.eq(issue & emit),
+            slot1.eq((step_base + top_row[oy])[:slot_bits] if slot_bits else 0),
+            mask1.eq(row_mask[oy]),
+            ctl1.t.eq(t),
+            ctl1.tag.word.eq(word), ctl1.tag.group.eq(Mux(dwell, gi, 0)),
+            ctl1.tag.eos.eq(last_word), ctl1.tag.eoi.eq(last_word & (t == T - 1)),
+        ]
+        with m.If(issue):
+            with m.If(emit):
+                m.d.sync += word.eq(Mux(last_word, 0, word + 1))
+            with m.If(emit & ~last_group):
+                m.d.sync += [dwell.eq(1), gi.eq(Mux(dwell, gi + 1, 1))]
+            with m.Else():
+                m.d.sync += [dwell.eq(0), gi.eq(0)]
+                with m.If(row_end):
+                    m.d.sync += [ci.eq(0), read_col.eq(-p),
+                                 lowest.eq(step_base + next_first[oy]), ready_at.eq(step_base + next_need[oy])]
+                    with m.If(oy == Ho - 1):
+                        m.d.sync += [oy.eq(0), step_base.eq(step_base + H), t.eq(Mux(t == T - 1, 0, t + 1))]
                     with m.Else():
-                        m.d.sync += [ci.eq(ci + 1), read_col.eq(ci + 1 - p)]
+                        m.d.sync += oy.eq(oy + 1)
+                with m.Else():
+                    m.d.sync += [ci.eq(ci + 1), read_col.eq(ci + 1 - p)]
 
         # Window: k columns of k rows of C spikes; column 0 is the leftmost (kernel x = 0).
         spike_shape = self.in_layout["spikes"].shape.elem_shape
@@ -440,17 +445,16 @@ class DenseConvLayer(wiring.Component):
                   for x in range(k)]
         v2_emit = Signal()
         ctl2 = Signal(ctl_layout)
-        with m.If(advance):
-            m.d.sync += [v2_emit.eq(v1_emit), ctl2.eq(ctl1)]
-            with m.If(v1_shift):
-                for x in range(k - 1):
-                    for y in range(k):
-                        m.d.sync += window[x][y].eq(window[x + 1][y])
+        m.d.sync += [v2_emit.eq(v1_emit), ctl2.eq(ctl1)]
+        with m.If(v1_shift):
+            for x in range(k - 1):
                 for y in range(k):
-                    slot = Signal(slot_bits or 1, name=f"slot{y}")
-                    m.d.comb += slot.eq(slot1 + y)
-                    row = Array(lr.data[i].as_value() for i in range(S))[slot[:slot_bits] if slot_bits else 0]
-                    m.d.sync += window[k - 1][y].eq(Mux(v1_col & mask1[y], row, 0))
+                    m.d.sync += window[x][y].eq(window[x + 1][y])
+            for y in range(k):
+                slot = Signal(slot_bits or 1, name=f"slot{y}")
+                m.d.comb += slot.eq(slot1 + y)
+                row = Array(lr.data[i].as_value() for i in range(S))[slot[:slot_bits] if slot_bits else 0]
+                m.d.sync += window[k - 1][y].eq(Mux(v1_col & mask1[y], row, 0))
 
         # Taps and adder trees, one per lane; the weight of a tap is a constant per group.
         # Every leaf table of every lane reads the group index: ECP5 conv2's critical path was
@@ -463,14 +467,19 @@ class DenseConvLayer(wiring.Component):
             copy = Signal.like(ctl2.tag.group, name=f"group_copy{c}")
             m.d.sync += copy.eq(Mux(v1_emit, ctl1.tag.group, c))
             group_copies.append(copy)
-        stages = tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)    # fixed by the geometry (schedule_cycles)
-        stages += product_stages(self.input_kind)
+        # Fixed by the geometry (schedule_cycles): the leaves' register, then the tree's.
+        stages = LEAF_STAGES + tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)
         sums = []
         for j in range(P):
             taps = [(window[kx][ky][c], [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)])
                     for c in range(C) for ky in range(k) for kx in range(k)]
             if self.input_kind == "spikes":
-                leaves, bounds = spike_leaves(taps, group_copies[j % F], F)
+                # Each leaf table is registered: ECP5 conv2's critical path was a window register's
+                # fanout to the leaves of all 12 lanes, then a leaf and two adders (2.0 ns logic,
+                # 8.6 ns routing); the register leaves the fanout and the leaf alone in the cycle.
+                tables, bounds = spike_leaves(taps, group_copies[j % F], F)
+                leaves = [registered(m, leaf, bound, f"lane{j}_leaf{i}")
+                          for i, (leaf, bound) in enumerate(zip(tables, bounds))]
             else:
                 leaves, bounds = [], []
                 for i, (value, values) in enumerate(taps):
@@ -481,24 +490,19 @@ class DenseConvLayer(wiring.Component):
                             # The group's weight is registered beside ctl2 (from ctl1's group, so
                             # equal to Array[ctl2's group]): the multiplier's input is a register.
                             weight = Signal(signed(width), name=f"lane{j}_w{i}")
-                            with m.If(advance):
-                                m.d.sync += weight.eq(Array(Const(v, signed(width)) for v in values)[ctl1.tag.group])
+                            m.d.sync += weight.eq(Array(Const(v, signed(width)) for v in values)[ctl1.tag.group])
                         bound = max(abs(v) for v in values) * self.max_input
                         # The product is registered before the tree (a DSP's routing and
-                        # multiply fill a cycle): product_stages.
-                        product = Signal(signed(signed_width([-bound, bound])), name=f"lane{j}_p{i}")
-                        with m.If(advance):
-                            m.d.sync += product.eq(value * weight)
-                        leaves.append(product)
+                        # multiply fill a cycle).
+                        leaves.append(registered(m, value * weight, bound, f"lane{j}_p{i}"))
                         bounds.append(bound)
-            total, _, used = adder_tree(m, leaves, bounds, advance, name=f"lane{j}")
-            sums.append(delay(m, total, stages - product_stages(self.input_kind) - used, advance, name=f"lane{j}_pad"))
+            total, _, used = adder_tree(m, leaves, bounds, name=f"lane{j}")
+            sums.append(delay(m, total, stages - LEAF_STAGES - used, name=f"lane{j}_pad"))
         # The control rides beside the tree's registers.
         ctl_pipe, valid_pipe = [ctl2], [v2_emit]
         for i in range(stages):
             c_next, v_next = Signal(ctl_layout, name=f"ctl_t{i}"), Signal(name=f"valid_t{i}")
-            with m.If(advance):
-                m.d.sync += [c_next.eq(ctl_pipe[-1]), v_next.eq(valid_pipe[-1])]
+            m.d.sync += [c_next.eq(ctl_pipe[-1]), v_next.eq(valid_pipe[-1])]
             ctl_pipe.append(c_next)
             valid_pipe.append(v_next)
 
@@ -512,8 +516,8 @@ class DenseConvLayer(wiring.Component):
         m.submodules.membranes = mem = Memory(shape=data.ArrayLayout(signed(self.membrane_width), P),
                                               depth=max(2, self.neuron_words), init=[])
         mr, mw = mem.read_port(), mem.write_port()
-        # The pipeline never stalls (the credits below keep the output FIFO from filling).
-        m.d.comb += [mr.addr.eq(ctl_pipe[-2].tag.word), mr.en.eq(advance), advance.eq(1)]
+        # The pipeline never stalls: the credits below keep the output FIFO from filling.
+        m.d.comb += mr.addr.eq(ctl_pipe[-2].tag.word)
         last = ctl_pipe[-1]
         group_last = last.tag.group
 
@@ -530,7 +534,7 @@ class DenseConvLayer(wiring.Component):
                          lane.theta_neg.eq(table(self.theta_neg, j, theta_width))]
 
         # -- write back, assemble the O channels of a position, queue the beat ------------------
-        depth = output_fifo_depth(g, self.input_kind)
+        depth = output_fifo_depth(g)
         m.submodules.out = out = StreamFIFO(self.out_layout, depth)
         wiring.connect(m, out.r, wiring.flipped(self.maps))
         upd = lif.updates.payload
@@ -541,7 +545,7 @@ class DenseConvLayer(wiring.Component):
         # or their group's spikes held). At most `depth`, so a beat always finds the FIFO ready
         # (it holds `depth` beside its output register).
         credits = Signal(range(depth + 1))
-        taken = advance & issue & emit
+        taken = issue & emit
         held_back = done & (utag.group != F - 1)
         popped = out.r.valid & out.r.ready          # may return a credit in the same cycle as held_back
         m.d.sync += credits.eq(credits + taken - held_back - popped)
@@ -572,7 +576,7 @@ class DenseConvLayer(wiring.Component):
 
 
 def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None = None, steps: int = 1,
-                    images: int = 1, input_kind: str = "spikes") -> int:
+                    images: int = 1) -> int:
     """Cycles from the first input beat to the last output beat leaving the engine, for
     `images` images of `steps` steps fed back to back at one beat per cycle and drained
     without back-pressure: the RTL's issue and writer counters replayed cycle by cycle."""
@@ -614,27 +618,22 @@ def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None 
             else:
                 wx += 1
         cycle += 1
-    # The last issue's word passes the read, window, tree and LIF registers, then the output
+    # The last issue's word passes the read, window, leaf, tree and LIF registers, then the output
     # FIFO (a push and its read register: 2 cycles).
-    return cycle + pipeline_latency(g, input_kind)
+    return cycle + pipeline_latency(g)
 
 
-def pipeline_latency(geometry: ConvGeometry, input_kind: str = "spikes") -> int:
+def pipeline_latency(geometry: ConvGeometry) -> int:
     """Cycles from an issue to its beat leaving the output FIFO: line-buffer read, window,
-    the products' register (pixels), the adder tree's registers, the LIF unit's two stages,
-    the FIFO's two."""
-    return 2 + product_stages(input_kind) + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+    the leaves' register (spike tables or pixel products), the adder tree's registers, the
+    LIF unit's two stages, the FIFO's two."""
+    return 2 + LEAF_STAGES + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
 
 
-def output_fifo_depth(geometry: ConvGeometry, input_kind: str = "spikes") -> int:
+def output_fifo_depth(geometry: ConvGeometry) -> int:
     """Beats the output FIFO holds: every window emitted within one round trip (issue to the
     beat's read, then the credit's register) without back-pressure, so the credits never
     hold up the issue and `schedule_cycles` stays the engine's cycle count; one more for
     `room`, which counts the issue of the cycle it is computed in as taken."""
-    return pipeline_latency(geometry, input_kind) + 4
+    return pipeline_latency(geometry) + 4
 
-
-def product_stages(input_kind: str) -> int:
-    """Registers between a tap and its tree: 1 for a pixel × weight product (a multiplier),
-    0 for a spike's ±w (a LUT leaf)."""
-    return int(input_kind == "pixels")

@@ -13,7 +13,7 @@ tree's drain, and O + 3 cycles for the argmax and the result.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -97,7 +97,7 @@ class DenseReadout(wiring.Component):
         sums, stages = [], 0
         for j in range(P):
             leaves = [tap_value(spikes2[c], rom2[j][c]) for c in range(C)]
-            total, _, stages = adder_tree(m, leaves, [bound] * C, Const(1), name=f"lane{j}")
+            total, _, stages = adder_tree(m, leaves, [bound] * C, name=f"lane{j}")
             sums.append(total)
         valid, group, end = [v2], [g2], [end2]
         for i in range(stages):
