@@ -548,12 +548,13 @@ class DenseConvLayer(wiring.Component):
         taken = issue & emit
         held_back = done & (utag.group != F - 1)
         popped = out.r.valid & out.r.ready          # may return a credit in the same cycle as held_back
-        m.d.sync += credits.eq(credits + taken - held_back - popped)
+        returned = held_back + popped
+        m.d.sync += credits.eq(credits + taken - returned)
         # `room` assumes this cycle's issue takes a credit, so it does not wait for the issue
         # (ECP5 conv2's critical path was room → issue → taken → room, 8.6 ns of routing: room
         # enables the whole issue control). The FIFO holds one beat more than the round trip
         # for it.
-        m.d.sync += room.eq(credits + 1 - held_back - popped < depth)
+        m.d.sync += room.eq(credits + 1 - returned < depth)
         m.d.comb += [mw.data[j].eq(upd.lanes[j].membrane) for j in range(P)]
         held = Signal(self.out_layout["spikes"].shape)
         with m.If(done):
