@@ -134,6 +134,9 @@ HISTORY = [
      86.3, "room → issue → taken → credits → room (2.98 ns logic + 8.6 ns routing)"),
     ("same, 703f591 (room counts this cycle's issue as taken): the group index's fanout to every leaf table "
      "of the 12 lanes", 96.5, "ctl2.tag (group) → lane7_s0_11 (2.14 ns logic + 8.23 ns routing)"),
+    ("same, 871f89b (F copies of the group index): a window register's fanout to the leaf tables of the 12 "
+     "lanes, then two adders", 94.4,
+     "win_x2_y0[17].neg → leaf LUTs → two adders → lane2_s0_12 (2.0 ns logic + 8.59 ns routing)"),
 ]
 
 
@@ -179,10 +182,12 @@ FINDINGS = [
     "→ credit → room); room counting the cycle's issue as taken (703f591, 96.5 MHz: the group index's fanout "
     "to every leaf of the 12 lanes, 8.2 ns routing); F copies of the group index (871f89b): 94.4 MHz, within "
     "the run-to-run spread of the last, limited by a window register's fanout to its leaves in the 12 lanes "
-    "(2.0 ns logic, 8.6 ns routing). What is left is routing across a 25 k-LUT4 engine: the window's "
-    "spikes reach C·k·k leaf tables in each lane. Next: a register stage between the window and the leaves "
-    "per group of lanes (a cycle of latency, which the schedule would count), or fewer lanes at a "
-    "higher clock.",
+    "(2.0 ns logic, 8.6 ns routing: 4.2 ns of it the first hop, from the window register to a leaf across "
+    "the engine). With every leaf table registered (ff82ddb: a cycle of latency, which `pipeline_latency` "
+    "counts; 9,302 FFs against 4,195): **110.1 MHz**, limited by the line buffer's read: the row slot "
+    "register → the slot's row mux over the LUT-RAM's outputs → the window's new column (1.55 ns logic, "
+    "7.53 ns routing). abc9 asserts on conv2 since the leaf registers (as on conv1 since aa7dc1a), so its "
+    "LUTs are mapped by abc -lut 4:7 (`--noabc9`); the 94.4 MHz before was abc9's mapping.",
 ]
 
 
