@@ -167,8 +167,11 @@ FINDINGS = [
     "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead; "
     "conv1 was not placed again after it nor after conv2's later fixes (hw/dense_conv.py is its conv too).",
     "tern_conv3 (16,785 LUT4 at 2 lanes, as large as conv2) was still routing at the end of a session "
-    "(placement estimate 61.0 MHz): not measured, at either lane count. Its control is conv2's (hw/dense_conv.py), "
-    "so conv2's fixes apply to it.",
+    "(placement estimate 61.0 MHz) before conv2's fixes. Its control is conv2's (hw/dense_conv.py). Placed "
+    "after them, with its leaf tables registered (ff82ddb; LUTs by abc -lut 4:7), at the shipped 3 lanes: "
+    "**101.1 MHz** in 33 min, limited by the credit count: the LIF unit's update (its group tag) → held_back "
+    "+ popped → credits + 1 − returned < depth → room (2.56 ns logic, 7.34 ns routing, 3.6 ns of it one hop "
+    "across the engine).",
     "tern_conv2: 85.0 MHz at 6 lanes, limited by the issue control: the column counter ci → the line buffer's "
     "address arithmetic (a carry chain placed by the LUT-RAM line buffer, 4.6 ns away) → issue → ci's enable, "
     "1.8 ns logic and 10.0 ns routing. With the read address its own register loaded a cycle ahead (5f8191c), at "
