@@ -47,7 +47,6 @@ TREE_LEVELS_PER_STAGE = 2      # adder-tree levels between pipeline registers
 LEAF_INPUTS = 6                # a leaf of the adder tree is one LUT6 per bit (spike_leaves)
 MIN_NEURON_WORDS = 4           # a membrane word is read again >= this many emits after its write
 LIF_STAGES = 2
-LEAF_STAGES = 1                # every leaf (a spike table or a pixel × w product) is registered
 
 
 def check_conv_geometry(geometry) -> ConvGeometry:
@@ -175,7 +174,7 @@ def lane_datapath(tap_values, groups: int, levels_per_stage: int = TREE_LEVELS_P
     leaf_bits = sum(signed_width([-b, b]) for b in bounds)
     adder_bits, tree_register_bits = tree_bits(bounds or [0], levels_per_stage)
     return {"leaves": len(bounds), "leaf_bits": leaf_bits, "adder_bits": adder_bits,
-            "register_bits": leaf_bits + tree_register_bits}      # every leaf is registered (LEAF_STAGES)
+            "register_bits": tree_register_bits + (leaf_bits if registered_leaves(groups) else 0)}
 
 
 def tree_bits(bounds, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> tuple[int, int]:
@@ -192,6 +191,22 @@ def tree_bits(bounds, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> tuple[in
         if len(nodes) % 2:
             paired.append(nodes[-1])
         nodes, level = paired, level + 1
+
+
+def registered_leaves(groups: int, input_kind: str = "spikes") -> bool:
+    """Whether a lane's leaves are registered before its adder tree. A pixel × w product always
+    is (a DSP's routing and multiply fill a cycle). A spike table that adds several taps (up to
+    4 groups) is too: few groups means many lanes, and a window bit's fanout to a leaf in every
+    lane, then two adders, was ECP5 conv2's critical path (12 lanes: 94.4 MHz; 110.1 MHz with
+    the register). A one-tap leaf (more groups, so fewer lanes) is not: synthesis folds it into
+    the first adder, and registering it cost the fast model's conv3 (3 lanes, 16 groups) 18 %
+    more LUTs (13,479 → 15,943, benchmarks/dense_engine.md)."""
+    return input_kind == "pixels" or (table_leaves(groups) and taps_per_leaf(groups) > 1)
+
+
+def leaf_stages(groups: int, input_kind: str = "spikes") -> int:
+    """Registers between a lane's leaves and its tree: 1 or 0 (`registered_leaves`)."""
+    return int(registered_leaves(groups, input_kind))
 
 
 def taps_per_leaf(groups: int) -> int:
@@ -468,18 +483,17 @@ class DenseConvLayer(wiring.Component):
             m.d.sync += copy.eq(Mux(v1_emit, ctl1.tag.group, c))
             group_copies.append(copy)
         # Fixed by the geometry (schedule_cycles): the leaves' register, then the tree's.
-        stages = LEAF_STAGES + tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)
+        leaf_stage = leaf_stages(F, self.input_kind)
+        stages = leaf_stage + tree_stages(g.fan_in, TREE_LEVELS_PER_STAGE)
         sums = []
         for j in range(P):
             taps = [(window[kx][ky][c], [int(self.weights[gg * P + j, c, ky, kx]) for gg in range(F)])
                     for c in range(C) for ky in range(k) for kx in range(k)]
             if self.input_kind == "spikes":
-                # Each leaf table is registered: ECP5 conv2's critical path was a window register's
-                # fanout to the leaves of all 12 lanes, then a leaf and two adders (2.0 ns logic,
-                # 8.6 ns routing); the register leaves the fanout and the leaf alone in the cycle.
-                tables, bounds = spike_leaves(taps, group_copies[j % F], F)
-                leaves = [registered(m, leaf, bound, f"lane{j}_leaf{i}")
-                          for i, (leaf, bound) in enumerate(zip(tables, bounds))]
+                leaves, bounds = spike_leaves(taps, group_copies[j % F], F)
+                if leaf_stage:
+                    leaves = [registered(m, leaf, bound, f"lane{j}_leaf{i}")
+                              for i, (leaf, bound) in enumerate(zip(leaves, bounds))]
             else:
                 leaves, bounds = [], []
                 for i, (value, values) in enumerate(taps):
@@ -497,7 +511,7 @@ class DenseConvLayer(wiring.Component):
                         leaves.append(registered(m, value * weight, bound, f"lane{j}_p{i}"))
                         bounds.append(bound)
             total, _, used = adder_tree(m, leaves, bounds, name=f"lane{j}")
-            sums.append(delay(m, total, stages - LEAF_STAGES - used, name=f"lane{j}_pad"))
+            sums.append(delay(m, total, stages - leaf_stage - used, name=f"lane{j}_pad"))
         # The control rides beside the tree's registers.
         ctl_pipe, valid_pipe = [ctl2], [v2_emit]
         for i in range(stages):
@@ -534,7 +548,7 @@ class DenseConvLayer(wiring.Component):
                          lane.theta_neg.eq(table(self.theta_neg, j, theta_width))]
 
         # -- write back, assemble the O channels of a position, queue the beat ------------------
-        depth = output_fifo_depth(g)
+        depth = output_fifo_depth(g, P, self.input_kind)
         m.submodules.out = out = StreamFIFO(self.out_layout, depth)
         wiring.connect(m, out.r, wiring.flipped(self.maps))
         upd = lif.updates.payload
@@ -577,7 +591,7 @@ class DenseConvLayer(wiring.Component):
 
 
 def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None = None, steps: int = 1,
-                    images: int = 1) -> int:
+                    images: int = 1, input_kind: str = "spikes") -> int:
     """Cycles from the first input beat to the last output beat leaving the engine, for
     `images` images of `steps` steps fed back to back at one beat per cycle and drained
     without back-pressure: the RTL's issue and writer counters replayed cycle by cycle."""
@@ -621,20 +635,22 @@ def schedule_cycles(geometry: ConvGeometry, lanes: int, buffer_rows: int | None 
         cycle += 1
     # The last issue's word passes the read, window, leaf, tree and LIF registers, then the output
     # FIFO (a push and its read register: 2 cycles).
-    return cycle + pipeline_latency(g)
+    return cycle + pipeline_latency(g, lanes, input_kind)
 
 
-def pipeline_latency(geometry: ConvGeometry) -> int:
+def pipeline_latency(geometry: ConvGeometry, lanes: int, input_kind: str = "spikes") -> int:
     """Cycles from an issue to its beat leaving the output FIFO: line-buffer read, window,
-    the leaves' register (spike tables or pixel products), the adder tree's registers, the
-    LIF unit's two stages, the FIFO's two."""
-    return 2 + LEAF_STAGES + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE) + LIF_STAGES + 2
+    the leaves' register (`leaf_stages`), the adder tree's registers, the LIF unit's two
+    stages, the FIFO's two."""
+    groups = geometry.out_channels // lanes
+    return (2 + leaf_stages(groups, input_kind) + tree_stages(geometry.fan_in, TREE_LEVELS_PER_STAGE)
+            + LIF_STAGES + 2)
 
 
-def output_fifo_depth(geometry: ConvGeometry) -> int:
+def output_fifo_depth(geometry: ConvGeometry, lanes: int, input_kind: str = "spikes") -> int:
     """Beats the output FIFO holds: every window emitted within one round trip (issue to the
     beat's read, then the credit's register) without back-pressure, so the credits never
     hold up the issue and `schedule_cycles` stays the engine's cycle count; one more for
     `room`, which counts the issue of the cycle it is computed in as taken."""
-    return pipeline_latency(geometry) + 4
+    return pipeline_latency(geometry, lanes, input_kind) + 4
 
