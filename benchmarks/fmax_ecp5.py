@@ -137,6 +137,10 @@ HISTORY = [
     ("same, 871f89b (F copies of the group index): a window register's fanout to the leaf tables of the 12 "
      "lanes, then two adders", 94.4,
      "win_x2_y0[17].neg → leaf LUTs → two adders → lane2_s0_12 (2.0 ns logic + 8.59 ns routing)"),
+    ("mnist_fast_t1 (--target-fps 100000), tern_conv3 alone at 3 lanes, ff82ddb: its one-tap leaf tables "
+     "registered (3f8593d registers only multi-tap leaves)", 101.1,
+     "lif.updates (group tag) → held_back + popped → credits + 1 − returned < depth → room "
+     "(2.56 ns logic + 7.34 ns routing)"),
 ]
 
 
@@ -164,14 +168,18 @@ FINDINGS = [
     "t → the shift mux → u = R + (I + b) → u ≥ θ⁺ → reset mux). With the shift taken in stage 1 (892dcf8), at 24 "
     "lanes: 100.3 MHz, limited again by the free-row arithmetic inside the conv: oy → the row table → "
     "step_base + first_row → written − lowest < S → accept → the line buffer's write enables (3.83 ns logic, "
-    "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead; "
-    "conv1 was not placed again after it nor after conv2's later fixes (hw/dense_conv.py is its conv too).",
+    "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead. "
+    "Placed again after conv2's fixes (hw/dense_conv.py is its conv too; its pixel products were registered "
+    "already): **116.1 MHz**, limited by the writer: `lowest` → written − lowest < S → the row counter's "
+    "enable (3.08 ns logic, 5.53 ns routing).",
     "tern_conv3 (16,785 LUT4 at 2 lanes, as large as conv2) was still routing at the end of a session "
     "(placement estimate 61.0 MHz) before conv2's fixes. Its control is conv2's (hw/dense_conv.py). Placed "
-    "after them, with its leaf tables registered (ff82ddb; LUTs by abc -lut 4:7), at the shipped 3 lanes: "
-    "**101.1 MHz** in 33 min, limited by the credit count: the LIF unit's update (its group tag) → held_back "
-    "+ popped → credits + 1 − returned < depth → room (2.56 ns logic, 7.34 ns routing, 3.6 ns of it one hop "
-    "across the engine).",
+    "after them, with its one-tap leaf tables registered (ff82ddb; LUTs by abc -lut 4:7), at the shipped 3 "
+    "lanes: 101.1 MHz in 33 min, limited by the credit count: the LIF unit's update (its group tag) → "
+    "held_back + popped → credits + 1 − returned < depth → room (2.56 ns logic, 7.34 ns routing, 3.6 ns of it "
+    "one hop across the engine). That register cost conv3 18 % more LUTs by yosys synth_xilinx (13,479 → "
+    "15,943), so 3f8593d registers only multi-tap leaves (up to 4 groups, where the lanes are many): conv3 "
+    "(16 groups) is back to leaves folded into the first adder.",
     "tern_conv2: 85.0 MHz at 6 lanes, limited by the issue control: the column counter ci → the line buffer's "
     "address arithmetic (a carry chain placed by the LUT-RAM line buffer, 4.6 ns away) → issue → ci's enable, "
     "1.8 ns logic and 10.0 ns routing. With the read address its own register loaded a cycle ahead (5f8191c), at "
