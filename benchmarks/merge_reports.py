@@ -7,7 +7,7 @@ The MSAT example takes about 5 s of Verilator per image, so its 2,000 held-out i
 simulated in chunks (`python -m sim run BUILD --images 100 --start K --report CHUNK.json`), each
 its own simulator run from reset, on as many cores as there are. This checks that the chunks
 are of one model and cover consecutive held-out images with none missing or twice, and writes
-their merged report (benchmarks/mnist_sim.py `merge`: sums and image-weighted means, the
+their merged report (benchmarks/sim_reports.py `merge`: sums and image-weighted means, the
 latency of the first chunk, the back-to-back interval averaged over every chunk's).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.atomic import write_atomically
-from benchmarks.mnist_sim import merge
+from benchmarks.sim_reports import merge
 
 
 class ChunkError(ValueError):

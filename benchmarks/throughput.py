@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.atomic import write_atomically  # noqa: E402 (after the path: runs as a script from a checkout)
-from benchmarks.mnist_sim import fmt, merge  # noqa: E402
+from benchmarks.mnist_sim import fmt  # noqa: E402
+from benchmarks.sim_reports import merge  # noqa: E402
 from gen.flow.build import build as gen_build  # noqa: E402
 from gen.ir.golden import run as golden_run  # noqa: E402
 from sim.network import load_build, load_images, simulate_build  # noqa: E402
