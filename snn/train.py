@@ -151,6 +151,22 @@ def _firing(spikes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return total / sum(s.numel() for s in spikes), total.detach()
 
 
+WARMUP_FRACTION = 0.25
+
+
+def learning_rate_schedule(optimizer, max_lr: float, total_steps: int):
+    """One-cycle (a quarter warming up, then annealing) over `total_steps` optimiser steps.
+
+    PyTorch's OneCycleLR divides by (warm-up steps - 1) and by the annealing steps, so a run
+    too short to have at least two of each (a quick `--train-limit` try) keeps `max_lr` flat.
+    """
+    warmup = WARMUP_FRACTION * total_steps
+    if warmup < 2 or total_steps - warmup < 2:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps,
+                                               pct_start=WARMUP_FRACTION)
+
+
 def train(config: TrainConfig, data_dir=None, progress: bool = False,
           on_epoch: Callable[[EpochResult], None] | None = None) -> tuple[SpikingNet, list[EpochResult]]:
     """Train the zoo MNIST net described by `config`; returns (model in eval mode, history)."""
@@ -164,8 +180,7 @@ def train(config: TrainConfig, data_dir=None, progress: bool = False,
     model = build_model(config.arch(), surrogate_function=config.surrogate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(images) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
-                                                   steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    schedule = learning_rate_schedule(optimizer, config.lr, config.epochs * steps_per_epoch)
     # The averaged copy (BatchNorm statistics included) is what gets measured and returned.
     averaged = None
     if config.ema:

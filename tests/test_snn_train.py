@@ -64,3 +64,25 @@ def test_train_config_builds_the_zoo_arch():
     assert arch["timesteps"] == 3
     assert {layer["neuron"] for layer in arch["layers"] if layer["type"] == "lif"} == {"binary"}
     assert arch["layers"][0]["out_channels"] == 8
+
+
+@pytest.mark.parametrize("total_steps", range(1, 41))
+def test_learning_rate_schedule_runs_for_any_number_of_steps(total_steps):
+    # OneCycleLR alone divides by zero at 4 steps (one warm-up step): a quick `--train-limit` run.
+    from snn.train import learning_rate_schedule
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.01)
+    schedule = learning_rate_schedule(optimizer, 0.01, total_steps)
+    rates = []
+    for _ in range(total_steps):
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(0 < rate <= 0.01 + 1e-12 for rate in rates)
+
+
+def test_training_of_four_steps_finishes():
+    from snn.train import train
+    model, history = train(TrainConfig(timesteps=1, channels=(4, 8, 8), batch_size=64, train_limit=256,
+                                       heldout_limit=20, threads=1, epochs=1, augment=False))
+    assert len(history) == 1 and 0.0 <= history[0].heldout_accuracy <= 1.0 and history[0].loss > 0
