@@ -52,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--waves", action="store_true", help="also write a waveform of the first images")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     run.add_argument("--debug", action="store_true",
-                     help="probe the event streams between layers and compare spikes even without a mismatch")
+                     help="probe the spikes between layers (event streams and dense spike maps) and compare them "
+                          "with the golden model even without a mismatch")
     run.add_argument("--report", metavar="PATH", help="where to write the report (default BUILD_DIR/sim_report.json)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--verbose", "-v", action="store_true", help="show the compiler's and cocotb's output")

@@ -1,6 +1,6 @@
 """Where does the hardware first differ from the golden model? Spike by spike.
 
-The testbench's probes (sim/tb/network.py: EventProbe) record every event each layer sends
+The testbench's probes (sim/tb/network.py: SpikeProbe) record every spike each layer sends
 into the queue after it, as (step, neuron address, neg). `diagnose` rebuilds the spike map
 of every layer and step from them (SPEC §5: address = flat [C,H,W] index, polarity −1 if
 neg) and compares it with the golden model's `spikes`, layer by layer in pipeline order:

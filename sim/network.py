@@ -13,7 +13,7 @@ layer's event count and the image counters are compared with `gen.ir.golden.run`
 IR saved in the build, so the check needs nothing but the folder.
 
 On a mismatch the first differing image is simulated again alone with probes on the
-event streams between the layers (sim/diagnose.py), which names the first layer, step
+spike streams between the layers, events or dense maps (sim/diagnose.py), which names the first layer, step
 and neuron whose spike differs.
 """
 from __future__ import annotations

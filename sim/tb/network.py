@@ -7,7 +7,7 @@ Run by sim/network.py through sim.runner (never directly). Params (tb_params):
             also when the run fails, so the caller can report what came back)
   manifest  the build's manifest.json (packing, register map, layers)
   gap/stall probabilities of input idle / output back-pressure per cycle
-  probe     record the event streams between layers (for sim/diagnose.py)
+  probe     record the spikes between layers, event or map streams (for sim/diagnose.py)
   timeout_cycles  cycles to wait for one result before calling the design hung
   progress  show a tqdm bar on stderr
 
@@ -28,6 +28,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from hw.event import event_layout
+from hw.ternary_stream import word_beat
 from sim.axis import CLOCK_PERIOD_NS, AxiLiteMaster, AxisSink, AxisSource, Registers, unpack_result
 from sim.runner import tb_params
 
@@ -42,18 +43,58 @@ def sends_events(entry: dict) -> bool:
     return bool(entry.get("sends_events", entry.get("event_addr_bits")))
 
 
-class EventProbe:
-    """Watches every layer's outgoing event stream inside the top (`<layer>_<output stream>__*`,
-    the stream named in the manifest) and records (step, addr, neg) per spike; the step counts
-    that layer's end-of-step markers. A layer read by several layers is watched once, before
-    the fork, so each spike is recorded once."""
+class EventTap:
+    """An event stream's beats as spikes: (addr, neg) per event, a marker at each step's end."""
+
+    def __init__(self, entry: dict):
+        layout = event_layout(int(entry["event_addr_bits"]))
+        self.fields = {f: (layout[f].offset, Shape.cast(layout[f].shape).width) for f in ("addr", "neg", "eos")}
+
+    def spikes(self, word: int) -> tuple[list[tuple[int, int]], bool]:
+        """(the beat's spikes as (flat address, neg), whether it ends a step)."""
+        get = {f: (word >> off) & ((1 << w) - 1) for f, (off, w) in self.fields.items()}
+        return ([] if get["eos"] else [(get["addr"], get["neg"])]), bool(get["eos"])
+
+
+class MapTap:
+    """A dense map stream's beats as spikes (hw/ternary_stream.py): one beat is one position
+    (y, x) with every channel's 2-bit code, positions in (y, x) order within a step; each
+    non-zero channel c is a spike at the flat [C,H,W] address c·H·W + position."""
+
+    def __init__(self, entry: dict):
+        channels, height, width = (list(entry["shape"]) + [1, 1])[:3]
+        self.channels, self.plane = int(channels), int(height) * int(width)
+        self.position = 0
+
+    def spikes(self, word: int) -> tuple[list[tuple[int, int]], bool]:
+        values, eos, _ = word_beat(word, self.channels)
+        found = [(c * self.plane + self.position, int(v < 0)) for c, v in enumerate(values) if v]
+        self.position = 0 if eos else self.position + 1
+        return found, bool(eos)
+
+
+def spike_tap(entry: dict):
+    """How to read a layer's outgoing stream as spikes, or None for one that sends none (the readout)."""
+    if sends_events(entry):
+        return EventTap(entry)
+    if entry.get("output_format") == "map":
+        return MapTap(entry)
+    return None
+
+
+class SpikeProbe:
+    """Watches every layer's outgoing spike stream inside the top (`<layer>_<output stream>__*`,
+    the stream named in the manifest: events, or a dense engine's maps) and records (step,
+    addr, neg) per spike; the step counts that layer's end-of-step markers. A layer read by
+    several layers is watched once, before the fork, so each spike is recorded once."""
 
     def __init__(self, dut, clock, layers):
         self.clock = clock
         self.taps = []
         self.missing = []
         for entry in layers:
-            if not sends_events(entry):
+            tap = spike_tap(entry)
+            if tap is None:
                 continue
             name, stream = entry["name"], entry.get("output_stream", "events")
             try:
@@ -61,9 +102,7 @@ class EventProbe:
             except AttributeError:
                 self.missing.append(name)
                 continue
-            layout = event_layout(int(entry["event_addr_bits"]))
-            fields = {f: (layout[f].offset, Shape.cast(layout[f].shape).width) for f in ("addr", "neg", "eos")}
-            self.taps.append((name, handles, fields))
+            self.taps.append((name, handles, tap))
         self.events = {name: [] for name, _, _ in self.taps}
         self.steps = {name: 0 for name, _, _ in self.taps}
         cocotb.start_soon(self._run())
@@ -71,14 +110,12 @@ class EventProbe:
     async def _run(self):
         while True:
             await RisingEdge(self.clock)
-            for name, (valid, ready, payload), fields in self.taps:
+            for name, (valid, ready, payload), tap in self.taps:
                 if valid.value and ready.value:
-                    word = int(payload.value)
-                    get = {f: (word >> off) & ((1 << w) - 1) for f, (off, w) in fields.items()}
-                    if get["eos"]:
+                    spikes, end_of_step = tap.spikes(int(payload.value))
+                    self.events[name] += [(self.steps[name], addr, neg) for addr, neg in spikes]
+                    if end_of_step:
                         self.steps[name] += 1
-                    else:
-                        self.events[name].append((self.steps[name], get["addr"], get["neg"]))
 
 
 def _progress(total: int, enabled: bool, label: str):
@@ -104,7 +141,7 @@ async def images_stream_through_the_network(dut):
     source = AxisSource(dut, "s_axis", dut.aclk, rng=rng, gap=params["gap"])
     sink = AxisSink(dut, "m_axis", dut.aclk, rng=rng, stall=params["stall"])
     registers = Registers(AxiLiteMaster(dut, "s_axi", dut.aclk), manifest["registers"])
-    probe = EventProbe(dut, dut.aclk, manifest["layers"]) if params.get("probe") else None
+    probe = SpikeProbe(dut, dut.aclk, manifest["layers"]) if params.get("probe") else None
     await ClockCycles(dut.aclk, 4)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
