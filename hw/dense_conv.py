@@ -562,7 +562,12 @@ class DenseConvLayer(wiring.Component):
         taken = issue & emit
         held_back = done & (utag.group != F - 1)
         popped = out.r.valid & out.r.ready          # may return a credit in the same cycle as held_back
-        returned = held_back + popped
+        # The returns are counted a cycle late, from a register: the FIFO's output and the LIF
+        # unit's last stage sit far from the issue control (ECP5 conv3's critical path was
+        # out.r.valid → popped → credits − returned → room, 7.2 ns of routing). Late returns
+        # only hold credits longer: the FIFO holds one beat more for them.
+        returned = Signal(2)
+        m.d.sync += returned.eq(held_back + popped)
         m.d.sync += credits.eq(credits + taken - returned)
         # `room` assumes this cycle's issue takes a credit, so it does not wait for the issue
         # (ECP5 conv2's critical path was room → issue → taken → room, 8.6 ns of routing: room
@@ -649,8 +654,8 @@ def pipeline_latency(geometry: ConvGeometry, lanes: int, input_kind: str = "spik
 
 def output_fifo_depth(geometry: ConvGeometry, lanes: int, input_kind: str = "spikes") -> int:
     """Beats the output FIFO holds: every window emitted within one round trip (issue to the
-    beat's read, then the credit's register) without back-pressure, so the credits never
-    hold up the issue and `schedule_cycles` stays the engine's cycle count; one more for
-    `room`, which counts the issue of the cycle it is computed in as taken."""
-    return pipeline_latency(geometry, lanes, input_kind) + 4
+    beat's read, the return's register, then the credit's) without back-pressure, so the
+    credits never hold up the issue and `schedule_cycles` stays the engine's cycle count; one
+    more for `room`, which counts the issue of the cycle it is computed in as taken."""
+    return pipeline_latency(geometry, lanes, input_kind) + 5
 
