@@ -141,6 +141,10 @@ HISTORY = [
      "registered (3f8593d registers only multi-tap leaves)", 101.1,
      "lif.updates (group tag) → held_back + popped → credits + 1 − returned < depth → room "
      "(2.56 ns logic + 7.34 ns routing)"),
+    ("same, 53e9774 (3f8593d's rule: one-tap leaves not registered): the output FIFO's valid into the credit "
+     "count", 96.7,
+     "out.r.valid → popped → credits + 1 − returned < depth → room (3.18 ns logic + 7.16 ns routing, "
+     "3.5 ns of it one hop across the engine)"),
 ]
 
 
@@ -179,7 +183,12 @@ FINDINGS = [
     "held_back + popped → credits + 1 − returned < depth → room (2.56 ns logic, 7.34 ns routing, 3.6 ns of it "
     "one hop across the engine). That register cost conv3 18 % more LUTs by yosys synth_xilinx (13,479 → "
     "15,943), so 3f8593d registers only multi-tap leaves (up to 4 groups, where the lanes are many): conv3 "
-    "(16 groups) is back to leaves folded into the first adder.",
+    "(16 groups) is back to leaves folded into the first adder. Placed so (53e9774): 96.7 MHz, limited by the "
+    "credit count again, from the output FIFO: out.r.valid → popped → credits + 1 − returned < depth → room "
+    "(3.18 ns logic, 7.16 ns routing, 3.5 ns of it one hop across the engine). 40f842f counts the returns a "
+    "cycle late, from a register (the output FIFO one beat deeper; both default plans and their cycles "
+    "unchanged): **111.2 MHz** in 12 min, limited by the line buffer's read, as conv2: the row slot register → "
+    "the row mux over the LUT-RAM's outputs → the window's new column (1.42 ns logic, 7.57 ns routing).",
     "tern_conv2: 85.0 MHz at 6 lanes, limited by the issue control: the column counter ci → the line buffer's "
     "address arithmetic (a carry chain placed by the LUT-RAM line buffer, 4.6 ns away) → issue → ci's enable, "
     "1.8 ns logic and 10.0 ns routing. With the read address its own register loaded a cycle ahead (5f8191c), at "
