@@ -25,6 +25,8 @@ this module chooses the lanes and the queues and adds up (docs/architecture.md).
   engine, with its own event queue there (`Edge`, `Plan.edges`); a layer read by several
   layers feeds them through a fork in the top. The depth of each queue comes with the
   argument for why it can neither overflow nor deadlock (`QUEUE_JUSTIFICATION`).
+* The total adds the top and, on every edge between a dense engine and an event engine, the
+  converter the top puts there (`edge_converters`, gen/engines/converters.py).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from gen.ir.bounds import network_bounds
 from gen.engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
 from gen.engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
 from gen.engines.base import event_ladder_steps, event_width, ladder_bits
+from gen.engines.converters import converter_between, converter_estimate
 from gen.boards.device import Device
 from gen.engines.memory import (Memory, MemoryMapping, addr_width, mapping_json,  # noqa: F401 (re-exported)
                              memory_mapping)
@@ -55,7 +58,8 @@ log = logging.getLogger(__name__)
 # LUTs: the engines' logic estimates lie close to yosys synth_xilinx: the dense engines above
 # it on every fitted row (benchmarks/dense_engine.md; the shipped example's default build:
 # 43,551 LUT estimated, 42,649 by yosys), the whole residual build 3.7 % below (its event
-# engines, its top's dense/event converters; docs/measured.md). The 15 % left covers that and
+# engines, and its top's converters, queue and forks, which were not priced then; the
+# converters are now, gen/engines/converters.py; docs/measured.md). The 15 % left covers that and
 # Vivado's placement and routing, which yosys does not do; the build's synthesis step refuses
 # a plan that does not fit whatever the estimate said.
 RESOURCE_BUDGET = {"luts": 0.85, "ffs": 0.7, "bram36": 0.85, "dsps": 0.7}
@@ -274,6 +278,23 @@ class Edge:
 
 
 @dataclass(frozen=True)
+class EdgeConverter:
+    """The converter hw.top puts on the edge `source` -> `target` (projection `projection`)
+    where one end is a dense engine and the other an event engine: an EventsToMap (and the skid
+    buffer behind it) into a dense consumer, a MapToEvents into an event one, for maps of
+    `shape` (C, H, W), the source's neurons; `estimate` from gen.engines.converters."""
+    source: str
+    target: str
+    projection: int
+    converter: str                          # the hw.dense_convert class
+    shape: tuple[int, int, int]
+    estimate: dict
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
 class LayerPlan:
     name: str
     kind: str
@@ -318,9 +339,11 @@ class Plan:
     timesteps: int
     layers: tuple[LayerPlan, ...]
     input_cycles: int                       # the input's own rate: pixels, or 8-pixel beats (input_cycles())
-    estimate: dict                          # totals, with the top's share
+    estimate: dict                          # totals: the layers, the top and the converters
     queue_justification: str = QUEUE_JUSTIFICATION
     notes: tuple[str, ...] = field(default_factory=tuple)
+    converters: tuple[EdgeConverter, ...] = ()     # one per edge between a dense and an event engine
+    estimate_shares: dict = field(default_factory=dict)   # {"top": ..., "converters": ...}: parts of `estimate`
 
     @property
     def bottleneck(self) -> LayerPlan:
@@ -358,8 +381,10 @@ class Plan:
                 "timesteps": self.timesteps, "input_cycles": self.input_cycles,
                 "cycles_per_image": self.cycles_per_image, "images_per_second": self.images_per_second,
                 "latency_cycles": self.latency_cycles, "bottleneck": self.bottleneck.name,
-                "estimate": self.estimate, "queue_justification": self.queue_justification,
+                "estimate": self.estimate, "estimate_shares": self.estimate_shares,
+                "queue_justification": self.queue_justification,
                 "notes": list(self.notes), "edges": [e.to_json() for e in self.edges],
+                "converters": [c.to_json() for c in self.converters],
                 "layers": [lp.to_json() for lp in self.layers]}
 
 
@@ -412,6 +437,45 @@ def top_estimate(layers: int, device: Device) -> dict:
     return {"luts": luts + per_layer * layers, "ffs": ffs + per_layer * layers, "bram36": 0.0, "dsps": 0}
 
 
+def map_shape(shape) -> tuple[int, int, int]:
+    """(C, H, W) of a layer's neurons; a vector [C] is a 1x1 map (as gen.backend.emit hands hw.top)."""
+    shape = tuple(int(s) for s in shape)
+    return shape + (1,) * (3 - len(shape))
+
+
+def edge_converters(plans, timesteps: int, device: Device) -> tuple[EdgeConverter, ...]:
+    """The converter of every edge whose producer sends what its consumer does not read (an
+    event engine into a dense one, or back), in `Plan.edges` order; the pixels need none."""
+    by_name = {lp.name: lp for lp in plans}
+    specs = {lp.name: engine_spec(lp.kind, lp.family) for lp in plans}
+    out = []
+    for lp in plans:
+        for e in lp.inputs:
+            if e.source not in by_name:
+                continue
+            name = converter_between(specs[e.source], specs[lp.name])
+            if name is not None:
+                shape = map_shape(by_name[e.source].geometry.out_shape)
+                out.append(EdgeConverter(e.source, lp.name, e.projection, name, shape,
+                                         converter_estimate(name, shape, timesteps, device)))
+    return tuple(out)
+
+
+def _summed(estimates) -> dict:
+    total = {"luts": 0, "ffs": 0, "bram36": 0.0, "dsps": 0}
+    for estimate in estimates:
+        for key in total:
+            total[key] += estimate[key]
+    total["bram36"] = round(total["bram36"], 1)
+    return total
+
+
+def estimate_shares(plans, timesteps: int, device: Device) -> dict:
+    """The parts of the plan's total beside its layers: the top, and the converters of its edges."""
+    return {"top": top_estimate(len(plans), device),
+            "converters": _summed(c.estimate for c in edge_converters(plans, timesteps, device))}
+
+
 def _widths(b) -> dict:
     return {"current_bits": b.current_bits, "accumulator_bits": b.accumulator_bits,
             "membrane_bits": b.membrane_bits, "logit_bits": b.logit_bits}
@@ -457,13 +521,9 @@ def _build_layers(net: Network, lanes: dict[str, int], sources: dict[str, str], 
             for i, layer in enumerate(net.layers)]
 
 
-def _total(plans, device: Device) -> dict:
-    total = top_estimate(len(plans), device)
-    for lp in plans:
-        for key in total:
-            total[key] += lp.estimate[key]
-    total["bram36"] = round(total["bram36"], 1)
-    return total
+def _total(plans, timesteps: int, device: Device) -> dict:
+    """The layers' estimates, the top's and the converters' (`estimate_shares`)."""
+    return _summed([lp.estimate for lp in plans] + list(estimate_shares(plans, timesteps, device).values()))
 
 
 def _fits(total: dict, capacity, budget: dict) -> bool:
@@ -526,7 +586,7 @@ def _fastest_fitting(net: Network, options, board, floor_cycles: int):
     targets = sorted({lp.cycles for opts in options.values() for lp in opts if lp.cycles > floor} | {floor})
     for target in targets:
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
-        if _fits(_total(chosen, board.device), board.capacity, RESOURCE_BUDGET):
+        if _fits(_total(chosen, net.timesteps, board.device), board.capacity, RESOURCE_BUDGET):
             return chosen, max([input_cycles(net, chosen[0])] + [lp.cycles for lp in chosen])
     return None, None
 
@@ -555,7 +615,7 @@ def auto_choice(net: Network, board, options: dict[str, list[LayerPlan]], target
         target = clock / target_fps
         chosen = [_pick(opts, target, board.capacity) for opts in options.values()]
         if None not in chosen and target >= input_cycles(net, chosen[0]) and \
-                _fits(_total(chosen, board.device), board.capacity, RESOURCE_BUDGET):
+                _fits(_total(chosen, net.timesteps, board.device), board.capacity, RESOURCE_BUDGET):
             return chosen
         best, cycles = _fastest_fitting(net, options, board, floor_cycles)
         best_text = f"{clock / cycles:,.0f} images/s ({cycles:,.0f} cycles/image)" if best else "nothing fits"
@@ -663,5 +723,7 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     if target_fps is not None:
         notes.append(f"--target-fps {target_fps:g}: the cheapest settings that reach it")
     return Plan(network=net.name, board=board.name, clock_mhz=board.clock_mhz, timesteps=net.timesteps,
-                layers=tuple(plans), input_cycles=input_cycles(net, plans[0]), estimate=_total(plans, board.device),
-                notes=tuple(notes))
+                layers=tuple(plans), input_cycles=input_cycles(net, plans[0]),
+                estimate=_total(plans, net.timesteps, board.device), notes=tuple(notes),
+                converters=edge_converters(plans, net.timesteps, board.device),
+                estimate_shares=estimate_shares(plans, net.timesteps, board.device))

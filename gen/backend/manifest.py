@@ -94,6 +94,9 @@ def make_report(*, net, board, plan, utilisation, lint: dict, steps: list, model
         "resources_per_module": used["per_module"] if used else None,
         "synthesis_cached": list(used["cached"]) if used else None,
         "estimate": plan.estimate,
+        "estimate_shares": plan.estimate_shares,
+        "converters": [{"from": c.source, "to": c.target, "converter": c.converter, "shape": list(c.shape),
+                        "estimate": c.estimate} for c in plan.converters],
         "cycles_per_image": round(plan.cycles_per_image, 1),
         "images_per_second": round(plan.images_per_second, 1),
         "latency_cycles": round(plan.latency_cycles, 1),
@@ -113,6 +116,25 @@ def make_report(*, net, board, plan, utilisation, lint: dict, steps: list, model
     }
 
 
+def _resources(e: dict) -> str:
+    return f"{e['luts']:,} LUT, {e['ffs']:,} FF, {e['bram36']:g} BRAM36, {e['dsps']} DSP"
+
+
+def estimate_lines(report: dict) -> list[str]:
+    """The plan's estimate and, beside the layers', the top's share and the converters' (an
+    EventsToMap or MapToEvents on each edge between a dense and an event engine)."""
+    shares = report.get("estimate_shares") or {}
+    if not shares:
+        return []
+    text = f"Estimated by the plan: {_resources(report['estimate'])}; of which the top {_resources(shares['top'])}"
+    converters = report.get("converters") or []
+    if converters:
+        edges = ", ".join(f"{c['from']} → {c['to']} ({c['converter']} {'×'.join(map(str, c['shape']))})"
+                          for c in converters)
+        text += f", and the dense/event converters {_resources(shares['converters'])} ({edges})"
+    return [text + ".", ""]
+
+
 def report_markdown(report: dict) -> str:
     lines = [f"# Tern build: {report['model']} on {report['board']} ({report['part']})", ""]
     if report["resources"]:
@@ -130,6 +152,7 @@ def report_markdown(report: dict) -> str:
               f"`{report['bottleneck']}`), {report['images_per_second']:,.0f} images/s at "
               f"{report['clock_mhz']:g} MHz; latency about {report['latency_cycles']:,} cycles. "
               f"T = {report['timesteps']}, model ID {report['model_id']}.", "",
+              *estimate_lines(report),
               "| layer | kind | engine | lanes | valid lanes | widths I/acc/U/logit | queue | events/img | SOPs/img | cycles/img |",
               "|---|---|---|---:|---|---|---:|---:|---:|---:|"]
     for l in report["layers"]:

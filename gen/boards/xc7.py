@@ -52,6 +52,16 @@ LOGIC = {
     # synth_xilinx of the unit alone at one lane (H 4-32, T 8-128, the shipped example's widths
     # and narrower, shift widths 3-6: 493-1,756 LUTs, the estimate 3-23 % above) (docs/msat.md §3b).
     "MSATUnit": {"half_luts": 36, "shifted_bit_luts": 1.6, "fixed_luts": 120},
+    # The top's converters where a dense engine and an event engine meet (gen/engines/converters.py):
+    # fitted to synth_xilinx of each alone, from its RTLIL and from its Verilog, and rounded up so
+    # that the estimate stays above both (benchmarks/converters.md: C = 4-128, H·W = 1-784). EventsToMap:
+    # its channel decode per channel and per channel x position bit, beside its map memory (priced by
+    # gen.engines.memory); 1.0-1.6x synthesis. The skid buffer behind it: exact.
+    "EventsToMap": {"fixed_luts": 40, "channel_luts": 0.75, "channel_position_bit_luts": 0.85, "fixed_ffs": 8},
+    "SkidBuffer": {"fixed_luts": 4, "bit_luts": 1, "fixed_ffs": 2, "bit_ffs": 2},
+    # MapToEvents: per channel; ABC maps one design up to 1.7x apart from RTLIL and from Verilog, so
+    # the fit follows the worst of the two (1.06-2.4x the worse; 32 channels the closest).
+    "MapToEvents": {"fixed_luts": 30, "channel_luts": 8.5, "fixed_ffs": 2},
 }
 
 XC7 = Device(

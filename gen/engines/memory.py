@@ -31,6 +31,11 @@ class Memory:
     per_lane: bool              # one field of width / lanes bits per lane
     rom: bool = False           # fixed contents (weights): no write port
     transparent: bool = False   # its read port sees the same cycle's write (forwarding)
+    # Bits per write enable (0: one enable for the whole word). A narrower group (the
+    # converter's map memory writes one channel's 2 bits: hw/dense_convert.py) takes a
+    # primitive's write-enable byte of its own (a LUT RAM's whole width), and each group of
+    # each address range gets its own write enable.
+    write_group: int = 0
 
     @property
     def bits(self) -> int:
@@ -76,13 +81,20 @@ def _tilings(mem: Memory, device: Device):
         for i, unit in enumerate(prim.widths):
             byte = 1 if mem.rom else (prim.byte if 0 < prim.byte <= unit else unit)
             padded = -(-mem.width // byte) * byte             # write-enable groups are not split
+            if mem.write_group and not mem.rom:
+                padded = _groups(mem) * -(-mem.write_group // byte) * byte
             chunks = -(-mem.depth // (1 << (prim.abits - i)))
             replicas = -(-chunks * padded // unit)
             cost = (prim.cost - prim.widthscale) * replicas + (prim.widthscale * chunks * mem.width) // unit
             cost += device.mux_cost * (chunks - 1) * mem.width
-            cost += device.mux_cost * chunks if chunks > 1 and not mem.rom else 0
+            cost += device.mux_cost * chunks * _groups(mem) if chunks > 1 and not mem.rom else 0
             cost += device.emulation_cost * emulation
             yield prim, unit, chunks, replicas, cost
+
+
+def _groups(mem: Memory) -> int:
+    """Write enables per word."""
+    return -(-mem.width // mem.write_group) if mem.write_group else 1
 
 
 def memory_mapping(mem: Memory, device: Device) -> MemoryMapping:
@@ -102,7 +114,7 @@ def memory_mapping(mem: Memory, device: Device) -> MemoryMapping:
         ffs = mem.width if mem.rom else mem.bits
         return MemoryMapping("logic", mem.width, 1, 0, float(logic), 0.0, luts, ffs)
     prim, unit, chunks, replicas, cost = best
-    luts = replicas * prim.luts + mem.width * -(-(chunks - 1) // 3) + (chunks if chunks > 1 else 0)
+    luts = replicas * prim.luts + mem.width * -(-(chunks - 1) // 3) + (chunks * _groups(mem) if chunks > 1 else 0)
     ffs = addr_width(chunks) if chunks > 1 else 0
     if prim.luts:
         ffs += addr_width(mem.depth)
