@@ -223,6 +223,9 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(CONFIGS))
     if unknown:
         p.error(f"unknown configuration(s) {unknown}; choose from {sorted(CONFIGS)}")
+    for option in ("images", "event_images", "chunk"):
+        if getattr(args, option) < 1:
+            p.error(f"--{option.replace('_', '-')} must be at least 1, not {getattr(args, option)}")
     command = " ".join([".venv/bin/python benchmarks/throughput.py", *(sys.argv[1:] if argv is None else argv)])
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     rows, lin, start = [], None, time.monotonic()

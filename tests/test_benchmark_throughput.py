@@ -1,6 +1,8 @@
 """benchmarks/throughput.py's Fmax column: which recorded place-and-route result stands for a
-build (the whole top's, else the slowest engine's once every engine was placed)."""
+build (the whole top's, else the slowest engine's once every engine was placed), and its CLI's refusals."""
 import json
+
+import pytest
 
 import benchmarks.throughput as throughput
 
@@ -34,3 +36,12 @@ def test_an_engine_not_placed_gives_no_figure(tmp_path, monkeypatch):
 def test_the_whole_top_wins(tmp_path, monkeypatch):
     got = fmax_with(tmp_path, monkeypatch, [run("tern_conv1", 101.0), run("tern_top", 90.0)])
     assert got["fmax_mhz"] == 90.0 and throughput.slowest_engine(got) == ""
+
+
+@pytest.mark.parametrize("option", ["--images", "--event-images", "--chunk"])
+def test_counts_below_one_are_refused(option, capsys):
+    from benchmarks.throughput import main
+    with pytest.raises(SystemExit) as exit_info:
+        main([option, "0"])
+    assert exit_info.value.code == 2
+    assert f"{option} must be at least 1, not 0" in capsys.readouterr().err
