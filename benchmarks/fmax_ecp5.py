@@ -145,6 +145,12 @@ HISTORY = [
      "count", 96.7,
      "out.r.valid → popped → credits + 1 − returned < depth → room (3.18 ns logic + 7.16 ns routing, "
      "3.5 ns of it one hop across the engine)"),
+    ("mnist_fast_t1 (--target-fps 100000), tern_conv2 alone at 12 lanes, ff82ddb (every leaf table registered), "
+     "before 40f842f's late credit returns", 110.1,
+     "slot1 → the row mux over the line buffer's LUT-RAM outputs → win_x2_y2[21].neg (1.55 ns logic + 7.53 ns "
+     "routing)"),
+    ("mnist_fast_t1 (--target-fps 100000), tern_conv1 alone at 24 lanes, after conv2's fixes, before 40f842f",
+     116.1, "conv.lowest → written − lowest < S → conv.written's enable (3.08 ns logic + 5.53 ns routing)"),
 ]
 
 
@@ -161,8 +167,8 @@ FINDINGS = [
     "can place.",
     "tern_fc: 85.7 MHz before db7693e, limited by the weight ROM's block RAM output (DP16KD DOA, 4.1 ns "
     "clock-to-out) feeding −w and an adder in the same cycle; with the ROM word registered: 153.4 MHz. The "
-    "--target-fps 100000 build's tern_fc.il is byte-identical to the 50000 one's (fc has 1 lane in both), so "
-    "that figure is the shipped build's.",
+    "--target-fps 100000 build's tern_fc.il is byte-identical to the 50000 one's (fc has 1 lane in both); "
+    "placed again from the 100000 build at 40f842f: **153.4 MHz**, the same path.",
     "tern_conv1: 71.9 MHz before aa7dc1a, limited by ctl2's group index → the weight mux → MULT18X18D → two "
     "adders (9.2 ns of the 13.9 ns routing, to and from the multiplier column). With the weight registered "
     "beside ctl2 and the product registered before the tree (aa7dc1a; abc9 then asserts on this engine, so its "
@@ -174,8 +180,10 @@ FINDINGS = [
     "step_base + first_row → written − lowest < S → accept → the line buffer's write enables (3.83 ns logic, "
     "6.14 ns routing). 854c9f3 makes `lowest` (and the row the issue waits for) registers loaded a row ahead. "
     "Placed again after conv2's fixes (hw/dense_conv.py is its conv too; its pixel products were registered "
-    "already): **116.1 MHz**, limited by the writer: `lowest` → written − lowest < S → the row counter's "
-    "enable (3.08 ns logic, 5.53 ns routing).",
+    "already): 116.1 MHz, limited by the writer: `lowest` → written − lowest < S → the row counter's "
+    "enable (3.08 ns logic, 5.53 ns routing). With the credit returns registered (40f842f): **126.6 MHz** in "
+    "2 min, limited by the writer again: `lowest` → written − lowest < S → the enable of the skid buffer "
+    "before the conv (2.97 ns logic, 4.93 ns routing).",
     "tern_conv3 (16,785 LUT4 at 2 lanes, as large as conv2) was still routing at the end of a session "
     "(placement estimate 61.0 MHz) before conv2's fixes. Its control is conv2's (hw/dense_conv.py). Placed "
     "after them, with its one-tap leaf tables registered (ff82ddb; LUTs by abc -lut 4:7), at the shipped 3 "
@@ -204,10 +212,15 @@ FINDINGS = [
     "the run-to-run spread of the last, limited by a window register's fanout to its leaves in the 12 lanes "
     "(2.0 ns logic, 8.6 ns routing: 4.2 ns of it the first hop, from the window register to a leaf across "
     "the engine). With every leaf table registered (ff82ddb: a cycle of latency, which `pipeline_latency` "
-    "counts; 9,302 FFs against 4,195): **110.1 MHz**, limited by the line buffer's read: the row slot "
+    "counts; 9,302 FFs against 4,195): 110.1 MHz, limited by the line buffer's read: the row slot "
     "register → the slot's row mux over the LUT-RAM's outputs → the window's new column (1.55 ns logic, "
     "7.53 ns routing). abc9 asserts on conv2 since the leaf registers (as on conv1 since aa7dc1a), so its "
-    "LUTs are mapped by abc -lut 4:7 (`--noabc9`); the 94.4 MHz before was abc9's mapping.",
+    "LUTs are mapped by abc -lut 4:7 (`--noabc9`); the 94.4 MHz before was abc9's mapping. Placed again "
+    "with the credit returns registered (40f842f, for conv3): **123.6 MHz** in 20 min, limited by the same "
+    "line-buffer read (1.43 ns logic, 6.65 ns routing).",
+    "So every engine of the fast build at 40f842f places at 100 MHz or more on the ECP5 stand-in: conv1 "
+    "126.6, conv2 123.6, conv3 111.2 (the slowest), fc 153.4 MHz. Three of the four are limited by the "
+    "dense conv's line-buffer read or writer, none by the datapath.",
 ]
 
 
