@@ -4,6 +4,7 @@ MNIST accelerators, measured in one run.
 
     .venv/bin/python benchmarks/throughput.py [--images 2000] [--event-images 500]
         [--only fast,shipped,event] [--no-synth] [--reuse] [--chunk 500]
+    .venv/bin/python benchmarks/throughput.py --table-only   # the Fmax column again, after a place and route
 
 For each configuration: `gen build` (the planner's choice, or the rate target), yosys
 resources and fit from the build's report, images/s and latency from the Verilator run of
@@ -174,7 +175,10 @@ def slowest_engine(r: dict) -> str:
 
 
 def markdown(rows: list[dict], lin: dict | None) -> str:
-    made = dict.fromkeys(f"`{r.get('command', '?')}` (git {r.get('git', '?')}, {r['config']})" for r in rows)
+    runs: dict[tuple, list[str]] = {}
+    for r in rows:
+        runs.setdefault((r.get("command", "?"), r.get("git", "?")), []).append(r["config"])
+    made = [f"`{command}` (git {git}: {', '.join(configs)})" for (command, git), configs in runs.items()]
     lines = ["# Throughput: Tern's examples beside published MNIST accelerators", "",
              f"Produced by {'; '.join(made) or '?'}. Tern's rates are "
              "cycle-accurate Verilator simulation of the generated Verilog, images back to back, at the "
@@ -201,10 +205,35 @@ def markdown(rows: list[dict], lin: dict | None) -> str:
         lines += ["", "## Event-driven engines: cycles grow with events", "",
                   f"The `event` build, {lin['images']:,} back-to-back intervals between results: the interval "
                   f"against the events its image sent into the bottleneck layer {lin['layer']} (from "
-                  f"{lin['input_events_from']}): {lin['slope_cycles_per_event']} cycles per event + "
-                  f"{lin['intercept_cycles']:,} cycles, R² = {lin['r2']} (events {lin['events_min']:,}–"
+                  f"{lin['input_events_from']}): {lin['slope_cycles_per_event']} cycles per event "
+                  f"{'+' if lin['intercept_cycles'] >= 0 else '−'} {abs(lin['intercept_cycles']):,} cycles, "
+                  f"R² = {lin['r2']} (events {lin['events_min']:,}–"
                   f"{lin['events_max']:,}, intervals {lin['interval_min']:,}–{lin['interval_max']:,} cycles)."]
     return "\n".join(lines) + "\n"
+
+
+def row_lanes(r: dict) -> dict:
+    """A row's lanes per layer, from its engines column ("dense×24")."""
+    return {name: int(engine.split("×")[1]) for name, engine in r["engines"].items()}
+
+
+def with_current_fmax(r: dict) -> dict:
+    """The row with the place-and-route result recorded now for its build (model and lanes)."""
+    fmax = fmax_for(r["model"], row_lanes(r))
+    return dict(r, fmax_mhz=fmax.get("fmax_mhz") if fmax else None,
+                critical_path=fmax.get("critical_path") if fmax else None)
+
+
+def rewrite_table() -> int:
+    if not RESULTS.is_file():
+        print(f"{RESULTS}: no results yet; run benchmarks/throughput.py first", file=sys.stderr)
+        return 2
+    results = json.loads(RESULTS.read_text())
+    results["rows"] = [with_current_fmax(r) for r in results["rows"]]
+    write_atomically(RESULTS, json.dumps(results, indent=2) + "\n")
+    write_atomically(TABLE, markdown(results["rows"], results.get("event_linearity")))
+    print(TABLE.read_text())
+    return 0
 
 
 def main(argv=None) -> int:
@@ -218,6 +247,9 @@ def main(argv=None) -> int:
     p.add_argument("--reuse", action="store_true", help="reuse existing build folders")
     p.add_argument("--chunk", type=int, default=500, help="images per simulator run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table-only", action="store_true",
+                   help="only rewrite throughput.md from throughput.json, each row's Fmax looked up again in "
+                        "fmax_ecp5.json (after a place and route ran)")
     args = p.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - set(CONFIGS))
@@ -226,6 +258,8 @@ def main(argv=None) -> int:
     for option in ("images", "event_images", "chunk"):
         if getattr(args, option) < 1:
             p.error(f"--{option.replace('_', '-')} must be at least 1, not {getattr(args, option)}")
+    if args.table_only:
+        return rewrite_table()
     command = " ".join([".venv/bin/python benchmarks/throughput.py", *(sys.argv[1:] if argv is None else argv)])
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     rows, lin, start = [], None, time.monotonic()

@@ -45,3 +45,25 @@ def test_counts_below_one_are_refused(option, capsys):
         main([option, "0"])
     assert exit_info.value.code == 2
     assert f"{option} must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_table_only_looks_up_each_rows_fmax_again(tmp_path, monkeypatch):
+    # A row measured before its engines were placed again takes the Fmax recorded now.
+    fmax_with(tmp_path, monkeypatch, [run("tern_conv1", 126.6), run("tern_conv2", 123.6), run("tern_fc", 153.4)])
+    row = {"config": "fast", "what": "w", "model": "m", "images": 2000, "mismatches": 0, "accuracy": 99.2,
+           "cycles_per_image": 994.0, "images_per_second": 100603.6, "latency_cycles": 1297, "latency_us": 12.97,
+           "engines": {"conv1": "dense×24", "conv2": "dense×12", "fc": "dense×1"}, "resources": {}, "fits": True,
+           "fmax_mhz": 110.1, "critical_path": None, "git": "abc1234", "command": "c"}
+    results, table = tmp_path / "throughput.json", tmp_path / "throughput.md"
+    results.write_text(json.dumps({"rows": [row], "event_linearity": None}))
+    monkeypatch.setattr(throughput, "RESULTS", results)
+    monkeypatch.setattr(throughput, "TABLE", table)
+    assert throughput.main(["--table-only"]) == 0
+    assert json.loads(results.read_text())["rows"][0]["fmax_mhz"] == 123.6
+    assert "123.6 MHz (conv2, slowest engine)" in table.read_text() and "110.1" not in table.read_text()
+
+
+def test_table_only_without_results_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(throughput, "RESULTS", tmp_path / "none.json")
+    assert throughput.main(["--table-only"]) == 2
+    assert "run benchmarks/throughput.py first" in capsys.readouterr().err
