@@ -185,7 +185,9 @@ def markdown(rows: list[dict], lin: dict | None) -> str:
              "PYNQ-Z2 build's 100 MHz clock, every result bit-exact against the golden model; resources are "
              "yosys `synth_xilinx` of the whole build (Vivado's figures will differ); Fmax is nextpnr-ecp5 "
              "place and route on the ECP5 stand-in (benchmarks/fmax_ecp5.py) where one was run for that build: "
-             "the whole top's, or, where every engine was placed alone, the slowest engine's.",
+             "the whole top's, or, where every engine was placed alone, the slowest engine's. A place-and-route "
+             "result is matched to a build by its model and lanes only: the commit it was placed at is in "
+             "benchmarks/fmax_ecp5.md's findings.",
              "", "| design | images | accuracy | images/s | latency | engines (family×lanes) | LUT | FF | BRAM36 "
              "| DSP | fits xc7z020 | Fmax ECP5 |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
