@@ -49,3 +49,20 @@ def test_held_out_images_are_bit_exact_with_backpressure(fast_build, tmp_path):
                             report=tmp_path / "bp.json", quiet=True)
     assert result.ok, [str(m) for m in result.mismatches]
     assert result.report["results"] == 20 and result.report["backpressure"] is True
+
+
+def test_debug_probes_every_dense_layer_from_the_cli(fast_build):
+    """`python -m sim run BUILD --debug`, typed from the repository root with a relative path:
+    each dense layer's spike maps are read back and equal the golden model's."""
+    import os
+    import subprocess
+    import sys
+    relative = os.path.relpath(fast_build, REPO)
+    res = subprocess.run([sys.executable, "-m", "sim", "run", relative, "--images", "1", "--start", "7",
+                          "--seed", "3", "--debug"], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "spikes and logits match the golden model" in res.stdout, res.stdout
+    diagnosis = json.loads((fast_build / "sim_report.json").read_text())["diagnosis"]
+    assert set(diagnosis["layers"]) == {"conv1", "conv2", "conv3"}
+    for name, counts in diagnosis["layers"].items():
+        assert counts["differing"] == 0 and counts["events"] == counts["golden_events"] > 0, (name, counts)
