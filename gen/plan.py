@@ -40,7 +40,7 @@ from gen.ir.bounds import network_bounds
 from gen.engines import DEFAULT_FAMILY, EngineContext, EngineSpec, engine_families, engine_spec
 from gen.engines.base import SPIKE_FIFO_DEPTH  # noqa: F401 (re-exported: the plan's view of hw/sweep.py)
 from gen.engines.base import event_ladder_steps, event_width, ladder_bits
-from gen.engines.converters import converter_between, converter_estimate
+from gen.engines.converters import converter_between, converter_estimate, map_shape
 from gen.boards.device import Device
 from gen.engines.memory import (Memory, MemoryMapping, addr_width, mapping_json,  # noqa: F401 (re-exported)
                              memory_mapping)
@@ -435,12 +435,6 @@ def top_estimate(layers: int, device: Device) -> dict:
     """The top (AXI edges, register file, one event counter per layer; tern_top has no queue)."""
     luts, ffs, per_layer = device.top
     return {"luts": luts + per_layer * layers, "ffs": ffs + per_layer * layers, "bram36": 0.0, "dsps": 0}
-
-
-def map_shape(shape) -> tuple[int, int, int]:
-    """(C, H, W) of a layer's neurons; a vector [C] is a 1x1 map (as gen.backend.emit hands hw.top)."""
-    shape = tuple(int(s) for s in shape)
-    return shape + (1,) * (3 - len(shape))
 
 
 def edge_converters(plans, timesteps: int, device: Device) -> tuple[EdgeConverter, ...]:

@@ -24,6 +24,7 @@ from amaranth.back import rtlil, verilog
 from hw.top import LayerModule, TernTop
 
 from gen.engines import engine_named
+from gen.engines.converters import map_shape, stream_formats as engine_stream_formats
 from gen.errors import PlanError
 from gen.ir import Network
 from gen.ops import op_spec_named
@@ -168,19 +169,8 @@ def emit_rtl(net: Network, plan: Plan, regmap: RegisterMap, rtl_dir, model_id: i
 def stream_formats(spec, first: bool) -> tuple[str, str]:
     """(what the engine reads, what it sends) as hw.top.LayerModule names them: "events",
     "map" (a dense engine's stream_format), "pixels"/"pixels8" for the first layer."""
-    dense = getattr(spec, "stream_format", "events") == "map"
-    if first:
-        reads = getattr(spec, "input_format", "pixels")
-    else:
-        reads = "map" if dense else "events"
-    sends = "events" if spec.sends_events else ("map" if dense else "result")
-    return reads, sends
-
-
-def map_shape(shape) -> tuple[int, int, int]:
-    """(C, H, W) of a layer's neurons; a vector [C] is a 1×1 map."""
-    shape = tuple(int(s) for s in shape)
-    return shape + (1,) * (3 - len(shape))
+    reads, sends = engine_stream_formats(spec)
+    return (getattr(spec, "input_format", "pixels") if first else reads), sends
 
 
 def register_constants(net: Network, regmap: RegisterMap, model_id: int) -> dict:

@@ -39,12 +39,18 @@ SKID_BUFFER = "SkidBuffer"
 
 
 def stream_formats(spec) -> tuple[str, str]:
-    """(what a layer's engine reads, what it sends) past the first layer, as
-    gen.backend.emit.stream_formats names them for hw.top: "map" for a dense family's engine
-    (`stream_format`), else "events"; a readout sends its "result"."""
+    """(what a layer's engine reads, what it sends) past the first layer, as hw.top names them
+    (gen.backend.emit.stream_formats adds the first layer's pixels): "map" for a dense
+    family's engine (`stream_format`), else "events"; a readout sends its "result"."""
     dense = getattr(spec, "stream_format", "events") == "map"
     sends = "events" if spec.sends_events else ("map" if dense else "result")
     return ("map" if dense else "events"), sends
+
+
+def map_shape(shape) -> tuple[int, int, int]:
+    """(C, H, W) of a layer's neurons; a vector [C] is a 1×1 map (the shape a converter sees)."""
+    shape = tuple(int(s) for s in shape)
+    return shape + (1,) * (3 - len(shape))
 
 
 def converter_between(producer, consumer) -> str | None:
