@@ -12,6 +12,14 @@ counters are read over AXI4-Lite (sim/tb/network.py). Every logit and class, eve
 layer's event count and the image counters are compared with `gen.ir.golden.run` on the
 IR saved in the build, so the check needs nothing but the folder.
 
+Two benches drive the top. The native one (default, Verilator only: sim/native/) is the
+build's top compiled with a C++ harness, cached per RTL, that runs the whole stream with no
+Python per cycle; `jobs` and `cluster` split the images into chunks run in parallel
+processes or on a Dask cluster (sim/native/chunks.py) and merge their reports. The cocotb
+one (sim/tb/network.py, `bench="cocotb"`) runs on Verilator or Icarus, and is the one that
+records waveforms and probes the spikes between layers. Both give the same results and,
+without back-pressure, the same cycle stamps (tests/test_sim_native.py).
+
 On a mismatch the first differing image is simulated again alone with probes on the
 spike streams between the layers, events or dense maps (sim/diagnose.py), which names the first layer, step
 and neuron whose spike differs.
@@ -36,6 +44,8 @@ from gen.ir.irfile import IRFileError, load, model_id as compute_id
 from gen.ir.random_net import random_images
 from sim.axis import CLOCK_PERIOD_NS, pack_images
 from sim.diagnose import diagnose
+from sim.native.bench import arrays, run_harness
+from sim.native.model import CompileError, compiled_model
 from sim.runner import (SimulationFailed, check_simulator, copy_sources, output_to, run_lean_verilator,
                         run_testbench)
 from sim.tb.harness import kick_comb_blocks_at_time_zero
@@ -52,6 +62,7 @@ BACKPRESSURE_GAP = 0.3        # probability per cycle of holding TVALID low befo
 BACKPRESSURE_STALL = 0.3      # probability per cycle of TREADY low on the output
 WAVE_IMAGES = 2               # --waves records the first images only (waveforms grow fast)
 TB_MODULE = "sim.tb.network"
+BENCHES = ("native", "cocotb")
 CLOCK_HZ = 1e9 / CLOCK_PERIOD_NS
 
 
@@ -191,18 +202,29 @@ def load_images(net, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray
 
     Returns (uint8 images, labels or None, a description).
     """
+    check_images(net, count, start)
+    if tuple(net.input_shape) == MNIST_SHAPE:
+        images, labels = load_mnist(split="heldout", limit=count, start=start)
+        return images, labels, images_source(net, count, start)
+    images = random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, start + count)[start:]
+    return images, None, images_source(net, count, start)
+
+
+def check_images(net, count, start) -> None:
+    """Refuse a count or start that load_images cannot serve (ValueError, one line)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"images must be a positive integer, not {count!r}")
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         raise ValueError(f"start must be a non-negative integer, not {start!r}")
+    if tuple(net.input_shape) == MNIST_SHAPE and start + count > HELDOUT_SIZE:
+        raise ValueError(f"start + images must be at most {HELDOUT_SIZE} (the held-out set), not {start + count}")
+
+
+def images_source(net, count: int, start: int = 0) -> str:
+    """The report's description of load_images(net, count, start)."""
     if tuple(net.input_shape) == MNIST_SHAPE:
-        if start + count > HELDOUT_SIZE:
-            raise ValueError(f"start + images must be at most {HELDOUT_SIZE} (the held-out set), "
-                             f"not {start + count}")
-        images, labels = load_mnist(split="heldout", limit=count, start=start)
-        return images, labels, f"held-out MNIST images {8000 + start}..{8000 + start + count - 1}"
-    images = random_images(np.random.default_rng(RANDOM_IMAGE_SEED), net.input_shape, start + count)[start:]
-    return images, None, f"random images {start}..{start + count - 1} (seed {RANDOM_IMAGE_SEED})"
+        return f"held-out MNIST images {8000 + start}..{8000 + start + count - 1}"
+    return f"random images {start}..{start + count - 1} (seed {RANDOM_IMAGE_SEED})"
 
 
 # --------------------------------------------------------------------------- one simulator run
@@ -232,12 +254,69 @@ def timeout_cycles(build: BuildFolder) -> int:
     return int(max(100_000, 20 * estimate))
 
 
+def check_bench(bench: str | None, simulator: str, *, waves: bool = False, probe: bool = False) -> str:
+    """The bench a run uses: native by default on Verilator; cocotb for Icarus, waveforms and
+    probes (the native harness records neither). An explicit "native" it cannot honour is refused."""
+    if bench is not None and bench not in BENCHES:
+        raise ValueError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
+    cocotb_only = [why for why, needed in ((f"the {simulator} simulator", simulator != "verilator"),
+                                           ("waveforms", waves), ("probes", probe)) if needed]
+    if bench == "native" and cocotb_only:
+        raise ValueError(f"the native bench runs Verilator without waveforms or probes: {cocotb_only[0]} "
+                         f"needs the cocotb bench")
+    return bench or ("cocotb" if cocotb_only else "native")
+
+
+def native_model(build: BuildFolder) -> Path:
+    """The build's compiled native model (sim/native/model.py: compiled once per RTL, cached)."""
+    try:
+        return compiled_model(build.rtl, build.top)
+    except CompileError as exc:
+        raise SimulationError(str(exc)) from None
+
+
+def run_native(build: BuildFolder, images: np.ndarray, *, backpressure: bool = False, seed: int,
+               progress: bool = False, label: str = "") -> RawRun:
+    """Stream `images` through the build's compiled model (sim/native/harness.cpp)."""
+    binary = native_model(build)
+    log.info("simulating %d images on %s (native %s, seed %d, back-pressure %s)", len(images), build.top,
+             binary, seed, backpressure)
+    bar = progress_bar(len(images), progress, label)
+    try:
+        out = run_harness(binary, build.manifest, images, gap=BACKPRESSURE_GAP if backpressure else 0.0,
+                          stall=BACKPRESSURE_STALL if backpressure else 0.0, seed=seed,
+                          timeout=timeout_cycles(build), progress=None if bar is None else bar.update_to)
+    except RuntimeError as exc:
+        raise SimulationError(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return RawRun(**arrays(out, int(build.manifest["output"]["num_classes"])), registers=out["registers"],
+                  identity=out["identity"], event_counts=out["event_counts"], probes={}, error=out["error"],
+                  seed=seed)
+
+
+def progress_bar(total: int, enabled: bool, label: str):
+    """A tqdm bar on stderr with `update_to(done)`, or None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="img", desc=label or "simulating", dynamic_ncols=True, leave=False)
+    bar.update_to = lambda done: bar.update(done - bar.n)
+    return bar
+
+
 def run_simulator(build: BuildFolder, images: np.ndarray, *, simulator: str = "verilator",
                   backpressure: bool = False, seed: int | None = None, waves: bool = False,
                   probe: bool = False, expected: np.ndarray | None = None, progress: bool = False,
-                  work: Path | None = None, quiet: bool = False, label: str = "") -> RawRun:
-    """Stream `images` through the build's top in one simulator run; returns the measurements."""
+                  work: Path | None = None, quiet: bool = False, label: str = "",
+                  bench: str | None = None) -> RawRun:
+    """Stream `images` through the build's top in one simulator run; returns the measurements.
+    `bench` None picks the native one where it can (check_bench)."""
     seed = random.randrange(1 << 31) if seed is None else int(seed)
+    if check_bench(bench, simulator, waves=waves, probe=probe) == "native":
+        return run_native(build, images, backpressure=backpressure, seed=seed, progress=progress, label=label)
     sim_dir = build.path / "sim" / (simulator + ("-waves" if waves else ""))
     sim_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work or sim_dir, prefix=".run-") as tmp:
@@ -424,6 +503,7 @@ class SimResult:
     diagnosis: object = None          # sim.diagnose.Diagnosis on a mismatch (or with debug)
     waves: Path | None = None
     report_path: Path | None = None
+    classes: np.ndarray | None = None  # the class of each image that came back, in order
 
     @property
     def ok(self) -> bool:
@@ -433,38 +513,45 @@ class SimResult:
 def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: str = "verilator",
                    backpressure: bool = False, seed: int | None = None, waves: bool = False,
                    debug: bool = False, report: Path | None = None, progress: bool = False,
-                   quiet: bool = False) -> SimResult:
+                   quiet: bool = False, bench: str | None = None, jobs: int = 1,
+                   cluster: str | None = None) -> SimResult:
     """Simulate `images` images of a build folder and check them against the golden model.
+
+    `bench` is "native" (the default on Verilator: the compiled C++ harness) or "cocotb"
+    (Icarus too); --waves and the probes of --debug or of a mismatch's diagnosis always run
+    on the cocotb bench. With `jobs` > 1 (native only) the images are split into that many
+    chunks simulated in parallel processes, or on the Dask scheduler at `cluster`, and the
+    chunks' reports are merged (sim/reports.py).
 
     Writes sim_report.json into the build folder (or `report`). Raises BuildFolderError for
     a missing/incomplete folder, ValueError for bad arguments, SimulationError when the
     simulator cannot run; a mismatch is not an exception: see SimResult.mismatches.
     """
     check_simulator(simulator)
+    bench = check_bench(bench, simulator)
+    chunks = check_jobs(jobs, cluster, bench, images)
     report = check_report_path(report)
     build = load_build(build_dir)
-    pixels, labels, source = load_images(build.net, images, start)
-    golden = golden_run(build.net, pixels, record=True)
-    golden.labels = labels
+    check_images(build.net, images, start)
     seed = random.randrange(1 << 31) if seed is None else int(seed)
     log.info("seed %d", seed)
-    raw = run_simulator(build, pixels, simulator=simulator, backpressure=backpressure, seed=seed,
-                        expected=golden.classes, progress=progress, quiet=quiet)
-    mismatches = compare(build, golden, raw, len(pixels))
-    result = SimResult(report=make_report(build, golden, raw, pixels, mismatches, simulator=simulator,
-                                          backpressure=backpressure, source=source, start=start),
-                       mismatches=mismatches)
-    if mismatches or debug:
-        first = next((m.image for m in mismatches if m.image >= 0), 0)
-        first = min(first, len(pixels) - 1)
-        probe_raw = run_simulator(build, pixels[first:first + 1], simulator=simulator, seed=seed,
-                                  probe=True, quiet=quiet)
-        single = golden_run(build.net, pixels[first:first + 1], record=True)
-        result.diagnosis = diagnose(build, single, probe_raw, image=start + first)
+    if chunks > 1 or cluster:
+        from sim.native.chunks import simulate_chunks     # it calls back into this module
+
+        result = simulate_chunks(build, images, start=start, chunks=chunks, backpressure=backpressure,
+                                 seed=seed, cluster=cluster, progress=progress)
+    else:
+        result = simulate_images(build, images, start=start, simulator=simulator, bench=bench,
+                                 backpressure=backpressure, seed=seed, progress=progress, quiet=quiet)
+    if result.mismatches or debug:
+        first = next((m.image for m in result.mismatches if m.image >= 0), 0)
+        result.diagnosis = probe_image(build, min(first, images - 1), start=start, simulator=simulator,
+                                       seed=seed, quiet=quiet)
         result.report["diagnosis"] = result.diagnosis.to_json()
     if waves:
-        count = min(WAVE_IMAGES, len(pixels))
-        run_simulator(build, pixels[:count], simulator=simulator, seed=seed, waves=True, quiet=quiet)
+        count = min(WAVE_IMAGES, images)
+        pixels, _, _ = load_images(build.net, count, start)
+        run_simulator(build, pixels, simulator=simulator, seed=seed, waves=True, quiet=quiet, bench="cocotb")
         found = sorted((build.path / "sim" / f"{simulator}-waves").rglob("*.[fv][sc][td]"))
         result.waves = found[0] if found else None
         result.report["waves"] = {"file": str(result.waves) if result.waves else None, "images": count}
@@ -472,3 +559,43 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
     write_report(path, result.report)
     result.report_path = path
     return result
+
+
+def check_jobs(jobs, cluster, bench: str, images) -> int:
+    """How many chunks to simulate: `jobs`, at most one per image; more than one needs the native bench."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if (jobs > 1 or cluster) and bench != "native":
+        raise ValueError("--jobs and --cluster split the images across native runs: they cannot be used "
+                         "with the cocotb bench")
+    if isinstance(images, int) and not isinstance(images, bool) and images >= 1:
+        return min(jobs, images)
+    return jobs                        # check_images refuses the count with its own message
+
+
+def simulate_images(build: BuildFolder, images: int, *, start: int = 0, simulator: str = "verilator",
+                    bench: str = "native", backpressure: bool = False, seed: int, progress: bool = False,
+                    quiet: bool = False, offset: int = 0, label: str = "") -> SimResult:
+    """One simulator run of images start..start+images-1, compared with the golden model; the
+    report is not written. Mismatches name images from `offset` on (a chunk's place in a run)."""
+    pixels, labels, source = load_images(build.net, images, start)
+    golden = golden_run(build.net, pixels, record=True)
+    golden.labels = labels
+    raw = run_simulator(build, pixels, simulator=simulator, bench=bench, backpressure=backpressure, seed=seed,
+                        expected=golden.classes, progress=progress, quiet=quiet, label=label)
+    mismatches = [Mismatch(m.image + offset if m.image >= 0 else m.image, m.what)
+                  for m in compare(build, golden, raw, len(pixels))]
+    report = make_report(build, golden, raw, pixels, mismatches, simulator=simulator, backpressure=backpressure,
+                         source=source, start=start)
+    report["bench"] = bench
+    return SimResult(report=report, mismatches=mismatches, classes=raw.classes)
+
+
+def probe_image(build: BuildFolder, image: int, *, start: int, simulator: str, seed: int, quiet: bool):
+    """Image start+image simulated alone with probes on the spikes between layers (cocotb bench),
+    diagnosed against the golden model (sim/diagnose.py)."""
+    pixels, _, _ = load_images(build.net, 1, start + image)
+    probe_raw = run_simulator(build, pixels, simulator=simulator, seed=seed, probe=True, quiet=quiet,
+                              bench="cocotb")
+    single = golden_run(build.net, pixels, record=True)
+    return diagnose(build, single, probe_raw, image=start + image)
