@@ -1,4 +1,5 @@
-"""`python -m sim run BUILD_DIR --images N`: simulate a build folder, bit-exact against the golden model.
+"""`python -m sim run BUILD_DIR --images N`: simulate a build folder, bit-exact against the golden model
+(the native bench by default, split over --jobs processes or a --cluster; --cocotb for the cocotb one).
 `python -m sim infer BUILD_DIR --images N`: the host driver's `python -m host infer` on the
 simulated board (sim.board.SimulatedBoard): the same driver code, options and output as on
 the PYNQ board, against the build's RTL under Verilator.
@@ -14,6 +15,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,18 +44,34 @@ def parser() -> argparse.ArgumentParser:
                                      "model that is not MNIST-shaped) through the generated top's AXI4-Stream "
                                      "ports, read the counters over AXI4-Lite, and compare every logit, class "
                                      "and event count with the golden model on the build's IR. Writes "
-                                     "sim_report.json (cycles measured) into the build folder.")
+                                     "sim_report.json (cycles measured) into the build folder. By default the "
+                                     "native bench runs: the build's top compiled by Verilator with a C++ "
+                                     "harness (once per RTL, cached in $TERN_CACHE or ~/.cache/tern), the "
+                                     "images split over --jobs processes; --cocotb runs the cocotb bench, "
+                                     "which --simulator icarus, --waves and the probes of --debug (or of a "
+                                     "mismatch's diagnosis) always use.")
     run.add_argument("build", metavar="BUILD_DIR", help="a folder written by python -m gen build")
     run.add_argument("--images", type=int, default=50, metavar="N", help="images to simulate (default 50)")
     run.add_argument("--start", type=int, default=0, metavar="K", help="first held-out image (8000+K; default 0)")
-    run.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    run.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                     help="icarus runs on the cocotb bench (default verilator)")
+    run.add_argument("--cocotb", action="store_true",
+                     help="drive the top from the cocotb bench (Python per beat) instead of the native one")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="split the images into N chunks simulated in parallel processes, one merged report "
+                          "(native bench; default: the CPU count, 1 with --cocotb)")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="send the chunks to this Dask distributed scheduler (e.g. tcp://host:8786) instead of "
+                          "local processes; needs the extra tern-fpga[cluster], Tern and the build folder at the "
+                          "same path on the workers"),
     run.add_argument("--backpressure", action="store_true",
                      help="random TVALID gaps on the input and TREADY stalls on the output (seeded)")
-    run.add_argument("--waves", action="store_true", help="also write a waveform of the first images")
+    run.add_argument("--waves", action="store_true",
+                     help="also write a waveform of the first images (a second run, on the cocotb bench)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     run.add_argument("--debug", action="store_true",
                      help="probe the spikes between layers (event streams and dense spike maps) and compare them "
-                          "with the golden model even without a mismatch")
+                          "with the golden model even without a mismatch (one image again, on the cocotb bench)")
     run.add_argument("--report", metavar="PATH", help="where to write the report (default BUILD_DIR/sim_report.json)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--verbose", "-v", action="store_true", help="show the compiler's and cocotb's output")
@@ -71,6 +89,11 @@ def summary(result) -> str:
     verdict = "bit-exact" if result.ok else f"{r['mismatches']} MISMATCHES"
     lines.append(f"{r['results']}/{r['images']} images on {r['simulator']}: {verdict} "
                  f"(logits, classes, counters; seed {r['seed']}{', back-pressure' if r['backpressure'] else ''})")
+    if r.get("chunks"):
+        where = f"on {r['cluster']}" if r.get("cluster") else "in parallel processes"
+        lines.append(f"{r['bench']} bench, {r['chunks']} chunks {where}, merged (each chunk from reset)")
+    elif r.get("bench"):
+        lines.append(f"{r['bench']} bench")
     for line in r["first_mismatches"][:5]:
         lines.append(f"  {line}")
     if r["accuracy"] is not None:
@@ -111,13 +134,22 @@ def os_error_line(exc: OSError) -> str:
     return f"cannot write or read{where} ({exc.strerror or exc})"
 
 
+def default_jobs(args) -> int:
+    """--jobs as given; else the CPU count on the native bench (only it splits) and 1 otherwise."""
+    if args.jobs is not None:
+        return args.jobs
+    return 1 if args.cocotb or args.simulator != "verilator" else (os.cpu_count() or 1)
+
+
 def cmd_run(args) -> int:
     try:
         result = simulate_build(Path(args.build).resolve(), args.images, start=args.start,
                                 simulator=args.simulator, backpressure=args.backpressure, seed=args.seed,
                                 waves=args.waves, debug=args.debug,
                                 report=None if args.report is None else Path(args.report).resolve(),
-                                progress=not args.json, quiet=not args.verbose)
+                                progress=not args.json, quiet=not args.verbose,
+                                bench="cocotb" if args.cocotb else None, jobs=default_jobs(args),
+                                cluster=args.cluster)
     except (BuildFolderError, ValueError) as exc:
         return fail(exc, EXIT_BAD_INPUT)
     except (SimulationError, RuntimeError) as exc:

@@ -575,10 +575,17 @@ def check_jobs(jobs, cluster, bench: str, images) -> int:
 
 def simulate_images(build: BuildFolder, images: int, *, start: int = 0, simulator: str = "verilator",
                     bench: str = "native", backpressure: bool = False, seed: int, progress: bool = False,
-                    quiet: bool = False, offset: int = 0, label: str = "") -> SimResult:
-    """One simulator run of images start..start+images-1, compared with the golden model; the
-    report is not written. Mismatches name images from `offset` on (a chunk's place in a run)."""
-    pixels, labels, source = load_images(build.net, images, start)
+                    quiet: bool = False, offset: int = 0, total: int | None = None,
+                    label: str = "") -> SimResult:
+    """One simulator run of images offset..offset+images-1 of a run of `total` images from
+    `start` (a chunk; offset 0 and total None for a whole run), compared with the golden
+    model; the report is not written. A chunk's images are cut from the whole run's: random
+    images drawn for fewer or from a later start are other images (gen.ir.random_net's
+    random_images draws its zeros after all the pixels)."""
+    pixels, labels, _ = load_images(build.net, total or offset + images, start)
+    pixels = pixels[offset:offset + images]
+    labels = None if labels is None else labels[offset:offset + images]
+    source = images_source(build.net, images, start + offset)
     golden = golden_run(build.net, pixels, record=True)
     golden.labels = labels
     raw = run_simulator(build, pixels, simulator=simulator, bench=bench, backpressure=backpressure, seed=seed,
@@ -586,7 +593,7 @@ def simulate_images(build: BuildFolder, images: int, *, start: int = 0, simulato
     mismatches = [Mismatch(m.image + offset if m.image >= 0 else m.image, m.what)
                   for m in compare(build, golden, raw, len(pixels))]
     report = make_report(build, golden, raw, pixels, mismatches, simulator=simulator, backpressure=backpressure,
-                         source=source, start=start)
+                         source=source, start=start + offset)
     report["bench"] = bench
     return SimResult(report=report, mismatches=mismatches, classes=raw.classes)
 
