@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "[setup] installing tern-fpga and its dependencies"
-.venv/bin/python -m pip install -q -e ".[dev,interop]"
+.venv/bin/python -m pip install -q -e ".[dev,interop,cluster]"   # cluster: dask[distributed] for sim run --cluster
 .venv/bin/python -m pip install -q --no-deps "spikingjelly==2.0.0"  # its own metadata would pull torchvision & co (pyproject.toml)
 if ! command -v iverilog >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
