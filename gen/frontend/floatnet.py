@@ -254,6 +254,10 @@ def _parse_layer(layer, state: dict, shape: tuple[int, ...], names: set):
     if name in names or name == "input":
         raise ModelError(f"layer names must be unique (and not 'input'), not {name!r} twice")
     names.add(name)
+    if kind == "relu":
+        # An ANN is the source of a conversion, not a model the hardware runs (docs/msat.md).
+        raise ModelError(f"{where(name)}a 'relu' layer makes this an ANN, which is not built directly: convert it "
+                         f"into an SNN first (python -m snn convert MODEL --method msat|if-subtract, docs/msat.md)")
     if kind not in SUPPORTED_LAYER_TYPES:
         raise ModelError(f"{where(name)}unsupported layer type {kind!r}; supported types: "
                          f"{', '.join(SUPPORTED_LAYER_TYPES)}")
