@@ -294,15 +294,14 @@ class AxisPixelBeatsIn(wiring.Component):
     beats, a long one (no TLAST on its last beat) has its extra beats dropped up to TLAST.
     A skid buffer (hw.skid) registers the output, so `s_axis_tready` is a function of
     registers only and the engine's ready does not reach the AXI port in the same cycle.
-    Pulses and `in_image` as AxisPixelIn's. The pixels per image must be whole beats.
+    Pulses and `in_image` as AxisPixelIn's. An image is ceil(C·H·W / 8) beats: the host
+    zero-pads the last one (docs/build.md, "Input packing"), and the padding pixels pass on
+    untouched (the engine reads only the image's C·H·W pixels).
     """
 
     def __init__(self, pixels_per_image: int):
         self.pixels_per_image = _positive_int("pixels_per_image", pixels_per_image)
-        if pixels_per_image % PIXELS_PER_BEAT:
-            raise ValueError(f"pixels_per_image must be a multiple of {PIXELS_PER_BEAT} (whole beats), "
-                             f"not {pixels_per_image!r}")
-        self.beats_per_image = pixels_per_image // PIXELS_PER_BEAT
+        self.beats_per_image = -(-pixels_per_image // PIXELS_PER_BEAT)
         self.beat_layout = wide_pixel_layout()
         super().__init__({
             "s_axis_tdata": In(AXIS_WIDTH),

@@ -62,17 +62,6 @@ def pixel_map_layout(channels: int) -> data.StructLayout:
     return data.StructLayout({"spikes": data.ArrayLayout(unsigned(8), channels), "eos": 1, "eoi": 1})
 
 
-def current_range(weights: np.ndarray, input_kind: str) -> tuple[int, int]:
-    """The exact range of Σ W·input over a channel's window: ±Σ|W| for spikes, and
-    [255·Σ W⁻, 255·Σ W⁺] for pixels (they are never negative)."""
-    w = weights.reshape(weights.shape[0], -1)
-    if input_kind == "spikes":
-        bound = int(np.abs(w).sum(axis=1).max(initial=0))
-        return -bound, bound
-    return (int(np.minimum(w, 0).sum(axis=1).min(initial=0)) * PIXEL_MAX,
-            int(np.maximum(w, 0).sum(axis=1).max(initial=0)) * PIXEL_MAX)
-
-
 def default_buffer_rows(kernel: int, stride: int) -> int:
     """The line buffer's rows: the k of a window plus s for the next output row, rounded up to
     a power of two (the row slot is the low bits of a row counter)."""
@@ -227,6 +216,17 @@ def leaf_value(index: int, taps, groups: int) -> int:
     return total
 
 
+def within(value, low: int, high: int):
+    """low <= value < high for an unsigned `value`, without the comparisons that are constant
+    for its width (a padding of 0 makes `value >= 0`, which Verilator's lint rejects)."""
+    terms = []
+    if low > 0:
+        terms.append(value >= low)
+    if high < 1 << len(value):
+        terms.append(value < high)
+    return Cat(*terms).all() if terms else Const(1, 1)
+
+
 def registered(m, value, bound: int, name: str) -> Signal:
     """`value` (|value| <= bound) through one register."""
     r = Signal(signed(signed_width([-bound, bound])), name=name)
@@ -271,6 +271,24 @@ def adder_tree(m, leaves, bounds, levels_per_stage=TREE_LEVELS_PER_STAGE, name="
         nodes, level = paired, level + 1
 
 
+def lane_current(total, current_width: int):
+    """A lane's Σ W·input, from its adder tree's width to the bounds' `current_width`.
+
+    Why every sum fits, for every input alphabet the stream carries: a leaf's bound is the
+    largest |value| of its table over every code of its taps (00, 01, 11 and the unused 10:
+    ±w or 0 per tap, so it covers ternary and binary spikes alike) or, for pixels, max|w|·255
+    (x in 0…255 times a signed weight). A tree node is sized for the sum of its children's
+    bounds (`adder_tree`), so every partial sum the tree forms is exact, whatever the order.
+    The tree's total is then Σ W·input of one channel's window (padded taps are 0, as in the
+    golden model), which lies in the layer's accumulator interval (gen.ir.bounds: every partial
+    sum of the bias and the synaptic terms, over the source's own alphabet) and so in
+    `current_width` bits: keeping its low bits is exact in two's complement, though the tree,
+    sized for ±Σ|w|, may be wider (a binary source's sums are one-sided)."""
+    if len(total) <= current_width:
+        return total
+    return total[:current_width].as_signed()
+
+
 def tree_stages(leaves: int, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> int:
     """Register stages `adder_tree` puts on a tree of `leaves` leaves."""
     n, level, stages = leaves, 0, 0
@@ -283,7 +301,14 @@ def tree_stages(leaves: int, levels_per_stage: int = TREE_LEVELS_PER_STAGE) -> i
 
 
 class DenseConvLayer(wiring.Component):
-    """Ports: `maps_in` (In, map stream of C channels), `maps` (Out, map stream of O channels)."""
+    """Ports: `maps_in` (In, map stream of C channels), `maps` (Out, map stream of O channels).
+
+    `current_width` and `membrane_width` are the compiler's bounds (gen.ir.bounds, SPEC §4:
+    the accumulator and membrane bits of the layer over its source's real alphabet: ternary
+    {−1, 0, 1}, binary {0, 1}, pixels 0…255); the engine does not derive them again. Its
+    internal sums fit any input the stream can carry (see `lane_current`), so only the LIF
+    unit's current port has the bounds' width.
+    """
 
     def __init__(self, geometry, weights, bias, theta_pos, theta_neg, *, leak_shift: int, steps: int,
                  kind: str, lanes: int, weight_width: int, current_width: int, membrane_width: int,
@@ -311,10 +336,6 @@ class DenseConvLayer(wiring.Component):
         # multiply; the window is the same, the line buffer holds 8 bits per channel.
         self.input_kind = input_kind
         self.max_input = PIXEL_MAX if input_kind == "pixels" else 1
-        low, high = current_range(self.weights, input_kind)
-        if signed_width([low, high]) > current_width:
-            raise ValueError(f"current_width must hold every current [{low}, {high}] (Σ W·input of a channel), "
-                             f"not {current_width!r}")
         self.in_layout = map_layout(g.in_channels) if input_kind == "spikes" else pixel_map_layout(g.in_channels)
         self.out_layout = map_layout(g.out_channels)
         super().__init__({"maps_in": In(stream.Signature(self.in_layout)),
@@ -429,7 +450,7 @@ class DenseConvLayer(wiring.Component):
         m.d.comb += lr.addr.eq(read_col)
         m.d.sync += [
             v1_shift.eq(issue & ~dwell),
-            v1_col.eq((ci >= p) & (ci < p + W)),
+            v1_col.eq(within(ci, p, p + W)),
             v1_emit.eq(issue & emit),
             slot1.eq((step_base + top_row[oy])[:slot_bits] if slot_bits else 0),
             mask1.eq(row_mask[oy]),
@@ -511,7 +532,8 @@ class DenseConvLayer(wiring.Component):
                         leaves.append(registered(m, value * weight, bound, f"lane{j}_p{i}"))
                         bounds.append(bound)
             total, _, used = adder_tree(m, leaves, bounds, name=f"lane{j}")
-            sums.append(delay(m, total, stages - leaf_stage - used, name=f"lane{j}_pad"))
+            sums.append(lane_current(delay(m, total, stages - leaf_stage - used, name=f"lane{j}_pad"),
+                                     self.current_width))
         # The control rides beside the tree's registers.
         ctl_pipe, valid_pipe = [ctl2], [v2_emit]
         for i in range(stages):

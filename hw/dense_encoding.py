@@ -6,9 +6,17 @@ cycle through constant multipliers, the LIF unit, a dense spike map out
         one position with its C pixels per beat) ──► DenseConvLayer(input_kind="pixels") ──► maps
 
 Direct encoding (SPEC §4: the first layer's source is the image at every step) needs the
-image T times: PixelReplay keeps one image (C planes of H·W/8 words of 8 pixels) and
+image T times: PixelReplay keeps one image (C planes of ceil(H·W/8) words of 8 pixels) and
 streams step 0 behind the writer, so at T = 1 nothing waits for a whole image; the next
 image's words overwrite the buffer only behind the last step's read.
+
+The host packs an image's C·H·W pixels 8 to a beat and zero-pads the image's last beat
+(docs/build.md, "Input packing"). With one channel, or H·W a multiple of 8, every beat
+belongs to one channel plane and a plane's last beat is the only partial one: the replay
+stores it whole and never reads its padding. With several channels and H·W not a multiple
+of 8, a beat would straddle two planes (the end of channel c, the start of c + 1): that
+layout is refused (`beats_tile_planes`) and the planner keeps the event encoding engine,
+which takes the pixels one by one (docs/build.md, "Limits of the engines").
 """
 from __future__ import annotations
 
@@ -32,9 +40,16 @@ def wide_pixel_layout(pixels_per_beat: int = PIXELS_PER_BEAT) -> data.StructLayo
     return data.StructLayout({"pixels": data.ArrayLayout(unsigned(8), pixels_per_beat), "last": 1})
 
 
+def beats_tile_planes(channels: int, positions: int, pixels_per_beat: int = PIXELS_PER_BEAT) -> bool:
+    """Whether every input beat holds pixels of one channel plane only: one channel (its last
+    beat zero-padded by the host), or H·W a multiple of the beat's pixels."""
+    return channels == 1 or positions % pixels_per_beat == 0
+
+
 class PixelReplay(wiring.Component):
     """`pixels` (wide pixel beats) to `maps` (one position, its C pixels per beat; (t, y, x)
-    order, T times per image, eos/eoi marked). H·W must be a multiple of the beat's pixels."""
+    order, T times per image, eos/eoi marked). Beats must tile the channel planes
+    (`beats_tile_planes`); the last beat of a plane may be partial (one channel)."""
 
     def __init__(self, channels: int, height: int, width: int, *, steps: int, pixels_per_beat: int = PIXELS_PER_BEAT):
         self.channels = check_int("channels", channels, 1)
@@ -42,10 +57,10 @@ class PixelReplay(wiring.Component):
         self.steps = check_int("steps", steps, 1)
         self.per_beat = check_int("pixels_per_beat", pixels_per_beat, 1)
         self.positions = height * width
-        if self.positions % pixels_per_beat:
-            raise ValueError(f"pixels_per_beat must divide the {self.positions} positions of a channel, "
-                             f"not {pixels_per_beat!r}")
-        self.words = self.positions // pixels_per_beat      # per channel plane
+        if not beats_tile_planes(channels, self.positions, pixels_per_beat):
+            raise ValueError(f"pixels_per_beat must divide the {self.positions} positions of a channel when "
+                             f"there are {channels} channels (a beat may not straddle two), not {pixels_per_beat!r}")
+        self.words = -(-self.positions // pixels_per_beat)      # per channel plane, the last one padded
         self.out_layout = pixel_map_layout(channels)
         super().__init__({"pixels": In(stream.Signature(wide_pixel_layout(pixels_per_beat))),
                           "maps": Out(stream.Signature(self.out_layout))})

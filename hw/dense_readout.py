@@ -133,15 +133,16 @@ class DenseReadout(wiring.Component):
             with m.State("FIRST"):
                 m.d.sync += [index.eq(1), best.eq(0), best_value.eq(logits[0])]
                 m.next = "ARGMAX" if K > 1 else "EMIT"
-            with m.State("ARGMAX"):       # strict > keeps the smallest index of the maximum
-                with m.Switch(index):
-                    for i in range(1, K):
-                        with m.Case(i):
-                            with m.If(logits[i] > best_value):
-                                m.d.sync += [best.eq(i), best_value.eq(logits[i])]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index >= K - 1):
-                    m.next = "EMIT"
+            if K > 1:       # one class: no argmax (its `index >= 0` would be constant, a lint error)
+                with m.State("ARGMAX"):       # strict > keeps the smallest index of the maximum
+                    with m.Switch(index):
+                        for i in range(1, K):
+                            with m.Case(i):
+                                with m.If(logits[i] > best_value):
+                                    m.d.sync += [best.eq(i), best_value.eq(logits[i])]
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index >= K - 1):
+                        m.next = "EMIT"
             with m.State("EMIT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):

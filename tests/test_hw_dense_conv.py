@@ -93,7 +93,7 @@ def test_schedule_of_the_fast_model_conv2_meets_1000_cycles():
 @pytest.mark.parametrize("kwargs,message", [
     ({"lanes": 3}, r"lanes must be one of \[1, 2, 4\]"),
     ({"buffer_rows": 3}, "buffer_rows must be a power of two >= the kernel"),
-    ({"current_width": 3}, "current_width must hold"),
+    ({"current_width": 1}, "current_width must be an integer >= 2"),
     ({"weights": np.full((4, 2, 3, 3), 9)}, "weights must fit weight_width = 4 bits"),
     ({"theta_neg": [5, 5, 5, 5]}, "theta_neg must be below theta_pos"),
     ({"geometry": ConvGeometry(2, 2, 2, 4, 3, 2, 1), "weights": np.zeros((4, 2, 3, 3), int)},

@@ -41,7 +41,8 @@ def test_dense_encoding_period_matches_the_schedule(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"height": 3, "width": 3}, "pixels_per_beat must divide the 9 positions of a channel, not 8"),
+    ({"channels": 2, "height": 3, "width": 3},
+     "pixels_per_beat must divide the 9 positions of a channel when there are 2 channels"),
     ({"steps": 0}, "steps must be an integer >= 1, not 0"),
 ])
 def test_pixel_replay_rejects_bad_parameters(kwargs, message):

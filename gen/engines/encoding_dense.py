@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from hw.dense_encoding import DenseEncodingLayer
+from hw.dense_encoding import DenseEncodingLayer, beats_tile_planes
 from hw.lif import NEURON_KINDS
 
 from gen.errors import PlanError
@@ -55,12 +55,13 @@ class EncodingDenseEngine(EngineSpec):
 
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
         """What the hw component refuses, as one PlanError before any Verilog: 8-pixel beats
-        must tile a channel, and the membranes need 4 neuron words (as the dense conv)."""
+        must not straddle two channel planes (hw.dense_encoding.beats_tile_planes: one channel,
+        or H·W a multiple of 8), and the membranes need 4 neuron words (as the dense conv)."""
         g = ctx.geometry
-        positions = int(g.in_shape[1]) * int(g.in_shape[2])
-        if positions % 8:
+        channels, positions = int(g.in_shape[0]), int(g.in_shape[1]) * int(g.in_shape[2])
+        if not beats_tile_planes(channels, positions):
             raise PlanError(f"{where}the {self.name} engine takes 8 pixels per beat, which must divide the "
-                            f"{positions} positions of a channel")
+                            f"{positions} positions of a channel when the input has {channels} channels")
         if g.out_positions * ctx.groups < 4:
             raise PlanError(f"{where}the {self.name} engine needs at least 4 neuron words per step "
                             f"(output positions × O/lanes), not {g.out_positions * ctx.groups}")
@@ -68,7 +69,9 @@ class EncodingDenseEngine(EngineSpec):
     def memories(self, ctx: EngineContext):
         g = conv_geometry(ctx)
         rows = 4 if g.stride == 1 else 8
-        return (Memory("image", max(2, g.in_height * g.in_width // 8), 64, False),
+        # hw.dense_encoding.PixelReplay: C planes of ceil(H·W/8) words of 8 pixels, read together.
+        words = -(-g.in_height * g.in_width // 8)
+        return (Memory("image", max(2, words), 64 * g.in_channels, False),
                 Memory("lines", max(2, g.in_width), rows * g.in_channels * 8, False),
                 Memory("out_fifo", 4, 2 * g.out_channels + 2, False), *membrane_memory(ctx))
 
