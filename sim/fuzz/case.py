@@ -86,20 +86,21 @@ def golden_matches_float(net, images) -> str:
 
 
 def forced_families(net, plan: str, rng) -> dict:
-    """The engine family the recipe's plan asks of each layer ({} for the default plan)."""
-    from gen.engines import engine_families
+    """The engine family the recipe's plan asks of each layer ({} for the default plan):
+    "dense" puts every layer that a dense engine can take on one, "mixed" draws one of the
+    families that can take the layer (the planner's own candidates, gen.plan)."""
+    from gen.plan import candidate_families
 
     if plan == "default":
         return {}
     chosen = {}
-    for layer in net.layers:
-        families = engine_families(layer.kind)
+    for name, families in candidate_families(net, None).items():
         if plan == "event":
-            chosen[layer.name] = "event"
+            chosen[name] = "event"
         elif plan == "dense":
-            chosen[layer.name] = "dense" if "dense" in families else "event"
+            chosen[name] = "dense" if "dense" in families else "event"
         else:
-            chosen[layer.name] = str(rng.choice(families))
+            chosen[name] = str(rng.choice(sorted(families)))
     return chosen
 
 

@@ -270,8 +270,10 @@ def checkpoint(recipe: dict) -> dict:
     channels = recipe["input_shape"][0]
     norm = None
     if recipe["normalization"]:
-        # mean = k/255 keeps a padded conv exactly foldable (SPEC §2.3).
-        norm = {"mean": [float(rng.integers(0, 256)) / 255 for _ in range(channels)],
+        # mean = k/255 keeps a padded conv exactly foldable (SPEC §2.3); the hardware pads
+        # with pixel 0 only (docs/limits.md, pad-pixels), so half the models use mean 0.
+        zero_mean = rng.random() < 0.5
+        norm = {"mean": [0.0 if zero_mean else float(rng.integers(0, 256)) / 255 for _ in range(channels)],
                 "std": [float(rng.uniform(0.2, 0.5)) for _ in range(channels)]}
     arch = {"input_shape": list(recipe["input_shape"]), "timesteps": recipe["timesteps"],
             "input_normalization": norm, "layers": layers}
