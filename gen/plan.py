@@ -185,6 +185,7 @@ def layer_geometries(net: Network, layer, engine: EngineSpec | None = None) -> t
     geometries = tuple(hardware_geometry(q.op, net.source_shape(q.source), layer.shape, where)
                        for q in layer.projections)
     engine.check_ops(geometries, where)
+    engine.check_geometries(geometries, where)
     return geometries
 
 

@@ -23,7 +23,7 @@ def plans(net, families) -> bool:
 
 def net_with_dense_encoding():
     """The first small random chain whose encoding layer the dense family takes (8-pixel
-    beats tile a channel)."""
+    beats tile the channel planes: one channel, or H·W a multiple of 8)."""
     for seed in range(200):
         net = random_network(np.random.default_rng(7000 + seed), max_layers=3, shortcuts=False, name=f"in{seed}")
         first = net.layers[0].name
@@ -37,11 +37,12 @@ def test_input_cycles_follow_the_encoding_engine(family):
     net = net_with_dense_encoding()
     pixels = int(np.prod(net.input_shape))
     plan = make_plan(net, BOARD, families={net.layers[0].name: family})
-    assert plan.input_cycles == (pixels // 8 if family == "dense" else pixels)
+    assert plan.input_cycles == (-(-pixels // 8) if family == "dense" else pixels)   # the last beat padded
     assert plan.cycles_per_image == max(plan.input_cycles, plan.bottleneck.cycles)
     assert plan.to_json()["input_cycles"] == plan.input_cycles
 
 
 def test_the_wide_input_takes_whole_beats_of_the_image():
     assert AxisPixelBeatsIn(784).beats_per_image == 98
+    assert AxisPixelBeatsIn(81).beats_per_image == 11      # the last beat: 1 pixel, 7 of padding
     assert isinstance(AxisPixelIn(784), AxisPixelIn)   # the event path keeps its one-pixel input

@@ -157,6 +157,11 @@ class EngineSpec:
                 raise PlanError(f"{where}the {self.name} engine does not take op {g.op}; it takes "
                                 f"{', '.join(self.ops)}")
 
+    def check_geometries(self, geometries, where: str) -> None:
+        """PlanError for projection geometries this engine cannot build at any lane count (the
+        planner then leaves the family out: it is no candidate for the layer). Checks that
+        depend on the lanes are `check_context`'s."""
+
     def input_streams(self, count: int) -> tuple[str, ...]:
         """The input stream (port) of each projection: the testbench adapter for several inputs."""
         if count != 1:

@@ -16,8 +16,8 @@ from hw.lif import NEURON_KINDS
 from gen.errors import PlanError
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
-from gen.engines.spiking_dense import conv_geometry, hw_projection_of, lane_weights, membrane_memory, \
-    period_cycles
+from gen.engines.spiking_dense import check_neuron_words, conv_geometry, hw_projection_of, lane_weights, \
+    membrane_memory, period_cycles
 
 # A tap is uint8 × a weight. With one group (F = 1) the weight is a constant: yosys makes the
 # products by 0 and ± powers of two shifts and some others shifts and adds in LUTs, the rest
@@ -53,18 +53,20 @@ class EncodingDenseEngine(EngineSpec):
     output_stream = "maps"
     neurons = NEURON_KINDS            # the LIF unit it reuses (hw/lif.py); EngineSpec.check_layer refuses others
 
-    def check_context(self, ctx: EngineContext, where: str = "") -> None:
-        """What the hw component refuses, as one PlanError before any Verilog: 8-pixel beats
-        must not straddle two channel planes (hw.dense_encoding.beats_tile_planes: one channel,
-        or H·W a multiple of 8), and the membranes need 4 neuron words (as the dense conv)."""
-        g = ctx.geometry
+    def check_geometries(self, geometries, where: str) -> None:
+        """What the hw component refuses at any lanes, before any Verilog (the planner then keeps
+        the event family): 8-pixel beats must not straddle two channel planes
+        (hw.dense_encoding.beats_tile_planes: one channel, or H·W a multiple of 8), and one lane
+        must leave 4 neuron words (as the dense conv)."""
+        g = geometries[0]
         channels, positions = int(g.in_shape[0]), int(g.in_shape[1]) * int(g.in_shape[2])
         if not beats_tile_planes(channels, positions):
             raise PlanError(f"{where}the {self.name} engine takes 8 pixels per beat, which must divide the "
                             f"{positions} positions of a channel when the input has {channels} channels")
-        if g.out_positions * ctx.groups < 4:
-            raise PlanError(f"{where}the {self.name} engine needs at least 4 neuron words per step "
-                            f"(output positions × O/lanes), not {g.out_positions * ctx.groups}")
+        check_neuron_words(self.name, g, 1, where)
+
+    def check_context(self, ctx: EngineContext, where: str = "") -> None:
+        check_neuron_words(self.name, ctx.geometry, ctx.lanes, where)
 
     def memories(self, ctx: EngineContext):
         g = conv_geometry(ctx)

@@ -20,7 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from hw.dense_conv import DenseConvLayer, default_buffer_rows, lane_datapath, schedule_cycles, table_leaves
+from hw.dense_conv import (MIN_NEURON_WORDS, DenseConvLayer, default_buffer_rows, lane_datapath,
+                           schedule_cycles, table_leaves)
 from hw.geometry import ConvGeometry
 from hw.lif import NEURON_KINDS
 
@@ -95,6 +96,15 @@ def _datapath_bits(raw: bytes, shape: tuple[int, int], lanes: int) -> tuple:
     return tuple(sorted(total.items()))
 
 
+def check_neuron_words(engine: str, geometry, lanes: int, where: str) -> None:
+    """PlanError unless output positions × O/lanes >= hw.dense_conv.MIN_NEURON_WORDS: the LIF
+    unit reads a membrane word again only that many emits after writing it (docs/hardware.md)."""
+    words = geometry.out_positions * (geometry.out_channels // lanes)
+    if words < MIN_NEURON_WORDS:
+        raise PlanError(f"{where}the {engine} engine needs at least {MIN_NEURON_WORDS} neuron words per step "
+                        f"(output positions × O/lanes), not {words}" + (f" at {lanes} lanes" if lanes > 1 else ""))
+
+
 class SpikingDenseEngine(EngineSpec):
     kind = "spiking"
     family = "dense"
@@ -108,13 +118,12 @@ class SpikingDenseEngine(EngineSpec):
     output_stream = "maps"
     neurons = NEURON_KINDS            # the LIF unit it reuses (hw/lif.py); EngineSpec.check_layer refuses others
 
+    def check_geometries(self, geometries, where: str) -> None:
+        """Not a candidate where even one lane leaves fewer than MIN_NEURON_WORDS words."""
+        check_neuron_words(self.name, geometries[0], 1, where)
+
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
-        if ctx.geometry.op != "conv2d":
-            raise PlanError(f"{where}the {self.name} engine takes op conv2d, not {ctx.geometry.op}")
-        words = ctx.geometry.out_positions * ctx.groups
-        if words < 4:
-            raise PlanError(f"{where}the {self.name} engine needs at least 4 neuron words per step "
-                            f"(output positions × O/lanes), not {words}")
+        check_neuron_words(self.name, ctx.geometry, ctx.lanes, where)
 
     def memories(self, ctx: EngineContext):
         g = conv_geometry(ctx)
