@@ -183,20 +183,27 @@ def public_top_config(toplevel: str) -> str:
 def run_lean_verilator(sources: list[Path], toplevel: str, test_module: str, build_dir: Path, *,
                        params: dict | None = None, seed: int | None = None, waves: bool = False,
                        build_log: Path | None = None) -> SimResult:
-    """run_testbench for Verilator with only the top's signals public (see lean_verilator).
+    """run_testbench for Verilator with only the top's signals public (see lean_verilator),
+    compiled by build_lean_verilator. Raises SimulationFailed if any test fails or no test ran."""
+    seed = random.randrange(1 << 31) if seed is None else int(seed)
+    build_dir = Path(build_dir).resolve()
+    runner = build_lean_verilator(sources, toplevel, build_dir, waves=waves, build_log=build_log)
+    log.info("cocotb %s on %s (lean verilator), seed %d", test_module, toplevel, seed)
+    return run_built_tests(runner, simulator="verilator", toplevel=toplevel, test_module=test_module,
+                           build_dir=build_dir, params=params, seed=seed, waves=waves)
 
-    The compile holds a lock on `build_dir` (one compile at a time across processes, e.g.
-    pytest-xdist workers) and is started over once from clean C++ if it fails. With
-    build_log, the compiler's output (stdout and stderr: Verilator's warnings) goes there.
-    Raises SimulationFailed if any test fails or no test ran.
-    """
+
+def build_lean_verilator(sources: list[Path], toplevel: str, build_dir: Path, *, waves: bool = False,
+                         build_log: Path | None = None):
+    """Compile (or find up to date) the lean cocotb model of `toplevel` in `build_dir`; returns
+    the runner. The compile holds a lock on `build_dir` (one compile at a time across processes,
+    e.g. pytest-xdist workers) and is started over once from clean C++ if it fails. With
+    build_log, the compiler's output (stdout and stderr: Verilator's warnings) goes there."""
     check_simulator("verilator")
     fix_verilator_pch()
-    seed = random.randrange(1 << 31) if seed is None else int(seed)
     build_dir = Path(build_dir).resolve()
     config = write_if_changed(build_dir / "public_top.vlt", public_top_config(toplevel))
     runner = lean_verilator()
-    log.info("cocotb %s on %s (lean verilator), seed %d", test_module, toplevel, seed)
 
     def compile_model():
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
@@ -212,8 +219,7 @@ def run_lean_verilator(sources: list[Path], toplevel: str, test_module: str, bui
             log.warning("Verilator build failed (%s); cleaning %s and building again", exc, build_dir)
             remove_build_products(build_dir)
             compile_model()
-    return run_built_tests(runner, simulator="verilator", toplevel=toplevel, test_module=test_module,
-                           build_dir=build_dir, params=params, seed=seed, waves=waves)
+    return runner
 
 
 def remove_build_products(build_dir: Path) -> None:

@@ -9,6 +9,11 @@ compiles once. The cache lives in $TERN_CACHE/verilator (default ~/.cache/tern/v
 one folder per key holding the binary and the compiler's log; nothing is ever evicted
 (a tiny model is about 1 MB, the MNIST examples a few MB: delete the folder to reclaim it).
 
+Verilator's runtime library and the harness do not depend on the design (the harness sees
+only the top's ports, the same on every build): they are compiled once per Verilator version,
+flags and ports header, kept in cache_root()/objects/, and copied into each later model's
+make folder, so a small model costs its own C++ and a link (see OPT_FAST's note).
+
 Compiles run under a file lock per key (pytest-xdist workers, `sim run --jobs`), in a
 temporary folder, and the binary is renamed into place: a reader never sees half a binary.
 """
@@ -34,18 +39,23 @@ CACHE_ENV = "TERN_CACHE"
 BINARY = "tern_sim"
 LOG = "compile.log"
 # Warnings are the lint step's business (gen build lints every top); the model only has to run.
-# --x-assign/--x-initial fast as the cocotb path's lean build: Amaranth initialises every
-# register, so the choice only saves Verilator from emitting randomisation code.
-VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast")
-# C++ optimisation (make's variables in Verilator's verilated.mk), measured on this 2-core
-# machine (benchmarks/native_sim.md). A tiny design's compile is mostly the design-independent
-# objects (Verilator's runtime library and the harness, ~12 s of CPU): they are compiled once
-# and shared between models (SHARED_OBJECTS), so a tiny model costs its own Vtop__ALL.cpp
-# (~4 s, mostly headers, the same at -O0 and -Os) and a link. The design's hot code
-# (OPT_FAST) is where a big model spends its run: Verilator's default -Os ran the MNIST builds
-# as fast as -O2 for less compile time (the table in benchmarks/native_sim.md); its cold
-# code (construction, OPT_SLOW) runs once, so -O0.
-OPT_FAST = "-Os"
+# -O3 (Verilator's own slower optimisations) and --x-assign/--x-initial fast as the cocotb
+# bench's lean build: Amaranth initialises every register, so the x options only save
+# Verilator from emitting randomisation code.
+VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+# C++ optimisation (make's variables in Verilator's verilated.mk), measured on this shared
+# 2-core machine (benchmarks/native_sim.md). A tiny design's compile is mostly the
+# design-independent objects (Verilator's runtime library and the harness, ~12 s of CPU):
+# they are compiled once and shared between models (SHARED_OBJECTS), so a tiny model costs
+# its own Vtop__ALL.cpp (~4 s of CPU, mostly Verilator's headers: 20.6-22.9 s wall for the
+# whole cold compile at -O0, -O1, -Os and -O2 alike) and a link. A big model spends its run
+# in the design's hot code (OPT_FAST: 90 % of the MSAT build's time is its nba and ico
+# functions, by perf), where the level matters: the MSAT build ran at ~110k cycles/s at
+# Verilator's default -Os (the cocotb bench's level), ~165k at -O1, ~250k at -O2 and at -O3,
+# interleaved runs of the same binaries. -O2 then: as fast as -O3, and its compile (2-3 min
+# for MSAT here, under load) is paid once per RTL. The cold code (construction, OPT_SLOW) runs
+# once: -O0.
+OPT_FAST = "-O2"
 OPT_SLOW = "-O0"
 OPT_GLOBAL = "-Os"
 BUILD_JOBS = 2
