@@ -152,3 +152,17 @@ def test_cocotb_only_options_and_bad_jobs_are_refused(build):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     res = sim_run(build, "--images", 2, "--cluster", "tcp://127.0.0.1:1", "--jobs", 2)
     assert res.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in res.stderr
+
+
+def test_a_result_that_never_comes_is_reported_as_a_hang(build):
+    """The per-result timeout: here shorter than one image's latency, so image 0 'hangs'; the
+    harness still writes what it has and says what it saw, as the cocotb bench does."""
+    from sim.native.bench import run_harness
+
+    folder = load_build(build)
+    images, _, _ = load_images(folder.net, 2)
+    out = run_harness(compiled_model(folder.rtl, folder.top), folder.manifest, images, gap=0.0, stall=0.0, seed=1,
+                      timeout=20)
+    assert out["classes"] == [] and out["registers"] == {}
+    assert out["error"].startswith("no result for image 0 within 20 cycles (0 of 2 came back, ")
+    assert out["error"].endswith("): the design hangs") and "IMAGES_IN " in out["error"]
