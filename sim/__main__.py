@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import host.cli
+import sim.fuzz.cli
 from sim.board import SimulatedBoard
 from sim.network import BuildFolderError, SimulationError, simulate_build
 
@@ -75,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="PATH", help="where to write the report (default BUILD_DIR/sim_report.json)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--verbose", "-v", action="store_true", help="show the compiler's and cocotb's output")
+    sim.fuzz.cli.add_parser(sub)
     host.cli.add_infer_arguments(sub.add_parser(
         "infer", help="run the host driver (python -m host infer) on the simulated board",
         description="Classify held-out images with the host driver against the build's RTL under Verilator "
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"run": cmd_run, "infer": cmd_infer}[args.command](args)
+        return {"run": cmd_run, "infer": cmd_infer, "fuzz": sim.fuzz.cli.run}[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

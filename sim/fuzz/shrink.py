@@ -38,28 +38,40 @@ def _smaller_ints(value: int, floor: int) -> list[int]:
 
 
 def candidates(recipe: dict) -> Iterator[dict]:
-    """Every single-edit simplification of `recipe`, boldest first."""
+    """Every single-edit simplification of `recipe`, boldest first (None where an edit
+    changes nothing)."""
+    for _, edited in keyed_candidates(recipe):
+        yield edited
+
+
+def keyed_candidates(recipe: dict) -> Iterator[tuple[tuple, dict | None]]:
+    """(what the edit is, the edited recipe) for every single-edit simplification."""
     stages = recipe["stages"]
     for i in range(len(stages)):
         if len(stages) > 1:
             edited = copy.deepcopy(recipe)
             del edited["stages"][i]
-            yield edited
+            yield ("drop", i), edited
     for key, floor in (("timesteps", 1), ("classes", 2)):
         for v in _smaller_ints(recipe[key], floor):
-            yield _set(recipe, (key,), v)
+            yield (key, v), _set(recipe, (key,), v)
     for axis in (1, 2, 0):
         for v in _smaller_ints(recipe["input_shape"][axis], 1):
             shape = list(recipe["input_shape"])
             shape[axis] = v
-            yield _set(recipe, ("input_shape",), shape)
+            yield ("input_shape", axis, v), _set(recipe, ("input_shape",), shape)
     for key, plain in (("weights", "normal"), ("firing", "normal"), ("normalization", False), ("wbits", 8),
                        ("readout_bn", False)):
-        yield _set(recipe, (key,), plain)
-    yield _set(recipe, ("build", "lanes"), "default")
-    yield _set(recipe, ("build", "backpressure"), False)
+        yield (key, plain), _set(recipe, (key,), plain)
+    yield ("lanes",), _set(recipe, ("build", "lanes"), "default")
+    yield ("backpressure",), _set(recipe, ("build", "backpressure"), False)
     for i, stage in enumerate(stages):
-        yield from _stage_candidates(recipe, i, stage)
+        for edited in _stage_candidates(recipe, i, stage):
+            yield ("stage", i, _difference(recipe["stages"][i], edited["stages"][i] if edited else None)), edited
+
+
+def _difference(before: dict, after: dict | None) -> str:
+    return "" if after is None else repr(sorted((k, repr(v)) for k, v in after.items() if before.get(k) != v))
 
 
 def _stage_candidates(recipe: dict, i: int, stage: dict) -> Iterator[dict]:
@@ -101,19 +113,26 @@ def is_valid(recipe: dict) -> bool:
 
 def shrink(recipe: dict, still_fails: Callable[[dict], bool], budget: int = 40,
            progress: Callable[[str], None] | None = None) -> tuple[dict, int]:
-    """(the smallest recipe found that still fails, runs spent)."""
+    """(the smallest recipe found that still fails, runs spent).
+
+    An edit that lost the failure once is not tried again after later edits: the edits that
+    remove a bug are usually the ones that make a model build and simulate in full, the
+    costliest runs, and retrying them after every accepted edit would spend the budget."""
     runs = 0
     current = recipe
+    rejected: set = set()
     improved = True
     while improved and runs < budget:
         improved = False
-        for candidate in candidates(current):
-            if candidate is None or not is_valid(candidate):
+        for key, candidate in keyed_candidates(current):
+            if candidate is None or key in rejected or not is_valid(candidate):
                 continue
             if runs >= budget:
                 break
             runs += 1
-            if still_fails(candidate):
+            if not still_fails(candidate):
+                rejected.add(key)
+            else:
                 current, improved = candidate, True
                 if progress is not None:
                     progress(f"shrunk to {describe(current)}")

@@ -272,9 +272,11 @@ def checkpoint(recipe: dict) -> dict:
     if recipe["normalization"]:
         # mean = k/255 keeps a padded conv exactly foldable (SPEC §2.3); the hardware pads
         # with pixel 0 only (docs/limits.md, pad-pixels), so half the models use mean 0.
-        zero_mean = rng.random() < 0.5
-        norm = {"mean": [0.0 if zero_mean else float(rng.integers(0, 256)) / 255 for _ in range(channels)],
-                "std": [float(rng.uniform(0.2, 0.5)) for _ in range(channels)]}
+        # Its own stream: an edit of the shrinker (fewer channels, ...) must not change it.
+        side = np.random.default_rng([recipe["seed"], 1])
+        zero_mean = side.random() < 0.5
+        norm = {"mean": [0.0 if zero_mean else float(side.integers(1, 256)) / 255 for _ in range(channels)],
+                "std": [float(side.uniform(0.2, 0.5)) for _ in range(channels)]}
     arch = {"input_shape": list(recipe["input_shape"]), "timesteps": recipe["timesteps"],
             "input_normalization": norm, "layers": layers}
     meta = {"neuron": "fuzz", "timesteps": recipe["timesteps"], "fuzz_recipe": copy.deepcopy(recipe)}
