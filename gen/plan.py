@@ -693,6 +693,10 @@ def make_plan(net: Network, board, lanes: dict[str, int] | None = None, images=N
     # dense family's weight-aware estimate is checked against synthesis of whole builds
     # (benchmarks/fast_build.md, benchmarks/build_time.md), so the default may pick it.
     candidates = candidate_families(net, families)
+    if net.readout.channels < 2:
+        # The result's class is an argmax, and the AXI result (hw.axi.AxisResultOut) has K ≥ 2.
+        raise PlanError(f"layer {net.readout.name!r}: a readout needs at least 2 classes (outputs), "
+                        f"not {net.readout.channels}")
     bounds = network_bounds(net)
     readout_bits = bounds[net.readout.name].logit_bits
     if readout_bits > 32:

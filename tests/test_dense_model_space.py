@@ -165,3 +165,15 @@ def test_every_family_left_out_is_refused_as_a_documented_limit(neuron, shortcut
                 assert message.startswith(f"layer {layer.name!r}: ") and "\n" not in message, message
                 assert matching_limit(message, names) is not None, f"undocumented: {message}"
     assert left_out, "the nets must have layers some family cannot take"
+
+
+def test_a_one_class_readout_is_refused_by_the_plan_naming_the_layer():
+    """Not at emit (hw.axi's result needs K >= 2): a documented limit of the model."""
+    from gen.boards import get_board
+    from gen.plan import make_plan
+    from sim.fuzz.limits import matching_limit
+
+    net = chain("one_class", (1, 4, 4), [(4, 3, 1, 1)], classes=1)
+    with pytest.raises(PlanError, match="layer 'fc': a readout needs at least 2 classes") as refused:
+        make_plan(net, get_board("pynq-z2"))
+    assert matching_limit(str(refused.value), ["conv1", "fc"]).id == "classes"
