@@ -201,7 +201,7 @@ def interrupt_when(args, ready, timeout=300):
 
 def test_ctrl_c_during_sim_run_prints_one_line_and_exits_130(good_build):
     folder = variant(good_build, "sim-interrupted", lambda m: None)
-    code, err = interrupt_when(["sim", "run", folder, "--images", 1],
+    code, err = interrupt_when(["sim", "run", folder, "--images", 1, "--cocotb"],   # native: tests/test_sim_native.py
                                lambda: (REPO / folder / "sim" / "verilator").is_dir())
     assert (code, err) == (130, "python -m sim run: interrupted\n")
     assert not (REPO / folder / "sim_report.json").exists()
