@@ -166,3 +166,29 @@ def test_a_result_that_never_comes_is_reported_as_a_hang(build):
     assert out["classes"] == [] and out["registers"] == {}
     assert out["error"].startswith("no result for image 0 within 20 cycles (0 of 2 came back, ")
     assert out["error"].endswith("): the design hangs") and "IMAGES_IN " in out["error"]
+
+
+def test_ctrl_c_during_the_native_compile_exits_130_and_leaves_no_model(build, tmp_path):
+    """Interrupted while Verilator compiles into an empty cache: one line, exit 130, and no
+    binary nor half-built objects left behind (the next run compiles from scratch)."""
+    import signal
+    import time
+
+    cache = tmp_path / "cache" / "verilator"
+    env = dict(os.environ, TERN_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", os.path.relpath(build, REPO), "--images", "1",
+                             "--jobs", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(cache.glob("*/.obj-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended before its compile could be interrupted: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (130, "python -m sim run: interrupted\n")
+    assert not list(cache.glob("*/tern_sim")) and not list(cache.glob("*/.obj-*"))

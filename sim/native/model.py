@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -152,11 +153,23 @@ def compile_model(rtl: list[Path], top: str, flags: tuple[str, ...], folder: Pat
 
 
 def _step(command: list[str], out, logfile: Path, top: str) -> None:
+    """Run one step of the compile. In its own process group, so that an interrupted compile
+    (Ctrl-C, a test's SIGINT) stops make and every compiler it started before the temporary
+    folder is removed, not make alone."""
     out.write(" ".join(command) + "\n")
     out.flush()
-    done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise CompileError(f"Verilator could not compile {top} ({command[0]} exit {done.returncode}); see {logfile}")
+    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        code = proc.wait()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:       # the whole group has already ended
+            pass
+        proc.wait()
+        raise
+    if code != 0:
+        raise CompileError(f"Verilator could not compile {top} ({command[0]} exit {code}); see {logfile}")
 
 
 def _fetch_objects(objects: Path, obj: Path) -> bool:
