@@ -10,17 +10,16 @@ image T times: PixelReplay keeps one image (C planes of ceil(H·W/8) words of 8 
 streams step 0 behind the writer, so at T = 1 nothing waits for a whole image; the next
 image's words overwrite the buffer only behind the last step's read.
 
-The host packs an image's C·H·W pixels 8 to a beat and zero-pads the image's last beat
-(docs/build.md, "Input packing"). With one channel, or H·W a multiple of 8, every beat
-belongs to one channel plane and a plane's last beat is the only partial one: the replay
-stores it whole and never reads its padding. With several channels and H·W not a multiple
-of 8, a beat would straddle two planes (the end of channel c, the start of c + 1): that
-layout is refused (`beats_tile_planes`) and the planner keeps the event encoding engine,
-which takes the pixels one by one (docs/build.md, "Limits of the engines").
+The host packs an image's C·H·W pixels 8 to a beat, the channel planes back to back, and
+zero-pads the image's last beat (docs/build.md, "Input packing"). With one channel, or H·W a
+multiple of 8, every beat belongs to one plane and a plane's last word is the only partial
+one: the replay stores it whole and never reads its padding. Otherwise a beat may straddle
+the end of channel c and the start of c + 1, and `PlaneAligner` first cuts the stream into
+plane words (plane c's word j: its pixels 8j … 8j + 7), which the replay stores as before.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,20 +45,81 @@ def beats_tile_planes(channels: int, positions: int, pixels_per_beat: int = PIXE
     return channels == 1 or positions % pixels_per_beat == 0
 
 
+class PlaneAligner(wiring.Component):
+    """`pixels` (an image's C·H·W pixels back to back, 8 per beat, the last beat zero-padded,
+    `last` on it) to `words` (the same pixels as C planes of N = ceil(H·W/8) words: word j of
+    plane c holds the plane's pixels 8j … 8j + 7, its last word the r = H·W − 8(N − 1) left;
+    `last` on the image's final word).
+
+    A buffer of 16 pixels holds what has arrived and not left: a word leaves when the buffer
+    holds the word's pixels (8, or r for a plane's last word), and a beat is appended behind
+    them when at most 8 are held, so the buffer never overflows and `pixels.ready` depends on
+    registers only. Each beat adds 8 pixels and each word takes 8 but a plane's last one, so
+    the buffer only fills up (and skips a beat's cycle) once per 8/(8 − r) planes. The
+    padding of the image's last beat is dropped after the image's final word; no beat is
+    taken between the image's last beat and that word, so no pixel of the next image is."""
+
+    def __init__(self, channels: int, positions: int, pixels_per_beat: int = PIXELS_PER_BEAT):
+        self.channels = check_int("channels", channels, 1)
+        self.positions = check_int("positions", positions, 1)
+        self.per_beat = check_int("pixels_per_beat", pixels_per_beat, 1)
+        self.plane_words = -(-positions // pixels_per_beat)
+        layout = wide_pixel_layout(pixels_per_beat)
+        super().__init__({"pixels": In(stream.Signature(layout)), "words": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        C, N, B = self.channels, self.plane_words, self.per_beat
+        tail_pixels = self.positions - B * (N - 1)          # r: the pixels of a plane's last word
+        buf = Signal(16 * B)                                   # 2·B pixels, the oldest in the low byte
+        have = Signal(range(2 * B + 1))
+        c = Signal(range(max(2, C)))
+        j = Signal(range(max(2, N)))
+        closing = Signal()      # the image's last beat is in: take nothing until its final word left
+        tail = (j == N - 1) if N > 1 else Const(1, 1)
+        need = Mux(tail, tail_pixels, B)
+        final = tail & (c == C - 1) if C > 1 else tail
+        m.d.comb += [self.words.valid.eq(have >= need), self.words.payload.pixels.eq(buf[:8 * B]),
+                     self.words.payload.last.eq(final)]
+        emit = self.words.valid & self.words.ready
+        m.d.comb += self.pixels.ready.eq(~closing & (have <= B))
+        accept = self.pixels.valid & self.pixels.ready
+        shifted = Mux(emit, Mux(tail, buf >> (8 * tail_pixels), buf >> (8 * B)), buf)
+        level = Signal(range(2 * B + 1))
+        m.d.comb += level.eq(have - Mux(emit, need, 0))
+        incoming = Signal(16 * B)
+        m.d.comb += incoming.eq(self.pixels.payload.pixels.as_value() << (level * 8))
+        with m.If(emit & final):
+            m.d.sync += [buf.eq(0), have.eq(0), closing.eq(0)]
+        with m.Else():
+            m.d.sync += [buf.eq(Mux(accept, shifted | incoming, shifted)), have.eq(level + Mux(accept, B, 0))]
+            with m.If(accept & self.pixels.payload.last):
+                m.d.sync += closing.eq(1)
+        with m.If(emit):
+            m.d.sync += j.eq(Mux(tail, 0, j + 1))
+            with m.If(tail):
+                m.d.sync += c.eq(Mux(c == C - 1, 0, c + 1))
+        return m
+
+
 class PixelReplay(wiring.Component):
     """`pixels` (wide pixel beats) to `maps` (one position, its C pixels per beat; (t, y, x)
     order, T times per image, eos/eoi marked). Beats must tile the channel planes
-    (`beats_tile_planes`); the last beat of a plane may be partial (one channel)."""
+    (`beats_tile_planes`, or `aligned`: plane words from PlaneAligner); a plane's last word
+    may be partial."""
 
-    def __init__(self, channels: int, height: int, width: int, *, steps: int, pixels_per_beat: int = PIXELS_PER_BEAT):
+    def __init__(self, channels: int, height: int, width: int, *, steps: int, pixels_per_beat: int = PIXELS_PER_BEAT,
+                 aligned: bool = False):
         self.channels = check_int("channels", channels, 1)
         self.height, self.width = check_int("height", height, 1), check_int("width", width, 1)
         self.steps = check_int("steps", steps, 1)
         self.per_beat = check_int("pixels_per_beat", pixels_per_beat, 1)
         self.positions = height * width
-        if not beats_tile_planes(channels, self.positions, pixels_per_beat):
+        # `aligned`: the beats are plane words already (PlaneAligner's), whatever H·W is.
+        if not aligned and not beats_tile_planes(channels, self.positions, pixels_per_beat):
             raise ValueError(f"pixels_per_beat must divide the {self.positions} positions of a channel when "
-                             f"there are {channels} channels (a beat may not straddle two), not {pixels_per_beat!r}")
+                             f"there are {channels} channels (a beat may not straddle two; PlaneAligner cuts "
+                             f"them into plane words), not {pixels_per_beat!r}")
         self.words = -(-self.positions // pixels_per_beat)      # per channel plane, the last one padded
         self.out_layout = pixel_map_layout(channels)
         super().__init__({"pixels": In(stream.Signature(wide_pixel_layout(pixels_per_beat))),
@@ -137,8 +197,12 @@ class DenseEncodingLayer(wiring.Component):
                  pixels_per_beat: int = PIXELS_PER_BEAT):
         if not isinstance(geometry, ConvGeometry):
             raise TypeError(f"geometry must be a ConvGeometry, not {geometry!r}")
+        positions = geometry.in_height * geometry.in_width
+        # Beats that may straddle two channel planes are cut into plane words first.
+        self.aligner = (None if beats_tile_planes(geometry.in_channels, positions, pixels_per_beat) else
+                        PlaneAligner(geometry.in_channels, positions, pixels_per_beat))
         self.replay = PixelReplay(geometry.in_channels, geometry.in_height, geometry.in_width, steps=steps,
-                                  pixels_per_beat=pixels_per_beat)
+                                  pixels_per_beat=pixels_per_beat, aligned=self.aligner is not None)
         self.conv = DenseConvLayer(geometry, weights, bias, theta_pos, theta_neg, leak_shift=leak_shift, steps=steps,
                                    kind=kind, lanes=lanes, weight_width=weight_width, current_width=current_width,
                                    membrane_width=membrane_width, input_kind="pixels")
@@ -151,7 +215,12 @@ class DenseEncodingLayer(wiring.Component):
         # A skid buffer between them: the conv's ready (its line buffer's free-row arithmetic)
         # would otherwise decide the replay's read and the line buffer's write in one cycle.
         m.submodules.link = link = SkidBuffer(self.replay.out_layout)
-        wiring.connect(m, wiring.flipped(self.pixels), self.replay.pixels)
+        if self.aligner is None:
+            wiring.connect(m, wiring.flipped(self.pixels), self.replay.pixels)
+        else:
+            m.submodules.aligner = self.aligner
+            wiring.connect(m, wiring.flipped(self.pixels), self.aligner.pixels)
+            wiring.connect(m, self.aligner.words, self.replay.pixels)
         wiring.connect(m, self.replay.maps, link.w)
         wiring.connect(m, link.r, self.conv.maps_in)
         wiring.connect(m, self.conv.maps, wiring.flipped(self.maps))

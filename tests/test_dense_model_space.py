@@ -2,9 +2,9 @@
 onto the dense engines and simulated whole on Icarus, bit-exact against the golden model
 (issue 24): binary neurons, whose sums the compiler bounds more tightly than a ternary
 re-derivation would; degenerate shapes (padding 0, kernel 2 on a 3×2 map, 1×1 maps, T = 1);
-a one-channel input whose H·W is not a multiple of 8; and the planner
-leaving out a family that cannot build a layer, with a refusal naming the layer and the
-documented limit when the user forces it."""
+inputs whose H·W is not a multiple of 8 (the last beat padded, beats straddling channel
+planes); and the planner leaving out a family that cannot build a layer, with a refusal
+naming the layer and the documented limit when the user forces it."""
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +100,6 @@ def test_degenerate_shapes_build_lint_clean_and_exact_on_dense_engines(name, inp
                                                                       neuron, tmp_path):
     net = chain(name, input_shape, convs, timesteps=timesteps, neuron=neuron, seed=len(name))
     engines = all_dense(net)
-    if input_shape[0] > 1 and (input_shape[1] * input_shape[2]) % 8:
-        engines.pop("conv1")         # the dense encoding's documented limit (see the next test)
     out = tmp_path / "b"
     build_and_simulate(net, out, engines=engines)
     assert all(families(out)[n] == "dense" for n in engines)
@@ -116,19 +114,17 @@ def test_dense_encoding_pads_the_last_beat_of_a_one_channel_image(tmp_path):
     assert families(out)["conv1"] == "dense"
 
 
-def test_a_family_that_cannot_take_a_layer_is_no_candidate(tmp_path):
-    """Two channels of 7×5 pixels: an 8-pixel beat would straddle two channel planes, so the
-    dense encoding is not offered (the default plan takes the event one, and builds); forced,
-    it is refused in one line naming the layer and the limit (docs/limits.md)."""
-    from gen.boards import get_board
-    from gen.plan import candidate_families, make_plan
+def test_dense_encoding_cuts_beats_that_straddle_channel_planes(tmp_path):
+    """Two channels of 7×5 pixels: 70 pixels in 9 beats, the fifth holding the end of channel 0
+    and the start of channel 1; hw.dense_encoding.PlaneAligner cuts them into plane words and
+    the build is exact (the dense encoding refused such inputs before issue 24)."""
+    from gen.plan import candidate_families
 
     net = chain("straddle", (2, 7, 5), [(4, 3, 1, 1), (4, 3, 2, 1)], seed=2)
-    assert make_plan(net, get_board("pynq-z2")).layer("conv1").family == "event"
-    with pytest.raises(PlanError, match=r"layer 'conv1': the DenseEncodingLayer engine takes 8 pixels per beat, "
-                                        r"which must divide the 35 positions of a channel when the input has 2"):
-        make_plan(net, get_board("pynq-z2"), families={"conv1": "dense"})
-    assert "dense" in candidate_families(net, None)["conv2"]
+    assert "dense" in candidate_families(net, None)["conv1"]
+    out = tmp_path / "b"
+    build_and_simulate(net, out, engines={"conv1": "dense"})
+    assert families(out)["conv1"] == "dense"
 
 
 @pytest.mark.parametrize("neuron,shortcuts", [("msat", False), ("if_subtract", False), ("ternary", True),

@@ -91,6 +91,7 @@ SHAPES = {
     "conv_18_groups_even_kernel": conv_shape(1, 4, 4, 18, 2, 1, 1, 1, 2),
     "encoding_3x3_pad0_t1": conv_shape(1, 3, 3, 4, 3, 1, 0, 1, 1, pixels=True),
     "encoding_2x4_kernel_1_stride_2": conv_shape(2, 2, 4, 4, 1, 2, 0, 2, 2, pixels=True),
+    "encoding_beats_straddle_planes": conv_shape(3, 3, 3, 4, 3, 1, 1, 2, 2, pixels=True),
     "readout_one_class_t1": lambda: DenseReadout(DenseGeometry(1, 1), weights((1, 1), 8), np.arange(1), channels=1,
                                                  lanes=1, weight_width=8, steps=1, current_width=9, logit_width=10),
     "readout_lanes_all": lambda: DenseReadout(DenseGeometry(12, 2), weights((2, 12), 8), np.arange(2), channels=3,

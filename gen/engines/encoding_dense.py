@@ -13,7 +13,6 @@ import numpy as np
 from hw.dense_encoding import DenseEncodingLayer, beats_tile_planes
 from hw.lif import NEURON_KINDS
 
-from gen.errors import PlanError
 from gen.engines.base import EngineContext, EngineSpec
 from gen.engines.memory import Memory, memory_mapping
 from gen.engines.spiking_dense import check_neuron_words, conv_geometry, hw_projection_of, lane_weights, \
@@ -39,6 +38,17 @@ def multiplier_taps(weights, lanes: int) -> int:
     return int(np.count_nonzero((magnitude != 0) & (magnitude & (magnitude - 1) != 0)))
 
 
+def aligner_cost(channels: int, positions: int) -> tuple[int, int]:
+    """(LUTs, FFs) of hw.dense_encoding.PlaneAligner where the input needs one (beats that
+    straddle two channel planes), else (0, 0). Not fitted to synthesis: its 16-pixel buffer
+    (128 FFs and its counters) and, per buffer bit, the shift by a word and the append at one
+    of 8 offsets, counted at 3 LUT6 a bit (above what the muxes take)."""
+    if beats_tile_planes(channels, positions):
+        return 0, 0
+    bits = 2 * 8 * 8
+    return 3 * bits, bits + 16
+
+
 class EncodingDenseEngine(EngineSpec):
     kind = "encoding"
     family = "dense"
@@ -55,15 +65,9 @@ class EncodingDenseEngine(EngineSpec):
 
     def check_geometries(self, geometries, where: str) -> None:
         """What the hw component refuses at any lanes, before any Verilog (the planner then keeps
-        the event family): 8-pixel beats must not straddle two channel planes
-        (hw.dense_encoding.beats_tile_planes: one channel, or H·W a multiple of 8), and one lane
-        must leave 4 neuron words (as the dense conv)."""
-        g = geometries[0]
-        channels, positions = int(g.in_shape[0]), int(g.in_shape[1]) * int(g.in_shape[2])
-        if not beats_tile_planes(channels, positions):
-            raise PlanError(f"{where}the {self.name} engine takes 8 pixels per beat, which must divide the "
-                            f"{positions} positions of a channel when the input has {channels} channels")
-        check_neuron_words(self.name, g, 1, where)
+        the event family): one lane must leave 4 neuron words (as the dense conv). Any C·H·W is
+        taken: beats that straddle two channel planes go through hw.dense_encoding.PlaneAligner."""
+        check_neuron_words(self.name, geometries[0], 1, where)
 
     def check_context(self, ctx: EngineContext, where: str = "") -> None:
         check_neuron_words(self.name, ctx.geometry, ctx.lanes, where)
@@ -93,6 +97,8 @@ class EncodingDenseEngine(EngineSpec):
         luts = fit["control_luts"] + fit["pixel_tap_luts"] * taps + fit["lif_lane_luts"] * lif_bits
         ffs = fit["control_ffs"] + fit["pixel_tap_ffs"] * taps + fit["lif_lane_ffs"] * lif_bits
         ffs += g.kernel * g.kernel * g.in_channels * 8 + 2 * g.out_channels
+        aligner_luts, aligner_ffs = aligner_cost(g.in_channels, g.in_height * g.in_width)
+        luts, ffs = luts + aligner_luts, ffs + aligner_ffs
         return {"luts": math.ceil(luts + sum(m.luts for m in maps)), "ffs": math.ceil(ffs + sum(m.ffs for m in maps)),
                 "bram36": sum(m.bram36 for m in maps), "dsps": dsps}
 
