@@ -13,6 +13,7 @@ back-pressure every chunk is the same deterministic run whatever the seed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -79,11 +80,15 @@ def in_processes(tasks: list[tuple], bar=None) -> list[dict]:
     user's script without a __main__ guard would run again) and fork copies its threads."""
     from sim.network import SimulationError
 
+    # The workers import this package from where the caller did (a checkout on sys.path, not
+    # installed, from any working folder).
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     with tempfile.TemporaryDirectory(prefix="tern-chunks-") as tmp:
         procs = []
         for k, task in enumerate(tasks):
             out = Path(tmp) / f"chunk{k}.json"
-            procs.append((subprocess.Popen([sys.executable, "-m", __name__, json.dumps(task), str(out)],
+            procs.append((subprocess.Popen([sys.executable, "-m", __name__, json.dumps(task), str(out)], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), out))
         done = []
         try:
