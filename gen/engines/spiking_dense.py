@@ -6,8 +6,10 @@ map stream out (docs/hardware.md, "Dense streaming engines").
 Its cost does not depend on the spikes: cycles per image come from the engine's own
 schedule (`hw.dense_conv.schedule_cycles`, equal to simulation cycle for cycle); LUTs and
 FFs depend on the constant weights themselves (zero taps cost nothing, small weights make
-narrow leaves and adders: `hw.dense_conv.lane_datapath`). The plan keeps picking the
-event family unless a layer's family is set to "dense" (gen.plan's `families`).
+narrow leaves and adders: `hw.dense_conv.lane_datapath`). The plan offers it beside the
+event family for every layer its checks take (`check_layer`, `check_sources`, `check_ops`,
+`check_geometries`; docs/build.md, "Limits of the engine families"). Its widths are the
+compiler's bounds (`arguments`: gen.ir.bounds' accumulator and membrane bits).
 
 Stream topology: neither events nor pixels. `reads_events` and `sends_events` are False and
 `stream_format` is "map": a top must connect it to a dense map producer and consumer, or put
