@@ -191,9 +191,29 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:600]
 
 
+# Icarus compiles a small model in about a second and the native bench in 8 s or more
+# (benchmarks/native_sim.md), but Icarus runs some 3,000 cycles/s against the native
+# bench's 100,000 or more: a model whose images take longer than this goes native.
+ICARUS_CYCLES = 30_000
+
+
+def simulated_cycles(build_dir: Path, images: int) -> int:
+    """The plan's estimate of the cycles `images` images take (the build's report.json)."""
+    import json
+
+    report = json.loads((Path(build_dir) / "report.json").read_text())
+    latency = int(report.get("latency_cycles") or 0)
+    return latency + (images - 1) * int(report.get("cycles_per_image") or latency)
+
+
 def default_simulate(build_dir: Path, images: int, backpressure: bool, seed: int):
+    """Simulate on the bench that is cheapest for this model: Icarus through cocotb for the
+    small ones, the native Verilator bench for the long ones."""
     from sim.network import simulate_build
     from sim.toolchain import have_icarus
 
-    simulator = "icarus" if have_icarus() else "verilator"
-    return simulate_build(build_dir, images, simulator=simulator, backpressure=backpressure, seed=seed, quiet=True)
+    if have_icarus() and simulated_cycles(build_dir, images) <= ICARUS_CYCLES:
+        return simulate_build(build_dir, images, simulator="icarus", bench="cocotb", backpressure=backpressure,
+                              seed=seed, quiet=True)
+    return simulate_build(build_dir, images, simulator="verilator", bench="native", backpressure=backpressure,
+                          seed=seed, quiet=True)
