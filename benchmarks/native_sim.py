@@ -43,7 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.atomic import write_atomically  # noqa: E402 (after the path: runs as a script from a checkout)
+from gen.flow.build import build_from_ir  # noqa: E402
 from gen.ir.golden import run as golden_run  # noqa: E402
+from gen.ir.random_net import random_network  # noqa: E402
 from sim.native.model import OPT_FAST, compiled_model, make_flags, model_key  # noqa: E402
 from sim.network import HELDOUT_SIZE, load_build, load_images, run_simulator, simulate_build  # noqa: E402
 from sim.runner import build_lean_verilator  # noqa: E402
@@ -67,9 +69,6 @@ def build_config(name: str, reuse: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     model = CONFIGS[name][0]
     if model is None:
-        from gen.flow.build import build_from_ir
-        from gen.ir.random_net import random_network
-
         net = random_network(np.random.default_rng(5006), max_layers=4, shortcuts=False, neuron="ternary",
                              name="native_tiny")
         build_from_ir(net, "pynq-z2", out, images=8, synthesise=False, lint=False)

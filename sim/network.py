@@ -45,6 +45,7 @@ from gen.ir.random_net import random_images
 from sim.axis import CLOCK_PERIOD_NS, pack_images
 from sim.diagnose import diagnose
 from sim.native.bench import arrays, run_harness
+import sim.native.chunks as native_chunks   # a cycle: it calls back into this module; names are read at call time
 from sim.native.model import CompileError, compiled_model
 from sim.runner import (SimulationFailed, check_simulator, copy_sources, output_to, run_lean_verilator,
                         run_testbench)
@@ -536,9 +537,7 @@ def simulate_build(build_dir, images: int = 50, *, start: int = 0, simulator: st
     seed = random.randrange(1 << 31) if seed is None else int(seed)
     log.info("seed %d", seed)
     if chunks > 1 or cluster:
-        from sim.native.chunks import simulate_chunks     # it calls back into this module
-
-        result = simulate_chunks(build, images, start=start, chunks=chunks, backpressure=backpressure,
+        result = native_chunks.simulate_chunks(build, images, start=start, chunks=chunks, backpressure=backpressure,
                                  seed=seed, cluster=cluster, progress=progress)
     else:
         result = simulate_images(build, images, start=start, simulator=simulator, bench=bench,

@@ -4,8 +4,10 @@ Each network comes from gen.ir.random_net (random shapes, conv and dense, T, lea
 thresholds including asymmetric ones, ternary and binary, weights at the extremes for
 some) and goes through the generator's own steps from the IR on (plan, emit, board
 project, manifest), then through `sim.network.simulate_build` like any build folder.
-They are tiny on purpose: 20+ builds and simulations must fit the CI budget, so they run
-on Icarus (it compiles in about a second; Verilator needs ~20 s per design).
+They are tiny on purpose and run on Icarus (it compiles in about a second). Ten of them:
+the model-space fuzzer's 100 models a CI run (tests/test_fuzz_models*.py) cover checkpoints
+across the documented space; these keep the IR-level draws (thresholds and leak shifts on the
+integer grid, asymmetric thresholds, weights at ±127).
 """
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from gen.ir.random_net import random_network
 from sim.network import simulate_build
 from sim.toolchain import have_icarus
 
-NETWORKS = 24
+NETWORKS = 10
 IMAGES = 3
 SIMULATOR = "icarus" if have_icarus() else "verilator"
 
@@ -54,7 +56,7 @@ def test_random_network_is_bit_exact(seed, tmp_path):
 
 def test_the_random_networks_cover_what_they_claim():
     nets = [network(seed) for seed in range(NETWORKS)]
-    assert sum(has_binary_layer(net) for net in nets) >= 8 and sum(not has_binary_layer(net) for net in nets) >= 12
+    assert sum(has_binary_layer(net) for net in nets) >= 4 and sum(not has_binary_layer(net) for net in nets) >= 6
     neurons = {layer.neuron for net in nets for layer in net.layers[:-1]}
     assert neurons == {"ternary", "binary"}
     assert len({net.timesteps for net in nets}) >= 4

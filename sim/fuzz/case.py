@@ -18,6 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
+from gen.boards import get_board
+from gen.flow.build import BuildError, build
+from gen.flow.build import checkpoint_wbits
+from gen.frontend.checkpoint import read_checkpoint
+from gen.frontend.floatnet import parse_checkpoint
+from gen.frontend.folds import fold_all, to_layers
+from gen.frontend.quantise import quantise
+from gen.ir.golden import run as golden_run
+from gen.ir.random_net import random_images
+from gen.ir.reference import run_reference
+from gen.plan import candidate_families
+from gen.plan import make_plan
+from sim.network import simulate_build
+from sim.toolchain import have_icarus
 from sim.fuzz.limits import judge_refusal
 from sim.fuzz.space import checkpoint
 
@@ -55,11 +69,6 @@ def write_checkpoint(recipe: dict, path: Path) -> Path:
 
 def compile_ir(path: Path, wbits: int):
     """The checkpoint's integer network through gen's own front end (what `gen build` runs)."""
-    from gen.flow.build import checkpoint_wbits
-    from gen.frontend.checkpoint import read_checkpoint
-    from gen.frontend.floatnet import parse_checkpoint
-    from gen.frontend.folds import fold_all, to_layers
-    from gen.frontend.quantise import quantise
 
     ckpt = read_checkpoint(path)
     float_net = parse_checkpoint(ckpt, name=path.stem)
@@ -69,8 +78,6 @@ def compile_ir(path: Path, wbits: int):
 def golden_matches_float(net, images) -> str:
     """'' when the golden model equals the float64 fake-quantised model spike for spike and
     logit for logit (SPEC §4), else what differs."""
-    from gen.ir.golden import run as golden_run
-    from gen.ir.reference import run_reference
 
     golden = golden_run(net, images, record=True)
     reference = run_reference(net, images)
@@ -89,7 +96,6 @@ def forced_families(net, plan: str, rng) -> dict:
     """The engine family the recipe's plan asks of each layer ({} for the default plan):
     "dense" puts every layer that a dense engine can take on one, "mixed" draws one of the
     families that can take the layer (the planner's own candidates, gen.plan)."""
-    from gen.plan import candidate_families
 
     if plan == "default":
         return {}
@@ -106,7 +112,6 @@ def forced_families(net, plan: str, rng) -> dict:
 
 def random_lanes(net, board, families: dict, images, rng) -> dict:
     """Random valid lanes per layer (the plan's own list of valid lanes)."""
-    from gen.plan import make_plan
 
     plan = make_plan(net, board, None, images, families=families or None)
     return {lp.name: int(rng.choice(lp.valid_lanes)) for lp in plan.layers}
@@ -129,9 +134,6 @@ def run_case(recipe: dict, workdir: Path, *, images: int = IMAGES, simulate=None
 
 
 def _run(recipe, workdir, images, simulate, model) -> Outcome:
-    from gen.boards import get_board
-    from gen.flow.build import BuildError, build
-    from gen.ir.random_net import random_images
 
     build_opts = recipe["build"]
     rng = np.random.default_rng(build_opts["seed"])
@@ -209,8 +211,6 @@ def simulated_cycles(build_dir: Path, images: int) -> int:
 def default_simulate(build_dir: Path, images: int, backpressure: bool, seed: int):
     """Simulate on the bench that is cheapest for this model: Icarus through cocotb for the
     small ones, the native Verilator bench for the long ones."""
-    from sim.network import simulate_build
-    from sim.toolchain import have_icarus
 
     if have_icarus() and simulated_cycles(build_dir, images) <= ICARUS_CYCLES:
         return simulate_build(build_dir, images, simulator="icarus", bench="cocotb", backpressure=backpressure,

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from sim.fuzz.run import REPORT, fuzz
+
 DEFAULT_CORPUS = Path("tests") / "corpus"
 
 
@@ -38,8 +40,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from sim.fuzz.run import REPORT, fuzz
-
     for name in ("nets", "jobs"):
         if getattr(args, name) < 1:
             print(f"python -m sim fuzz: error: --{name} must be at least 1, not {getattr(args, name)}", file=sys.stderr)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+import sim.network as network   # a cycle: sim.network imports this module; names are read at call time
+from sim.reports import merge
+
 CLUSTER_EXTRA = "pip install 'tern-fpga[cluster]' (dask[distributed])"
 CONNECT_TIMEOUT_S = 20
 
@@ -40,10 +43,9 @@ def run_chunk(build_dir: str, start: int, total: int, count: int, offset: int, b
               seed: int) -> dict:
     """Images offset..offset+count-1 of a run of `total` from `start`, one native run, checked:
     plain data for any worker."""
-    from sim.network import load_build, simulate_images
 
-    build = load_build(build_dir)
-    result = simulate_images(build, count, start=start, bench="native", backpressure=backpressure,
+    build = network.load_build(build_dir)
+    result = network.simulate_images(build, count, start=start, bench="native", backpressure=backpressure,
                              seed=seed, offset=offset, total=total, quiet=True)
     return {"offset": offset, "report": result.report, "classes": result.classes.tolist(),
             "mismatches": [(m.image, m.what) for m in result.mismatches]}
@@ -52,11 +54,9 @@ def run_chunk(build_dir: str, start: int, total: int, count: int, offset: int, b
 def simulate_chunks(build, images: int, *, start: int, chunks: int, backpressure: bool, seed: int,
                     cluster: str | None = None, progress: bool = False):
     """The chunks of a run, simulated in parallel and merged into one sim.network.SimResult."""
-    from sim.network import Mismatch, SimResult, native_model
-    from sim.reports import merge
 
     if cluster is None:
-        native_model(build)           # compiled here once, before the workers look it up
+        network.native_model(build)           # compiled here once, before the workers look it up
     tasks = [(str(build.path), start, images, count, offset, backpressure, seed + k)
              for k, (offset, count) in enumerate(chunk_bounds(images, chunks))]
     bar = _bar(images, progress)
@@ -69,16 +69,15 @@ def simulate_chunks(build, images: int, *, start: int, chunks: int, backpressure
     counters = tuple(c["register"] for c in build.manifest["registers"]["event_counters"])
     report = merge([d["report"] for d in done], counters=counters)
     report["cluster"] = cluster
-    mismatches = [Mismatch(image, what) for d in done for image, what in d["mismatches"]]
+    mismatches = [network.Mismatch(image, what) for d in done for image, what in d["mismatches"]]
     classes = np.array([c for d in done for c in d["classes"]], np.int64)
-    return SimResult(report=report, mismatches=mismatches, classes=classes)
+    return network.SimResult(report=report, mismatches=mismatches, classes=classes)
 
 
 def in_processes(tasks: list[tuple], bar=None) -> list[dict]:
     """Each chunk in its own `python -m sim.native.chunks` process, all at once. Child
     interpreters, not multiprocessing: spawn would re-import the caller's main script (a
     user's script without a __main__ guard would run again) and fork copies its threads."""
-    from sim.network import SimulationError
 
     # The workers import this package from where the caller did (a checkout on sys.path, not
     # installed, from any working folder).
@@ -96,7 +95,7 @@ def in_processes(tasks: list[tuple], bar=None) -> list[dict]:
                 _, stderr = proc.communicate()
                 if proc.returncode != 0 or not out.is_file():
                     lines = stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-                    raise SimulationError(f"a chunk's worker failed: {lines[-1]}")
+                    raise network.SimulationError(f"a chunk's worker failed: {lines[-1]}")
                 done.append(json.loads(out.read_text()))
                 if bar is not None:
                     bar.update(len(done[-1]["classes"]))
@@ -109,16 +108,15 @@ def in_processes(tasks: list[tuple], bar=None) -> list[dict]:
 
 
 def on_cluster(address: str, tasks: list[tuple], bar=None) -> list[dict]:
-    from sim.network import SimulationError
 
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError:
-        raise SimulationError(f"--cluster needs Dask distributed: {CLUSTER_EXTRA}") from None
+        raise network.SimulationError(f"--cluster needs Dask distributed: {CLUSTER_EXTRA}") from None
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
-        raise SimulationError(f"cannot reach the Dask scheduler at {address}: {' '.join(str(exc).split())}") from None
+        raise network.SimulationError(f"cannot reach the Dask scheduler at {address}: {' '.join(str(exc).split())}") from None
     with client:
         futures = [client.submit(run_chunk, *task, pure=False) for task in tasks]
         return _collect(dask_completed(futures), bar)
