@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from hw.dense_conv import tree_stages, adder_tree, check_weights, tap_value
 from hw.geometry import DenseGeometry, check_lanes
 from hw.lif import check_int
-from hw.readout import result_layout
+from hw.readout import argmax_states, result_layout
 from hw.sweep import check_channel_ints, signed_width
 from hw.ternary_stream import map_signature
 
@@ -130,19 +130,7 @@ class DenseReadout(wiring.Component):
                 m.d.sync += [logits[o].eq(sums_all[o] + T * self.bias[o]) for o in range(K)]
                 m.d.sync += [sums_all[o].eq(0) for o in range(K)]
                 m.next = "FIRST"
-            with m.State("FIRST"):
-                m.d.sync += [index.eq(1), best.eq(0), best_value.eq(logits[0])]
-                m.next = "ARGMAX" if K > 1 else "EMIT"
-            if K > 1:       # one class: no argmax (its `index >= 0` would be constant, a lint error)
-                with m.State("ARGMAX"):       # strict > keeps the smallest index of the maximum
-                    with m.Switch(index):
-                        for i in range(1, K):
-                            with m.Case(i):
-                                with m.If(logits[i] > best_value):
-                                    m.d.sync += [best.eq(i), best_value.eq(logits[i])]
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index >= K - 1):
-                        m.next = "EMIT"
+            argmax_states(m, logits, index, best, best_value, then="EMIT")
             with m.State("EMIT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):

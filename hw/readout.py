@@ -23,6 +23,26 @@ def result_layout(logit_width: int, classes: int) -> data.StructLayout:
                               "cls": unsigned(max(1, (classes - 1).bit_length()))})
 
 
+def argmax_states(m: Module, logits, index: Signal, best: Signal, best_value: Signal, *, then: str) -> None:
+    """The FIRST and ARGMAX states of a readout's FSM (inside its `m.FSM()`): the class of the
+    largest logit in K − 1 cycles, strict > keeping the smallest index of a tie, then state
+    `then`. One class has no ARGMAX state: its `index >= 0` would be constant (a lint error)."""
+    K = len(logits)
+    with m.State("FIRST"):
+        m.d.sync += [index.eq(1), best.eq(0), best_value.eq(logits[0])]
+        m.next = "ARGMAX" if K > 1 else then
+    if K > 1:
+        with m.State("ARGMAX"):
+            with m.Switch(index):
+                for i in range(1, K):
+                    with m.Case(i):
+                        with m.If(logits[i] > best_value):
+                            m.d.sync += [best.eq(i), best_value.eq(logits[i])]
+            m.d.sync += index.eq(index + 1)
+            with m.If(index >= K - 1):
+                m.next = then
+
+
 class ReadoutLayer(wiring.Component):
     def __init__(self, geometry, weights, bias, *, lanes: int, weight_width: int, steps: int,
                  current_width: int, logit_width: int, queue_depth: int = 512, ladder_steps: int = 0):
@@ -110,18 +130,7 @@ class ReadoutLayer(wiring.Component):
                     m.next = "SETTLE"
             with m.State("SETTLE"):       # the last word lands in the logits this cycle
                 m.next = "FIRST"
-            with m.State("FIRST"):
-                m.d.sync += [index.eq(1), best.eq(0), best_value.eq(logits[0])]
-                m.next = "ARGMAX"
-            with m.State("ARGMAX"):       # strict > keeps the smallest index of the maximum
-                with m.Switch(index):
-                    for i in range(1, K):
-                        with m.Case(i):
-                            with m.If(logits[i] > best_value):
-                                m.d.sync += [best.eq(i), best_value.eq(logits[i])]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index >= K - 1):
-                    m.next = "EMIT"
+            argmax_states(m, logits, index, best, best_value, then="EMIT")
             with m.State("EMIT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
