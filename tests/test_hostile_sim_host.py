@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from sim_cli import interrupt_when
 from test_host_board import make_build, small_mnist_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,24 +180,6 @@ def test_host_refuses_garbage_held_out_images_without_a_pickle_hint(good_build):
     out = run("sim", "infer", folder, "--images", 1)
     check_one_line(out, 2, "python -m sim infer: ", "heldout_images.npy must be a numpy .npy file")
     assert "pickle" not in out.stderr
-
-
-def interrupt_when(args, ready, timeout=300):
-    """Start a CLI, send it Ctrl-C (SIGINT) once ready() holds, return (returncode, stderr)."""
-    proc = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert proc.poll() is None, f"the command ended before it could be interrupted: {proc.stderr.read()}"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, err
 
 
 def test_ctrl_c_during_sim_run_prints_one_line_and_exits_130(good_build):

@@ -21,6 +21,7 @@ from gen.flow.build import build_from_ir
 from gen.ir.random_net import random_network
 from sim.native.model import compiled_model, model_key, make_flags
 from sim.network import (SimulationError, load_build, load_images, run_simulator, simulate_build)
+from sim_cli import interrupt_when
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = 4
@@ -171,24 +172,9 @@ def test_a_result_that_never_comes_is_reported_as_a_hang(build):
 def test_ctrl_c_during_the_native_compile_exits_130_and_leaves_no_model(build, tmp_path):
     """Interrupted while Verilator compiles into an empty cache: one line, exit 130, and no
     binary nor half-built objects left behind (the next run compiles from scratch)."""
-    import signal
-    import time
-
     cache = tmp_path / "cache" / "verilator"
     env = dict(os.environ, TERN_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", os.path.relpath(build, REPO), "--images", "1",
-                             "--jobs", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not list(cache.glob("*/.obj-*")) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, f"the run ended before its compile could be interrupted: {proc.stderr.read()}"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert (proc.returncode, err) == (130, "python -m sim run: interrupted\n")
+    code, err = interrupt_when(["sim", "run", os.path.relpath(build, REPO), "--images", 1, "--jobs", 1],
+                               lambda: bool(list(cache.glob("*/.obj-*"))), env=env)
+    assert (code, err) == (130, "python -m sim run: interrupted\n")
     assert not list(cache.glob("*/tern_sim")) and not list(cache.glob("*/.obj-*"))
