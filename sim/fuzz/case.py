@@ -20,16 +20,11 @@ import numpy as np
 
 from gen.boards import get_board
 from gen.flow.build import BuildError, build
-from gen.flow.build import checkpoint_wbits
-from gen.frontend.checkpoint import read_checkpoint
-from gen.frontend.floatnet import parse_checkpoint
-from gen.frontend.folds import fold_all, to_layers
-from gen.frontend.quantise import quantise
+from gen.frontend import compile_checkpoint
 from gen.ir.golden import run as golden_run
 from gen.ir.random_net import random_images
 from gen.ir.reference import run_reference
-from gen.plan import candidate_families
-from gen.plan import make_plan
+from gen.plan import candidate_families, make_plan
 from sim.network import simulate_build
 from sim.toolchain import have_icarus
 from sim.fuzz.limits import judge_refusal
@@ -65,14 +60,6 @@ def write_checkpoint(recipe: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint(recipe), path)
     return path
-
-
-def compile_ir(path: Path, wbits: int):
-    """The checkpoint's integer network through gen's own front end (what `gen build` runs)."""
-
-    ckpt = read_checkpoint(path)
-    float_net = parse_checkpoint(ckpt, name=path.stem)
-    return quantise(to_layers(fold_all(float_net)), checkpoint_wbits(float_net.meta))
 
 
 def golden_matches_float(net, images) -> str:
@@ -141,7 +128,8 @@ def _run(recipe, workdir, images, simulate, model) -> Outcome:
     outcome = Outcome("exact")
     try:
         path = model or write_checkpoint(recipe, workdir / "model.pt")
-        net = compile_ir(path, recipe.get("wbits", 8))
+        # gen's own front end, as `gen build` runs it (the recipe's wbits is the checkpoint's meta wbits)
+        net = compile_checkpoint(path, recipe["wbits"]).network
         outcome.layers = [layer.name for layer in net.layers]
         stage = "golden"
         pixels = random_images(np.random.default_rng(recipe["seed"]), net.input_shape, images)
